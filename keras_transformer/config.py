@@ -1,0 +1,101 @@
+"""TransformerConfig: the hyper-parameters of the paper's model, with presets.
+
+Table 3 of "Attention Is All You Need" (Vaswani et al., 2017):
+
+| preset | N | d_model | d_ff | h | dropout |
+|--------|---|---------|------|---|---------|
+| base   | 6 | 512     | 2048 | 8 | 0.1     |
+| big    | 6 | 1024    | 4096 | 16| 0.3     |
+
+`tiny` is ours: small enough to train in seconds on a CPU, for tests and the demo.
+"""
+
+import dataclasses
+
+PRESETS = {
+    "tiny": dict(num_layers=2, d_model=64, num_heads=4, d_ff=256, dropout=0.1),
+    "base": dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, dropout=0.1),
+    "big": dict(num_layers=6, d_model=1024, num_heads=16, d_ff=4096, dropout=0.3),
+}
+
+ACTIVATIONS = ("relu", "gelu")
+
+
+@dataclasses.dataclass
+class TransformerConfig:
+    """Every constructor argument of `Transformer`.
+
+    Args:
+        num_layers: N, the number of encoder layers and of decoder layers.
+        d_model: width of every sub-layer's input and output.
+        num_heads: h; each head has d_k = d_v = d_model / h.
+        d_ff: inner width of the position-wise feed-forward network.
+        src_vocab_size: source vocabulary size (id 0 is padding).
+        tgt_vocab_size: target vocabulary size (id 0 is padding).
+        dropout: P_drop on every residual branch and on the embedding sums.
+        attention_dropout: dropout on the attention weights (the paper uses none).
+        max_length: longest sequence the positional table covers.
+        share_embeddings: one embedding matrix for source and target (§3.4;
+            needs equal vocabularies).
+        tie_output: the pre-softmax projection reuses the target embedding (§3.4).
+        norm_first: pre-norm `x + Sublayer(LayerNorm(x))` instead of the paper's
+            post-norm `LayerNorm(x + Sublayer(x))`.
+        activation: the feed-forward non-linearity, "relu" (paper) or "gelu".
+        layer_norm_epsilon: epsilon of every LayerNorm.
+    """
+
+    num_layers: int = 6
+    d_model: int = 512
+    num_heads: int = 8
+    d_ff: int = 2048
+    src_vocab_size: int = 37000
+    tgt_vocab_size: int = 37000
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    max_length: int = 512
+    share_embeddings: bool = True
+    tie_output: bool = True
+    norm_first: bool = False
+    activation: str = "relu"
+    layer_norm_epsilon: float = 1e-6
+
+    def __post_init__(self):
+        for name in ("num_layers", "d_model", "num_heads", "d_ff", "src_vocab_size",
+                     "tgt_vocab_size", "max_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"d_model must be divisible by num_heads so that d_k = d_model / h is "
+                f"whole; got d_model={self.d_model}, num_heads={self.num_heads}")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {self.activation!r}")
+        if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
+            raise ValueError(
+                "share_embeddings=True needs one shared vocabulary; got "
+                f"src_vocab_size={self.src_vocab_size}, tgt_vocab_size={self.tgt_vocab_size}. "
+                "Pass share_embeddings=False for separate vocabularies.")
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """The preset `name` ("tiny", "base" or "big") with `overrides` applied."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        values = dict(PRESETS[name])
+        values.update(overrides)
+        if values.get("src_vocab_size", 37000) != values.get("tgt_vocab_size", 37000):
+            values.setdefault("share_embeddings", False)
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @property
+    def head_dim(self):
+        """d_k = d_v = d_model / h."""
+        return self.d_model // self.num_heads

@@ -1,0 +1,221 @@
+"""Scaled dot-product and multi-head attention (§3.2 of the paper).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V                                   (1)
+    MultiHead(Q, K, V) = Concat(head_1, …, head_h) W^O
+        head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+
+with W_i^Q, W_i^K ∈ R^{d_model×d_k}, W_i^V ∈ R^{d_model×d_v}, W^O ∈ R^{h·d_v×d_model}
+and d_k = d_v = d_model / h.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+# Masked logits are set to this value in float32, where softmax always runs, so the
+# value is safe whatever the layer's compute dtype (bfloat16 or float16 included).
+MASKED_LOGIT = -1e9
+
+
+def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, training=None):
+    """softmax(Q Kᵀ / √d_k) V, equation (1).
+
+    Args:
+        query: (..., query_len, d_k).
+        key: (..., key_len, d_k).
+        value: (..., key_len, d_v).
+        mask: bool, broadcastable to (..., query_len, key_len); True = may attend.
+        dropout: optional callable `(weights, training) -> weights` applied to the
+            attention weights before they weight the values.
+        training: passed to `dropout`.
+
+    Returns:
+        (output, weights): output (..., query_len, d_v) in the query's dtype, weights
+        (..., query_len, key_len) in float32. Rows sum to 1; masked weights are exactly 0;
+        a fully masked row gives zero weights and a zero output, never NaN.
+
+    Example:
+    >>> q = k = v = keras.random.normal((2, 5, 16))
+    >>> out, w = scaled_dot_product_attention(q, k, v)   # out (2, 5, 16), w (2, 5, 5)
+    """
+    d_k = ops.shape(query)[-1]
+    query = query * ops.cast(1.0 / math.sqrt(d_k), query.dtype)
+    logits = ops.cast(ops.einsum("...qd,...kd->...qk", query, key), "float32")
+    if mask is not None:
+        logits = ops.where(mask, logits, MASKED_LOGIT)
+    weights = ops.softmax(logits, axis=-1)
+    if mask is not None:
+        # exp(MASKED_LOGIT - max) already underflows to 0 in float32; this zeroes the
+        # rows where every key was masked (softmax would spread them uniformly).
+        weights = ops.where(mask, weights, 0.0)
+    attended = weights if dropout is None else dropout(weights, training=training)
+    output = ops.einsum("...qk,...kd->...qd", ops.cast(attended, value.dtype), value)
+    return output, weights
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention with h heads of width d_k = d_v = d_model / h (§3.2.2).
+
+    Projections are stored as W^Q (d_model, h, d_k), a fused W^{KV} (d_model, 2, h, d_k)
+    and W^O (h, d_k, d_model), each with a bias. For self-attention (no `key_value`)
+    the three input projections run as one matmul, for cross-attention W^Q and W^{KV}
+    run as two. Unlike `keras.layers.MultiHeadAttention` as the TensorFlow tutorial
+    uses it (key_dim = d_model), the total width over all heads is d_model.
+
+    Args:
+        num_heads: h.
+        d_model: model width; must be divisible by num_heads.
+        dropout: dropout rate on the attention weights.
+        kernel_initializer, bias_initializer: for every projection.
+
+    Call arguments:
+        query: (batch, query_len, d_model).
+        key_value: (batch, key_len, d_model), or None for self-attention.
+        attention_mask: bool, broadcastable to (batch, h, query_len, key_len); True =
+            may attend.
+        training: enables dropout.
+        return_attention_scores: also return the weights (batch, h, query_len, key_len).
+
+    Returns:
+        (batch, query_len, d_model), or (output, weights).
+
+    Incremental decoding uses `call_cached` with keys and values of shape
+    (batch, h, length, d_k): either computed once by `compute_key_value` (cross-attention
+    over the encoder output) or a fixed-size self-attention cache written one step at a
+    time, so the loop keeps fixed shapes under XLA, TFLite and ONNX.
+
+    Example:
+    >>> mha = MultiHeadAttention(num_heads=8, d_model=512)
+    >>> y = mha(keras.random.normal((2, 10, 512)))            # (2, 10, 512)
+    """
+
+    def __init__(self, num_heads, d_model, dropout=0.0, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if d_model % num_heads:
+            raise ValueError(
+                f"d_model must be divisible by num_heads so that d_k = d_model / h is whole; "
+                f"got d_model={d_model}, num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.d_model = d_model
+        self.head_dim = d_model // num_heads
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def _clone(self, initializer):
+        return initializer.__class__.from_config(initializer.get_config())
+
+    def _kernel_initializer(self, count):
+        """`count` square d_model × d_model matrices, stacked on axis 1 and reshaped to
+        the storage shape, so Glorot sees the fan-in and fan-out of the paper's dense
+        matrices rather than of the 3-D/4-D storage."""
+        initializer = self._clone(self.kernel_initializer)
+        d = self.d_model
+
+        def init(shape, dtype=None):
+            matrices = [initializer((d, d), dtype=dtype) for _ in range(count)]
+            return ops.reshape(ops.stack(matrices, axis=1), shape)
+
+        return init
+
+    def _check_width(self, shape, name):
+        if shape[-1] is not None and shape[-1] != self.d_model:
+            raise ValueError(
+                f"{name} must have shape (batch, length, d_model={self.d_model}); got {tuple(shape)}")
+
+    def build(self, query_shape, key_value_shape=None):
+        self._check_width(query_shape, "query")
+        h, d_k, d = self.num_heads, self.head_dim, self.d_model
+        self.query_kernel = self.add_weight(
+            name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1))
+        self.query_bias = self.add_weight(
+            name="query_bias", shape=(h, d_k), initializer=self._clone(self.bias_initializer))
+        self.key_value_kernel = self.add_weight(
+            name="key_value_kernel", shape=(d, 2, h, d_k), initializer=self._kernel_initializer(2))
+        self.key_value_bias = self.add_weight(
+            name="key_value_bias", shape=(2, h, d_k),
+            initializer=self._clone(self.bias_initializer))
+        self.output_kernel = self.add_weight(
+            name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1))
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(d,), initializer=self._clone(self.bias_initializer))
+        self.built = True
+
+    def _project_query(self, query):
+        return ops.einsum("bld,dhk->bhlk", query, self.query_kernel) + self.query_bias[:, None, :]
+
+    def compute_key_value(self, key_value):
+        """(batch, key_len, d_model) -> keys, values, each (batch, h, key_len, d_k)."""
+        projected = ops.einsum("bld,dnhk->nbhlk", key_value, self.key_value_kernel)
+        projected = projected + self.key_value_bias[:, None, :, None, :]
+        return projected[0], projected[1]
+
+    def _project_self(self, x):
+        """One matmul for Q, K and V: (batch, len, d_model) -> 3 × (batch, h, len, d_k)."""
+        kernel = ops.concatenate([self.query_kernel[:, None], self.key_value_kernel], axis=1)
+        bias = ops.concatenate([self.query_bias[None], self.key_value_bias], axis=0)
+        projected = ops.einsum("bld,dnhk->nbhlk", x, kernel) + bias[:, None, :, None, :]
+        return projected[0], projected[1], projected[2]
+
+    def _attend(self, query, key, value, mask, training):
+        heads, weights = scaled_dot_product_attention(
+            query, key, value, mask=mask, dropout=self.attention_dropout, training=training)
+        output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
+        return output, weights
+
+    def call(self, query, key_value=None, attention_mask=None, training=None,
+             return_attention_scores=False):
+        if key_value is None:
+            q, k, v = self._project_self(query)
+        else:
+            self._check_width(key_value.shape, "key_value")
+            q = self._project_query(query)
+            k, v = self.compute_key_value(key_value)
+        output, weights = self._attend(q, k, v, attention_mask, training)
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def call_cached(self, query, cache, attention_mask=None, cache_index=None, training=None):
+        """Attention for incremental decoding.
+
+        Args:
+            query: (batch, 1, d_model) when `cache_index` is given, else (batch, q_len, d_model).
+            cache: (keys, values), each (batch, h, cache_len, d_k).
+            attention_mask: bool, broadcastable to (batch, h, q_len, cache_len).
+            cache_index: None for fixed keys and values (cross-attention over the
+                encoder output, from `compute_key_value`). For self-attention, the
+                scalar position the query's own key and value are written to before
+                attending; positions of the cache that were never written must be
+                masked out by `mask`.
+
+        Returns:
+            (output (batch, q_len, d_model), (keys, values), weights (batch, h, q_len, cache_len)).
+        """
+        keys, values = cache
+        if cache_index is None:
+            query = self._project_query(query)
+        else:
+            query, new_key, new_value = self._project_self(query)
+            # Writing by a one-hot sum rather than a dynamic-update-slice keeps the op
+            # set to what TFLite and ONNX both convert; the cache is zero where unwritten.
+            write = ops.one_hot(cache_index, ops.shape(keys)[2], dtype=keys.dtype)[:, None]
+            keys = keys + new_key * write
+            values = values + new_value * write
+        output, weights = self._attend(query, keys, values, attention_mask, training)
+        return output, (keys, values), weights
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            d_model=self.d_model,
+            dropout=self.dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config

@@ -1,0 +1,241 @@
+"""The decoder (§3.1): N identical layers of masked self-attention, attention over the
+encoder output ("memory"), and feed-forward.
+
+    x = AddNorm(x, MultiHead(x, x, x, causal mask))
+    x = AddNorm(x, MultiHead(x, memory, memory, padding mask))
+    x = AddNorm(x, FFN(x))
+
+For incremental decoding, every layer's self-attention keys and values live in a
+fixed-size cache and the cross-attention keys and values are computed once per source.
+The decoder stacks them over layers into four tensors:
+
+    self_keys, self_values    (N, batch, h, max_length, d_k)   written one step at a time
+    cross_keys, cross_values  (N, batch, h, src_len, d_k)      computed once
+"""
+
+import keras
+from keras import ops
+
+from keras_transformer.layers.attention import MultiHeadAttention
+from keras_transformer.layers.feed_forward import PositionwiseFeedForward
+from keras_transformer.layers.residual import AddNorm
+
+CACHE_KEYS = ("self_keys", "self_values", "cross_keys", "cross_values")
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class DecoderLayer(keras.layers.Layer):
+    """One decoder layer: masked self-attention, cross-attention, feed-forward.
+
+    Args: as `EncoderLayer`.
+
+    Call arguments:
+        x: (batch, tgt_len, d_model).
+        memory: encoder output (batch, src_len, d_model).
+        self_mask: bool, broadcastable to (batch, h, tgt_len, tgt_len); causal (and
+            padding) mask.
+        memory_mask: bool (batch, 1, 1, src_len), True at real source tokens.
+        training: enables dropout.
+        return_attention_scores: also return the cross-attention weights
+            (batch, h, tgt_len, src_len).
+
+    Example:
+    >>> layer = DecoderLayer(d_model=512, num_heads=8, d_ff=2048)
+    >>> y = layer(x, memory, self_mask=causal_mask(tgt_len), memory_mask=padding_mask(src))
+    """
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
+                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.norm_first = norm_first
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        policy = self.dtype_policy
+
+        def add_norm(name):
+            return AddNorm(dropout, norm_first, layer_norm_epsilon, dtype=policy, name=name)
+
+        self.self_attention = MultiHeadAttention(
+            num_heads, d_model, dropout=attention_dropout, dtype=policy, name="self_attention")
+        self.self_attention_add_norm = add_norm("self_attention_add_norm")
+        self.cross_attention = MultiHeadAttention(
+            num_heads, d_model, dropout=attention_dropout, dtype=policy, name="cross_attention")
+        self.cross_attention_add_norm = add_norm("cross_attention_add_norm")
+        self.feed_forward = PositionwiseFeedForward(
+            d_model, d_ff, activation, dtype=policy, name="feed_forward")
+        self.feed_forward_add_norm = add_norm("feed_forward_add_norm")
+
+    def build(self, x_shape, memory_shape=None):
+        memory_shape = memory_shape or x_shape
+        self.self_attention.build(x_shape)
+        self.self_attention_add_norm.build(x_shape)
+        self.cross_attention.build(x_shape, memory_shape)
+        self.cross_attention_add_norm.build(x_shape)
+        self.feed_forward.build(x_shape)
+        self.feed_forward_add_norm.build(x_shape)
+        self.built = True
+
+    def _feed_forward(self, x, training):
+        return self.feed_forward_add_norm(
+            x, self.feed_forward(self.feed_forward_add_norm.normalize(x)), training=training)
+
+    def call(self, x, memory, self_mask=None, memory_mask=None, training=None,
+             return_attention_scores=False):
+        attended = self.self_attention(
+            self.self_attention_add_norm.normalize(x), attention_mask=self_mask, training=training)
+        x = self.self_attention_add_norm(x, attended, training=training)
+        attended, weights = self.cross_attention(
+            self.cross_attention_add_norm.normalize(x), memory, attention_mask=memory_mask,
+            training=training, return_attention_scores=True)
+        x = self.cross_attention_add_norm(x, attended, training=training)
+        x = self._feed_forward(x, training)
+        return (x, weights) if return_attention_scores else x
+
+    def call_cached(self, x, self_cache, cross_cache, step, self_mask, memory_mask,
+                    training=None):
+        """One decoding step at position `step`.
+
+        Args:
+            x: (batch, 1, d_model), the embedded newest target token.
+            self_cache: (keys, values), each (batch, h, max_length, d_k).
+            cross_cache: (keys, values) of the memory, each (batch, h, src_len, d_k).
+            step: scalar int, the position written into `self_cache`.
+            self_mask: bool (1, 1, 1, max_length), True at positions <= step.
+            memory_mask: bool (batch, 1, 1, src_len).
+
+        Returns:
+            (x (batch, 1, d_model), updated self_cache, cross-attention weights
+            (batch, h, 1, src_len)).
+        """
+        attended, self_cache, _ = self.self_attention.call_cached(
+            self.self_attention_add_norm.normalize(x), self_cache, attention_mask=self_mask,
+            cache_index=step, training=training)
+        x = self.self_attention_add_norm(x, attended, training=training)
+        attended, _, weights = self.cross_attention.call_cached(
+            self.cross_attention_add_norm.normalize(x), cross_cache, attention_mask=memory_mask,
+            training=training)
+        x = self.cross_attention_add_norm(x, attended, training=training)
+        return self._feed_forward(x, training), self_cache, weights
+
+    def compute_output_shape(self, x_shape, memory_shape=None):
+        return x_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            d_model=self.d_model, num_heads=self.num_heads, d_ff=self.d_ff,
+            dropout=self.dropout, attention_dropout=self.attention_dropout,
+            norm_first=self.norm_first, activation=self.activation,
+            layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class Decoder(keras.layers.Layer):
+    """A stack of N `DecoderLayer`s; pre-norm stacks end with a final LayerNorm.
+
+    Args:
+        num_layers: N.
+        The other arguments are those of `DecoderLayer`.
+
+    Shapes: x (batch, tgt_len, d_model), memory (batch, src_len, d_model) ->
+    (batch, tgt_len, d_model); with `return_attention_scores=True` also a list of N
+    cross-attention weights (batch, h, tgt_len, src_len).
+
+    Example:
+    >>> decoder = Decoder(num_layers=6, d_model=512, num_heads=8, d_ff=2048)
+    >>> y = decoder(embedded_tgt, memory, self_mask=causal, memory_mask=src_padding)
+    """
+
+    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
+                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.layer_args = dict(
+            d_model=d_model, num_heads=num_heads, d_ff=d_ff, dropout=dropout,
+            attention_dropout=attention_dropout, norm_first=norm_first, activation=activation,
+            layer_norm_epsilon=layer_norm_epsilon)
+        self.decoder_layers = [
+            DecoderLayer(**self.layer_args, dtype=self.dtype_policy, name=f"layer_{i}")
+            for i in range(num_layers)]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
+            name="final_norm") if norm_first else None
+
+    def build(self, x_shape, memory_shape=None):
+        for layer in self.decoder_layers:
+            layer.build(x_shape, memory_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(x_shape)
+        self.built = True
+
+    def _final(self, x):
+        return x if self.final_norm is None else self.final_norm(x)
+
+    def call(self, x, memory, self_mask=None, memory_mask=None, training=None,
+             return_attention_scores=False):
+        all_weights = []
+        for layer in self.decoder_layers:
+            x, weights = layer(x, memory, self_mask=self_mask, memory_mask=memory_mask,
+                               training=training, return_attention_scores=True)
+            all_weights.append(weights)
+        x = self._final(x)
+        return (x, all_weights) if return_attention_scores else x
+
+    def init_cache(self, memory, max_length):
+        """The decoding cache for `memory` (batch, src_len, d_model): cross-attention
+        keys and values of every layer, and zeroed self-attention buffers of
+        `max_length` positions. Returns a dict of the four tensors in `CACHE_KEYS`."""
+        cross = [layer.cross_attention.compute_key_value(memory) for layer in self.decoder_layers]
+        batch = ops.shape(memory)[0]
+        empty = ops.zeros(
+            (self.num_layers, batch, self.num_heads, max_length, self.head_dim),
+            dtype=cross[0][0].dtype)
+        return {
+            "self_keys": empty,
+            "self_values": empty,
+            "cross_keys": ops.stack([k for k, _ in cross]),
+            "cross_values": ops.stack([v for _, v in cross]),
+        }
+
+    def call_cached(self, x, cache, step, memory_mask, training=None):
+        """One decoding step through every layer.
+
+        Args:
+            x: (batch, 1, d_model), the embedded token at position `step`.
+            cache: dict from `init_cache` (or a previous step).
+            step: scalar int position.
+            memory_mask: bool (batch, 1, 1, src_len).
+
+        Returns:
+            (x (batch, 1, d_model), updated cache, list of N cross-attention weights
+            (batch, h, 1, src_len)).
+        """
+        max_length = ops.shape(cache["self_keys"])[3]
+        self_mask = ops.less_equal(ops.arange(max_length), step)[None, None, None, :]
+        new_keys, new_values, all_weights = [], [], []
+        for i, layer in enumerate(self.decoder_layers):
+            x, (keys, values), weights = layer.call_cached(
+                x, (cache["self_keys"][i], cache["self_values"][i]),
+                (cache["cross_keys"][i], cache["cross_values"][i]),
+                step, self_mask, memory_mask, training=training)
+            new_keys.append(keys)
+            new_values.append(values)
+            all_weights.append(weights)
+        cache = dict(cache, self_keys=ops.stack(new_keys), self_values=ops.stack(new_values))
+        return self._final(x), cache, all_weights
+
+    def compute_output_shape(self, x_shape, memory_shape=None):
+        return x_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_layers=self.num_layers, **self.layer_args)
+        return config

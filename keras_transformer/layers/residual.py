@@ -1,0 +1,59 @@
+"""AddNorm: the residual connection around every sub-layer (§3.1, §5.4).
+
+    post-norm (the paper):  LayerNorm(x + Dropout(Sublayer(x)))
+    pre-norm:               x + Dropout(Sublayer(LayerNorm(x)))
+
+A pre-norm stack ends with one more LayerNorm (see `Encoder` and `Decoder`).
+"""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class AddNorm(keras.layers.Layer):
+    """Residual connection, dropout and layer normalisation around one sub-layer.
+
+    Args:
+        dropout: P_drop applied to the sub-layer's output.
+        norm_first: pre-norm instead of the paper's post-norm.
+        epsilon: LayerNorm epsilon.
+
+    Use:
+        h = add_norm.normalize(x)            # LayerNorm(x) for pre-norm, else x
+        x = add_norm(x, sublayer(h))         # (batch, length, d_model) both
+
+    LayerNorm computes in float32 under mixed precision.
+
+    Example:
+    >>> add_norm = AddNorm(dropout=0.1)
+    >>> x = add_norm(x, feed_forward(add_norm.normalize(x)), training=True)
+    """
+
+    def __init__(self, dropout=0.0, norm_first=False, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = dropout
+        self.norm_first = norm_first
+        self.epsilon = epsilon
+        self.residual_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=epsilon, dtype=self.dtype_policy, name="layer_norm")
+
+    def build(self, residual_shape, sublayer_shape=None):
+        self.layer_norm.build(residual_shape)
+        self.built = True
+
+    def normalize(self, x):
+        """The sub-layer's input: LayerNorm(x) when pre-norm, x itself when post-norm."""
+        return self.layer_norm(x) if self.norm_first else x
+
+    def call(self, residual, sublayer_output, training=None):
+        summed = residual + self.residual_dropout(sublayer_output, training=training)
+        return summed if self.norm_first else self.layer_norm(summed)
+
+    def compute_output_shape(self, residual_shape, sublayer_shape=None):
+        return residual_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dropout=self.dropout, norm_first=self.norm_first, epsilon=self.epsilon)
+        return config

@@ -1,0 +1,197 @@
+"""Transformer: the encoder-decoder model of "Attention Is All You Need" (Figure 1).
+
+    memory = Encoder(Dropout(E_src[src] · √d_model + PE))
+    y      = Decoder(Dropout(E_tgt[tgt_in] · √d_model + PE), memory)
+    logits = y E_tgtᵀ        (tied, §3.4)    or    y W + b    (untied)
+
+Id 0 is padding: it is masked in every attention over the source, and the causal mask
+keeps every target position from seeing later ones.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_transformer.config import TransformerConfig
+from keras_transformer.layers.decoder import Decoder
+from keras_transformer.layers.embedding import SinusoidalPositionalEncoding, TokenEmbedding
+from keras_transformer.layers.encoder import Encoder
+from keras_transformer.layers.masks import causal_mask, merge_masks, padding_mask
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class Transformer(keras.Model):
+    """The paper's encoder-decoder Transformer as a subclassed `keras.Model`.
+
+    Args: the fields of `TransformerConfig` (num_layers, d_model, num_heads, d_ff,
+    src_vocab_size, tgt_vocab_size, dropout, attention_dropout, max_length,
+    share_embeddings, tie_output, norm_first, activation, layer_norm_epsilon).
+
+    Call arguments:
+        inputs: (src_ids, tgt_in_ids), int (batch, src_len) and (batch, tgt_len).
+        training: enables dropout.
+
+    Returns:
+        float32 logits (batch, tgt_len, tgt_vocab_size).
+
+    Example:
+    >>> model = Transformer.from_preset("base", src_vocab_size=37000, tgt_vocab_size=37000)
+    >>> logits = model((src_ids, tgt_in_ids), training=False)
+    """
+
+    def __init__(self, num_layers=6, d_model=512, num_heads=8, d_ff=2048, src_vocab_size=37000,
+                 tgt_vocab_size=37000, dropout=0.1, attention_dropout=0.0, max_length=512,
+                 share_embeddings=True, tie_output=True, norm_first=False, activation="relu",
+                 layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.config = TransformerConfig(
+            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
+            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, dropout=dropout,
+            attention_dropout=attention_dropout, max_length=max_length,
+            share_embeddings=share_embeddings, tie_output=tie_output, norm_first=norm_first,
+            activation=activation, layer_norm_epsilon=layer_norm_epsilon)
+        policy = self.dtype_policy
+        stack_args = dict(
+            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
+            dropout=dropout, attention_dropout=attention_dropout, norm_first=norm_first,
+            activation=activation, layer_norm_epsilon=layer_norm_epsilon, dtype=policy)
+        self.target_embedding = TokenEmbedding(
+            tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
+        self.source_embedding = self.target_embedding if share_embeddings else TokenEmbedding(
+            src_vocab_size, d_model, dtype=policy, name="source_embedding")
+        self.positional_encoding = SinusoidalPositionalEncoding(
+            max_length, dtype=policy, name="positional_encoding")
+        self.source_dropout = keras.layers.Dropout(dropout, dtype=policy, name="source_dropout")
+        self.target_dropout = keras.layers.Dropout(dropout, dtype=policy, name="target_dropout")
+        self.encoder = Encoder(**stack_args, name="encoder")
+        self.decoder = Decoder(**stack_args, name="decoder")
+        self.output_projection = None if tie_output else keras.layers.Dense(
+            tgt_vocab_size, dtype=policy, name="output_projection")
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """A model of preset `name` ("tiny", "base", "big") with `overrides` applied."""
+        return cls(**TransformerConfig.from_preset(name, **overrides).to_dict())
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.config.to_dict())
+        return config
+
+    def build(self, input_shape=None):
+        d = self.config.d_model
+        sequence = (None, None, d)
+        self.source_embedding.build()
+        if self.target_embedding is not self.source_embedding:
+            self.target_embedding.build()
+        self.positional_encoding.build(sequence)
+        self.encoder.build(sequence)
+        self.decoder.build(sequence, sequence)
+        if self.output_projection is not None:
+            self.output_projection.build(sequence)
+        self.built = True
+
+    def _check_ids(self, ids, name, vocab_size):
+        """Validates int ids (batch, length) and returns them as int32."""
+        if not hasattr(ids, "dtype"):
+            ids = np.asarray(ids)
+        dtype = keras.backend.standardize_dtype(ids.dtype)
+        shape = tuple(ids.shape)
+        if "int" not in dtype or len(shape) != 2:
+            raise ValueError(
+                f"{name} ids must be int32 of shape (batch, length); got {dtype} {shape}")
+        if shape[1] is not None and shape[1] > self.config.max_length:
+            raise ValueError(
+                f"{name} ids have length {shape[1]}, longer than the model's max_length="
+                f"{self.config.max_length}; truncate the input or build with a larger max_length")
+        ids = ops.cast(ids, "int32")
+        if tf.executing_eagerly():
+            values = ops.convert_to_numpy(ids)
+            if values.size and (values.min() < 0 or values.max() >= vocab_size):
+                raise ValueError(
+                    f"{name} ids must lie in [0, {vocab_size}) (the {name} vocabulary); got "
+                    f"values from {values.min()} to {values.max()}")
+        return ids
+
+    def _embed(self, ids, embedding, dropout, training, start_index=0):
+        x = embedding(ids)
+        x = x + self.positional_encoding(x, start_index=start_index)
+        return dropout(x, training=training)
+
+    def encode(self, src_ids, training=None, return_attention_scores=False):
+        """src_ids (batch, src_len) -> (memory (batch, src_len, d_model), memory_mask
+        (batch, 1, 1, src_len) bool); with `return_attention_scores`, also the encoder's
+        per-layer self-attention weights."""
+        src_ids = self._check_ids(src_ids, "src", self.config.src_vocab_size)
+        memory_mask = padding_mask(src_ids)
+        x = self._embed(src_ids, self.source_embedding, self.source_dropout, training)
+        memory, weights = self.encoder(
+            x, attention_mask=memory_mask, training=training, return_attention_scores=True)
+        if return_attention_scores:
+            return memory, memory_mask, weights
+        return memory, memory_mask
+
+    def project(self, x):
+        """Decoder output (..., d_model) -> float32 logits (..., tgt_vocab_size)."""
+        if self.output_projection is None:
+            logits = self.target_embedding.attend(x)
+        else:
+            logits = self.output_projection(x)
+        return ops.cast(logits, "float32")
+
+    def decode(self, tgt_in_ids, memory, memory_mask, training=None,
+               return_attention_scores=False):
+        """Teacher-forced decoder: tgt_in_ids (batch, tgt_len) -> float32 logits
+        (batch, tgt_len, tgt_vocab_size); with `return_attention_scores`, also the
+        per-layer cross-attention weights (batch, h, tgt_len, src_len)."""
+        tgt_in_ids = self._check_ids(tgt_in_ids, "tgt", self.config.tgt_vocab_size)
+        length = ops.shape(tgt_in_ids)[1]
+        self_mask = merge_masks(causal_mask(length), padding_mask(tgt_in_ids))
+        x = self._embed(tgt_in_ids, self.target_embedding, self.target_dropout, training)
+        y, weights = self.decoder(x, memory, self_mask=self_mask, memory_mask=memory_mask,
+                                  training=training, return_attention_scores=True)
+        logits = self.project(y)
+        return (logits, weights) if return_attention_scores else logits
+
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+            raise ValueError(
+                "Transformer expects inputs (src_ids, tgt_in_ids), two int32 tensors of shape "
+                f"(batch, length); got {type(inputs).__name__}")
+        src_ids, tgt_in_ids = inputs
+        memory, memory_mask = self.encode(src_ids, training=training)
+        return self.decode(tgt_in_ids, memory, memory_mask, training=training)
+
+    def init_cache(self, memory, max_length):
+        """The fixed-size decoding cache for `max_length` target positions: a dict of
+        self_keys, self_values (N, batch, h, max_length, d_k) zeroed, and cross_keys,
+        cross_values (N, batch, h, src_len, d_k) computed from `memory`."""
+        if max_length > self.config.max_length:
+            raise ValueError(
+                f"cannot decode {max_length} positions: the model's max_length is "
+                f"{self.config.max_length}")
+        return self.decoder.init_cache(memory, max_length)
+
+    def decode_step(self, tgt_ids, step, cache, memory_mask, return_attention_scores=False):
+        """One incremental decoding step.
+
+        Args:
+            tgt_ids: (batch, 1) int32, the token at position `step`.
+            step: scalar int32 position (0 for the [START] token).
+            cache: from `init_cache` or the previous step.
+            memory_mask: (batch, 1, 1, src_len) bool from `encode`.
+
+        Returns:
+            (logits (batch, tgt_vocab_size) float32, updated cache), plus the list of
+            per-layer cross-attention weights (batch, h, 1, src_len) on request.
+        """
+        x = self._embed(tgt_ids, self.target_embedding, self.target_dropout, False,
+                        start_index=step)
+        y, cache, weights = self.decoder.call_cached(x, cache, step, memory_mask)
+        logits = self.project(y)[:, 0, :]
+        return (logits, cache, weights) if return_attention_scores else (logits, cache)

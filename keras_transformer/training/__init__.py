@@ -1,0 +1,5 @@
+"""Training pieces of §5: the schedule, the optimizer, the loss and metrics."""
+
+from keras_transformer.training.losses import (
+    LabelSmoothedCrossEntropy, MaskedAccuracy, masked_accuracy)
+from keras_transformer.training.schedule import NoamSchedule, paper_optimizer

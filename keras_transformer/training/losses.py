@@ -1,0 +1,89 @@
+"""Label-smoothed cross-entropy (§5.4) and token accuracy, both ignoring padding.
+
+With smoothing ε over a vocabulary of V classes the target distribution is
+q = (1 - ε) · onehot(y) + ε / V, and the loss of one token is
+
+    L = -Σ_v q_v log p_v = (1 - ε) · (-log p_y) + ε · mean_v(-log p_v)
+
+averaged over the non-padding tokens (id 0 is padding) of the batch.
+"""
+
+import keras
+from keras import ops
+
+from keras_transformer.layers.masks import PAD_ID
+
+
+def _check(y_true, y_pred):
+    if len(y_pred.shape) != len(y_true.shape) + 1:
+        raise ValueError(
+            "expected y_true int ids (batch, length) and y_pred logits (batch, length, vocab); "
+            f"got {tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class LabelSmoothedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits with label smoothing ε, averaged over non-padding tokens.
+
+    Args:
+        label_smoothing: ε (0.1 in the paper).
+        name: loss name.
+
+    Call arguments: y_true (batch, length) int ids, y_pred (batch, length, vocab) logits.
+
+    Example:
+    >>> model.compile(loss=LabelSmoothedCrossEntropy(0.1), optimizer=paper_optimizer(512))
+    """
+
+    def __init__(self, label_smoothing=0.1, name="label_smoothed_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}")
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        _check(y_true, y_pred)
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        true_log_prob = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        per_token = -((1.0 - self.label_smoothing) * true_log_prob
+                      + self.label_smoothing * ops.mean(log_probs, axis=-1))
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(label_smoothing=self.label_smoothing)
+        return config
+
+
+def masked_accuracy(y_true, y_pred):
+    """Share of non-padding tokens whose argmax logit is the true id, in one batch."""
+    _check(y_true, y_pred)
+    y_true = ops.cast(y_true, "int32")
+    correct = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true),
+                       "float32")
+    mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+    return ops.sum(correct * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class MaskedAccuracy(keras.metrics.Metric):
+    """Token accuracy over every non-padding token seen since the last reset (weighted by
+    tokens, unlike averaging `masked_accuracy` per batch)."""
+
+    def __init__(self, name="masked_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        _check(y_true, y_pred)
+        y_true = ops.cast(y_true, "int32")
+        hits = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true)
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        self.correct.assign_add(ops.sum(ops.cast(hits, "float32") * mask))
+        self.count.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.correct / ops.maximum(self.count, 1.0)
