@@ -1,0 +1,121 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_transformer.layers import MultiHeadAttention, scaled_dot_product_attention
+
+
+def numpy_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_rows_sum_to_one_and_masked_weights_are_zero():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.normal(size=(2, 3, 5, 8)).astype("float32") for _ in range(3))
+    mask = rng.random((2, 1, 5, 5)) > 0.4
+    mask[..., 0] = True  # every row keeps one key
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    weights = np.asarray(weights)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    assert np.all(weights[np.broadcast_to(~mask, weights.shape)] == 0.0)
+    expected_w = numpy_softmax(np.where(mask, q @ k.transpose(0, 1, 3, 2) / np.sqrt(8), -np.inf))
+    np.testing.assert_allclose(weights, expected_w, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out), expected_w @ v, atol=1e-5)
+
+
+def test_fully_masked_row_gives_zeros_not_nan():
+    q = k = v = np.ones((1, 2, 4), "float32")
+    mask = np.array([[[True, False], [False, False]]])
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert not np.isnan(np.asarray(out)).any()
+    np.testing.assert_array_equal(np.asarray(weights)[0, 1], 0.0)
+    np.testing.assert_array_equal(np.asarray(out)[0, 1], 0.0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_masking_is_safe_in_half_precision(dtype):
+    q = k = v = keras.ops.cast(np.random.default_rng(1).normal(size=(1, 3, 4)), dtype)
+    mask = np.tril(np.ones((3, 3), bool))[None]
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert np.isfinite(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))).all()
+    assert np.asarray(weights)[0, 0, 1:].max() == 0.0
+
+
+def numpy_multi_head(mha, query, key_value, mask):
+    """The paper's equations with the layer's weights, head by head."""
+    wq, bq = np.asarray(mha.query_kernel), np.asarray(mha.query_bias)
+    wkv, bkv = np.asarray(mha.key_value_kernel), np.asarray(mha.key_value_bias)
+    wo, bo = np.asarray(mha.output_kernel), np.asarray(mha.output_bias)
+    heads = []
+    for i in range(mha.num_heads):
+        q = query @ wq[:, i] + bq[i]
+        k = key_value @ wkv[:, 0, i] + bkv[0, i]
+        v = key_value @ wkv[:, 1, i] + bkv[1, i]
+        logits = q @ k.transpose(0, 2, 1) / np.sqrt(mha.head_dim)
+        logits = np.where(mask, logits, -np.inf)
+        heads.append(numpy_softmax(logits) @ v)
+    concat = np.concatenate(heads, axis=-1)
+    return concat @ wo.reshape(-1, mha.d_model) + bo
+
+
+def test_multi_head_attention_matches_numpy_equations():
+    rng = np.random.default_rng(2)
+    mha = MultiHeadAttention(num_heads=4, d_model=16)
+    query = rng.normal(size=(2, 5, 16)).astype("float32")
+    memory = rng.normal(size=(2, 7, 16)).astype("float32")
+    mask = np.ones((2, 1, 5, 7), bool)
+    mask[1, ..., 5:] = False
+    cross = mha(query, memory, attention_mask=mask)
+    np.testing.assert_allclose(
+        np.asarray(cross), numpy_multi_head(mha, query, memory, mask[:, 0]), atol=1e-5)
+    # Self-attention takes the fused Q/K/V path; it must equal the same equations.
+    self_mask = np.tril(np.ones((5, 5), bool))[None, None]
+    out = mha(query, attention_mask=self_mask)
+    np.testing.assert_allclose(
+        np.asarray(out), numpy_multi_head(mha, query, query, self_mask[:, 0]), atol=1e-5)
+
+
+def test_multi_head_attention_weights_shape_and_param_count():
+    mha = MultiHeadAttention(num_heads=8, d_model=64)
+    out, weights = mha(np.zeros((3, 4, 64), "float32"), np.zeros((3, 6, 64), "float32"),
+                       return_attention_scores=True)
+    assert out.shape == (3, 4, 64) and weights.shape == (3, 8, 4, 6)
+    assert mha.count_params() == 4 * (64 * 64 + 64)
+
+
+def test_kernel_init_uses_the_papers_matrix_fans():
+    mha = MultiHeadAttention(num_heads=8, d_model=512)
+    mha.build((None, None, 512))
+    limit = np.sqrt(6.0 / (512 + 512))
+    for kernel in (mha.query_kernel, mha.key_value_kernel, mha.output_kernel):
+        values = np.asarray(kernel)
+        assert values.max() <= limit and values.max() > 0.9 * limit
+    kv = np.asarray(mha.key_value_kernel)
+    assert not np.allclose(kv[:, 0], kv[:, 1])
+
+
+def test_cached_self_attention_equals_full_causal_attention():
+    rng = np.random.default_rng(3)
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    x = rng.normal(size=(2, 4, 8)).astype("float32")
+    full = np.asarray(mha(x, attention_mask=np.tril(np.ones((4, 4), bool))[None, None]))
+    keys = values = np.zeros((2, 2, 6, 4), "float32")
+    for t in range(4):
+        mask = (np.arange(6) <= t)[None, None, None, :]
+        out, (keys, values), _ = mha.call_cached(
+            x[:, t:t + 1], (keys, values), attention_mask=mask, cache_index=t)
+        np.testing.assert_allclose(np.asarray(out)[:, 0], full[:, t], atol=1e-5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        MultiHeadAttention(num_heads=3, d_model=16)
+    with pytest.raises(ValueError, match="d_model=16"):
+        MultiHeadAttention(num_heads=2, d_model=16)(np.zeros((1, 2, 8), "float32"))
+
+
+def test_config_round_trip():
+    mha = MultiHeadAttention(num_heads=2, d_model=8, dropout=0.2, name="mha")
+    clone = MultiHeadAttention.from_config(mha.get_config())
+    assert clone.get_config() == mha.get_config()
