@@ -15,7 +15,9 @@ PAD_ID = 0
 
 def padding_mask(ids):
     """(batch, length) int ids -> (batch, 1, 1, length) bool, False at padding (id 0)."""
-    return ops.not_equal(ids, PAD_ID)[:, None, None, :]
+    # expand_dims rather than [:, None, None, :]: TFLite cannot convert the strided
+    # slice that indexing emits when both dimensions are unknown.
+    return ops.expand_dims(ops.not_equal(ids, PAD_ID), axis=(1, 2))
 
 
 def causal_mask(query_length, key_length=None, offset=0):
