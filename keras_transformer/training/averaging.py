@@ -1,0 +1,47 @@
+"""Checkpoint averaging (§6.1): the base models were evaluated on "a single model
+obtained by averaging the last 5 checkpoints".
+
+    θ̄ = (1 / K) Σ_k θ_k      over the K checkpoints, weight by weight
+"""
+
+import os
+
+import numpy as np
+
+
+def average_checkpoints(model, checkpoint_paths):
+    """Sets `model`'s weights to the element-wise mean of the weight files in
+    `checkpoint_paths` (files written by `model.save_weights`, e.g. by
+    `keras.callbacks.ModelCheckpoint(save_weights_only=True)`), and returns the model.
+
+    The model must be built with the architecture the checkpoints were saved from.
+    """
+    checkpoint_paths = list(checkpoint_paths)
+    if not checkpoint_paths:
+        raise ValueError("average_checkpoints needs at least one checkpoint path; got none")
+    for path in checkpoint_paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+    total = None
+    for path in checkpoint_paths:
+        try:
+            model.load_weights(path)
+        except Exception as error:
+            raise ValueError(
+                f"cannot load checkpoint {path} into the model: {error}. Checkpoints must "
+                "come from a model of the same configuration") from error
+        weights = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([t / len(checkpoint_paths) for t in total])
+    return model
+
+
+def last_checkpoints(directory, count=5, suffix=".weights.h5"):
+    """The last `count` checkpoint files in `directory` in name order, which is epoch
+    order for the zero-padded names a run writes (`epoch_003.weights.h5`)."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    names = sorted(n for n in os.listdir(directory) if n.endswith(suffix))
+    if not names:
+        raise FileNotFoundError(f"no *{suffix} checkpoints in {directory}")
+    return [os.path.join(directory, n) for n in names[-count:]]
