@@ -1,0 +1,12 @@
+"""Decoding: greedy search, beam search and sampling over the model's fixed-size cache.
+
+`greedy_search`, `beam_search` and `sample` decode a batch eagerly, compiling their loop
+once per model and settings. `greedy_loop`, `beam_loop` and `sample_loop` are the same
+loops as plain functions, to call inside a tf.function, a SavedModel signature or a
+TFLite conversion.
+"""
+
+from keras_transformer.decoding.beam import beam_loop, beam_search, length_penalty
+from keras_transformer.decoding.greedy import greedy_loop, greedy_search
+from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, START_ID
+from keras_transformer.decoding.sampling import filter_logits, sample, sample_loop

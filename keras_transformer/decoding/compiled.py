@@ -1,0 +1,64 @@
+"""Compiled decoding loops, traced once per model and settings.
+
+The loops in this package are plain functions of (model, src_ids, settings). Called
+eagerly, each would retrace and recompile on every call; `run` keeps one tf.function per
+(loop, model, settings) with a (batch, src_len) signature of unknown sizes, so it is
+traced once and XLA compiles once per concrete shape. Source columns are padded to a
+multiple of `SOURCE_BUCKET` so that sentences of similar length share one compilation;
+padding is masked, so it changes no result. Inside a traced function (a SavedModel
+signature, a TFLite conversion) the loop is called directly and joins that graph.
+"""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from keras_transformer.layers.masks import PAD_ID
+
+SOURCE_BUCKET = 16
+
+_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def pad_to_bucket(src_ids, max_length):
+    """Pads (batch, src_len) ids with 0-columns to a multiple of SOURCE_BUCKET (at most
+    `max_length`); raises ValueError when src_len is already beyond `max_length`."""
+    src_len = src_ids.shape[1]
+    if src_len > max_length:
+        raise ValueError(
+            f"src ids have length {src_len}, longer than the model's max_length="
+            f"{max_length}; truncate the input or build with a larger max_length")
+    bucket = min(-(-max(src_len, 1) // SOURCE_BUCKET) * SOURCE_BUCKET, max_length)
+    return tf.pad(src_ids, [[0, 0], [0, bucket - src_len]], constant_values=PAD_ID)
+
+
+def run(loop, model, src_ids, settings, jit_compile=True):
+    """`loop(model, src_ids, **settings)`, compiled and cached when called eagerly.
+
+    Args:
+        loop: a decoding loop such as `greedy_loop` or `beam_loop`.
+        model: the model it decodes with.
+        src_ids: (batch, src_len) int ids.
+        settings: keyword arguments of `loop`; their values must be hashable.
+        jit_compile: compile with XLA.
+    """
+    if not tf.executing_eagerly():
+        return loop(model, src_ids, **settings)
+    if not hasattr(src_ids, "dtype"):
+        src_ids = np.asarray(src_ids)
+    src_ids = tf.convert_to_tensor(src_ids)
+    if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
+        raise ValueError(
+            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
+            f"{tuple(src_ids.shape)}")
+    src_ids = pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length)
+    functions = _FUNCTIONS.setdefault(model, {})
+    key = (loop, tuple(sorted(settings.items())), jit_compile)
+    if key not in functions:
+        # A weak reference, so that the cached function does not keep the model alive.
+        model_ref = weakref.ref(model)
+        functions[key] = tf.function(
+            lambda ids: loop(model_ref(), ids, **settings), jit_compile=jit_compile,
+            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    return functions[key](src_ids)

@@ -1,0 +1,105 @@
+"""Greedy search: at every step emit the most probable next token.
+
+    y_t = argmax_y log p(y | y_<t, x)          score = Σ_t log p(y_t | y_<t, x)
+
+The source is encoded once; each step runs the decoder on the newest token only, reading
+earlier positions from the model's fixed-size cache. The loop state has fixed shapes
+(the output buffer is (batch, W), written by one-hot sums), so the same loop runs
+eagerly, compiles with `jit_compile=True`, and converts to a TFLite WHILE op.
+
+`greedy_loop` is the plain function to call inside a tf.function, SavedModel or TFLite
+conversion; `greedy_search` is the convenience wrapper that compiles it once per
+settings. Sampling (`sampling.py`) is this loop with a random choice instead of argmax.
+"""
+
+import tensorflow as tf
+
+from keras_transformer.decoding import compiled
+from keras_transformer.decoding.lengths import (
+    END_ID, START_ID, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
+from keras_transformer.layers.masks import PAD_ID
+
+
+def argmax_choice(log_probs, step):
+    """The greedy choice: (batch, vocab) log-probabilities -> (batch,) int32 ids."""
+    return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+
+
+def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
+                end_id=END_ID, choose=argmax_choice):
+    """Decodes `src_ids` one token at a time with `choose` picking each token.
+
+    Args:
+        model: a `Transformer` (anything with encode, init_cache, decode_step, config).
+        src_ids: (batch, src_len) int32 source ids, 0-padded.
+        max_length, min_length: output length bounds (see `lengths.py`); [END] is
+            forbidden before `min_length` tokens.
+        start_id, end_id: the [START] fed first and the [END] that stops a row.
+        choose: `(log_probs (batch, vocab), step) -> (batch,) int32`, applied after
+            padding, [START] and (before min_length) [END] were forbidden.
+
+    Returns:
+        ids (batch, W) int32 without [START], each row ending with [END] (unless it
+        reached its length limit) then padding; scores (batch,) float32, the sum of
+        the model's log-probabilities of the emitted tokens.
+
+    Example:
+    >>> ids, scores = tf.function(greedy_loop, jit_compile=True)(model, src_ids)
+    """
+    src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
+    memory, memory_mask = model.encode(src_ids, training=False)
+    width, limits = output_limits(src_ids, max_length, model.config.max_length)
+    batch = tf.shape(src_ids)[0]
+
+    def not_done(step, tokens, cache, ids, scores, finished):
+        return tf.reduce_any(~finished & (step < limits))
+
+    def body(step, tokens, cache, ids, scores, finished):
+        logits, cache = model.decode_step(tokens[:, None], step, cache, memory_mask)
+        log_probs = tf.nn.log_softmax(logits)
+        token = choose(forbid_tokens(log_probs, step, min_length, start_id, end_id), step)
+        active = ~finished & (step < limits)
+        token = tf.where(active, token, PAD_ID)
+        chosen = tf.gather(log_probs, token, batch_dims=1)
+        scores = scores + tf.where(active, chosen, 0.0)
+        ids = write_column(ids, step, token)
+        finished = finished | ~active | tf.equal(token, end_id)
+        return step + 1, token, cache, ids, scores, finished
+
+    state = (
+        tf.constant(0, tf.int32),
+        tf.fill([batch], start_id),
+        model.init_cache(memory, width),
+        tf.zeros([batch, width], tf.int32),
+        tf.zeros([batch], tf.float32),
+        tf.zeros([batch], tf.bool),
+    )
+    _, _, _, ids, scores, _ = tf.while_loop(not_done, body, state)
+    return ids, scores
+
+
+def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
+                  end_id=END_ID, jit_compile=True):
+    """Greedy decoding of a batch of sources.
+
+    Args:
+        model: a `Transformer`.
+        src_ids: (batch, src_len) int source ids, 0-padded (array, list or tensor).
+        max_length: None for source length + 50 per row (capped at the model's
+            max_length), or an int limit for every row.
+        min_length: [END] is forbidden before this many tokens.
+        start_id, end_id: reserved ids of the target vocabulary.
+        jit_compile: compile the loop with XLA (eager calls only; inside a traced
+            function the loop joins the enclosing graph).
+
+    Returns:
+        ids (batch, t) int32 without [START], ending with [END] then padding, t the
+        longest output; scores (batch,) float32 sums of log-probabilities.
+
+    Example:
+    >>> ids, scores = kt.decoding.greedy_search(model, src_ids)
+    """
+    settings = dict(max_length=max_length, min_length=min_length, start_id=start_id,
+                    end_id=end_id)
+    ids, scores = compiled.run(greedy_loop, model, src_ids, settings, jit_compile)
+    return trim_padding(ids), scores

@@ -1,0 +1,110 @@
+"""Sampling: draw each next token from the model's distribution, reshaped.
+
+    p'(y) ∝ exp(log p(y | y_<t, x) / T)     restricted to the top-k tokens and then to
+                                            the nucleus: the fewest most probable tokens
+                                            whose probability reaches top_p
+
+Temperature T < 1 sharpens the distribution, T > 1 flattens it; top_k = 0 and
+top_p = 1 keep every token; top_k = 1 is greedy search. The draw at step t uses the
+stateless seed (seed, t), so a call is reproducible whatever ran before it. The draws of
+a row depend on its position in the batch: the same sentence in another batch (or alone)
+may sample differently.
+
+The loop is `greedy_loop` with this random choice in place of argmax.
+"""
+
+import functools
+
+import tensorflow as tf
+
+from keras_transformer.decoding import compiled
+from keras_transformer.decoding.greedy import greedy_loop
+from keras_transformer.decoding.lengths import END_ID, NEG_INF, START_ID, trim_padding
+
+
+def _check_sampling(temperature, top_k, top_p, seed):
+    if not temperature > 0:
+        raise ValueError(
+            f"temperature must be > 0; got {temperature!r} (use greedy_search for the "
+            f"temperature-0 limit)")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        raise ValueError(f"top_k must be an int >= 0 (0 keeps every token); got {top_k!r}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token); got {top_p!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int; got {seed!r}")
+
+
+def filter_logits(log_probs, temperature=1.0, top_k=0, top_p=1.0):
+    """Temperature, top-k and top-p (nucleus) filtering of (batch, vocab) log-probs.
+
+    Returns logits of the same shape, NEG_INF outside the kept tokens. Ties at the
+    top-k or top-p boundary are all kept.
+
+    Example:
+    >>> filter_logits(tf.math.log([[0.5, 0.3, 0.2]]), top_p=0.7)   # keeps 0.5 and 0.3
+    """
+    logits = log_probs / temperature
+    if top_k > 0:
+        top_k = min(top_k, logits.shape[-1])
+        kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]
+        logits = tf.where(logits < kth_best, NEG_INF, logits)
+    if top_p < 1.0:
+        ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
+        probs = tf.nn.softmax(ranked)
+        # A token stays while the mass ranked above it is still below top_p, so the
+        # most probable token always stays.
+        mass_above = tf.cumsum(probs, axis=-1, exclusive=True)
+        kept = tf.reduce_sum(tf.cast(mass_above < top_p, tf.int32), axis=-1)
+        threshold = tf.gather(ranked, kept - 1, batch_dims=1)[:, None]
+        logits = tf.where(logits < threshold, NEG_INF, logits)
+    return logits
+
+
+def sampled_choice(log_probs, step, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    """Draws (batch,) int32 ids from the filtered distribution with seed (seed, step)."""
+    logits = filter_logits(log_probs, temperature, top_k, top_p)
+    draw = tf.random.stateless_categorical(
+        logits, 1, seed=tf.stack([tf.constant(seed, tf.int32), step]), dtype=tf.int32)
+    return draw[:, 0]
+
+
+def sample_loop(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_length=None,
+                min_length=0, start_id=START_ID, end_id=END_ID):
+    """Sampling over a batch; the plain function to use inside traced graphs.
+
+    Returns ids (batch, W) int32 as `greedy_loop`, and the sum of the model's
+    (unfiltered) log-probabilities of the sampled tokens.
+    """
+    _check_sampling(temperature, top_k, top_p, seed)
+    choose = functools.partial(sampled_choice, temperature=temperature, top_k=top_k,
+                               top_p=top_p, seed=seed)
+    return greedy_loop(model, src_ids, max_length=max_length, min_length=min_length,
+                       start_id=start_id, end_id=end_id, choose=choose)
+
+
+def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_length=None,
+           min_length=0, start_id=START_ID, end_id=END_ID, jit_compile=True):
+    """Samples one output per source.
+
+    Args:
+        model: a `Transformer`.
+        src_ids: (batch, src_len) int source ids, 0-padded.
+        temperature: T > 0 divides the log-probabilities.
+        top_k: keep the k most probable tokens (0: all).
+        top_p: keep the smallest set of most probable tokens whose probability
+            reaches top_p (1: all).
+        seed: int; the same seed and batch give the same output.
+        max_length, min_length, start_id, end_id, jit_compile: as `greedy_search`.
+
+    Returns:
+        ids (batch, t) int32 without [START], ending with [END] then padding.
+
+    Example:
+    >>> ids = kt.decoding.sample(model, src_ids, temperature=0.8, top_p=0.9, seed=7)
+    """
+    settings = dict(temperature=float(temperature), top_k=top_k, top_p=float(top_p),
+                    seed=seed, max_length=max_length, min_length=min_length,
+                    start_id=start_id, end_id=end_id)
+    ids, _ = compiled.run(sample_loop, model, src_ids, settings, jit_compile)
+    return trim_padding(ids)

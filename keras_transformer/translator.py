@@ -1,0 +1,248 @@
+"""Translator: strings in, strings out.
+
+    text ─tokenize─▶ source ids ─encode once, cached beam (or greedy) loop─▶ ids
+         ─detokenize─▶ text
+
+A `tf.Module` holding the model, both tokenizers and the decoding settings, so that
+`tf.saved_model.save(translator, path, signatures={"translate": translator.translate})`
+writes everything a server needs. Three ways in:
+
+* `translator(["ein satz", ...])` in Python: a list of str (a str for a str).
+* `translator.translate(text)`: a tf.function, text tf.string (batch,) ->
+  {"translation": tf.string (batch,), "score": float32 (batch,),
+   "ids": int32 (batch, t)}; the SavedModel signature. `translator(tensor)` calls it.
+* `translator.translate_ids(src_ids)`: int32 (batch, src_len) -> {"ids", "score"}, for
+  runtimes that tokenize outside the graph (TFLite, ONNX).
+
+Sources are fed to the encoder as the tokenizer gives them, without [START]/[END]; the
+decoder starts from [START]. Bad input: an empty string translates to an empty string,
+an empty batch to an empty result, characters the vocabulary cannot spell to [UNK]
+(the tokenizer's rule). A source longer than the model's max_length is truncated with a
+warning, or refused with a ValueError when `strict=True` (inside a graph, the warning is
+not possible: `translate` truncates silently, or fails an assertion when strict).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_transformer.decoding.beam import beam_loop
+from keras_transformer.decoding.compiled import pad_to_bucket
+from keras_transformer.decoding.greedy import greedy_loop
+from keras_transformer.decoding.lengths import trim_padding
+from keras_transformer.layers.masks import PAD_ID
+
+
+@dataclasses.dataclass
+class TranslationDetails:
+    """What `Translator.translate_with_details` returns, one list entry per sentence.
+
+    Attributes:
+        sources, translations: the input and output text.
+        scores: the decoder's score of each translation (beam search: length-penalised
+            log-probability; greedy: log-probability).
+        source_ids: (src_len,) int32 ids fed to the encoder (after any truncation).
+        ids: (t,) int32 output ids, without [START], with [END] when it was emitted.
+        source_tokens, target_tokens: the tokens of source_ids and ids, as str.
+        attention: (h, t, src_len) float32 cross-attention weights of the last decoder
+            layer for the returned translation: row i is where the decoder looked when
+            it emitted ids[i]. For heat maps (keras_transformer.plots).
+    """
+
+    sources: list
+    translations: list
+    scores: list
+    source_ids: list
+    ids: list
+    source_tokens: list
+    target_tokens: list
+    attention: list
+
+
+class Translator(tf.Module):
+    """Translates sentences with a trained `Transformer` and its tokenizers.
+
+    Args:
+        model: a trained `Transformer`.
+        source_tokenizer, target_tokenizer: tokenizers of `keras_transformer.text`
+            (anything with tokenize -> RaggedTensor, detokenize, start_id, end_id,
+            vocabulary).
+        beam_size: beams per sentence (the paper: 4); 1 runs greedy search.
+        alpha: length penalty α of beam search (the paper: 0.6).
+        max_length: None for source length + 50 tokens per sentence (capped at the
+            model's max_length), or an int limit.
+        min_length: [END] is forbidden before this many output tokens.
+        strict: refuse sources longer than the model's max_length (ValueError)
+            instead of truncating them with a warning.
+        jit_compile: compile the decoding loop with XLA.
+        name: name of the tf.Module.
+
+    Example:
+    >>> translator = Translator(model, source_tokenizer, target_tokenizer)
+    >>> translator(["ein kleiner test"])
+    ['a small test']
+    >>> tf.saved_model.save(translator, "export/1",
+    ...                     signatures={"serving_default": translator.translate})
+    """
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, beam_size=4, alpha=0.6,
+                 max_length=None, min_length=0, strict=False, jit_compile=True, name=None):
+        super().__init__(name=name)
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
+        if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
+            raise ValueError(
+                f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "
+                f"model's target vocabulary has {model.config.tgt_vocab_size}; pass the "
+                f"tokenizer the model was trained with")
+        if source_tokenizer.vocab_size != model.config.src_vocab_size:
+            raise ValueError(
+                f"the source tokenizer has {source_tokenizer.vocab_size} tokens but the "
+                f"model's source vocabulary has {model.config.src_vocab_size}; pass the "
+                f"tokenizer the model was trained with")
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.beam_size = beam_size
+        self.alpha = float(alpha)
+        self.strict = strict
+        self.max_source_length = model.config.max_length
+        self._settings = dict(max_length=max_length, min_length=min_length,
+                              start_id=target_tokenizer.start_id,
+                              end_id=target_tokenizer.end_id)
+        self._compiled_decode = tf.function(
+            self._decode, jit_compile=jit_compile,
+            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+
+    def _decode(self, src_ids):
+        """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
+        if self.beam_size == 1:
+            return greedy_loop(self.model, src_ids, **self._settings)
+        ids, scores = beam_loop(self.model, src_ids, beam_size=self.beam_size,
+                                alpha=self.alpha, **self._settings)
+        return ids[:, 0], scores[:, 0]
+
+    def _tokenize(self, text):
+        """tf.string (batch,) -> 0-padded int32 ids (batch, src_len), in graphs."""
+        tokens = self.source_tokenizer.tokenize(text)
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        if self.strict:
+            tf.debugging.assert_less_equal(
+                lengths, self.max_source_length,
+                message=f"a source is longer than the model's max_length="
+                        f"{self.max_source_length} tokens (strict=True)")
+        src_ids = tokens[:, :self.max_source_length].to_tensor(default_value=PAD_ID)
+        return tf.cast(src_ids, tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def translate_ids(self, src_ids):
+        """int32 source ids (batch, src_len), 0-padded, at most the model's max_length
+        columns -> {"ids": int32 (batch, t) without [START], ending with [END] then
+        padding; "score": float32 (batch,)}."""
+        ids, scores = self._compiled_decode(src_ids)
+        return {"ids": trim_padding(ids), "score": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def translate(self, text):
+        """tf.string sentences (batch,) -> {"translation": tf.string (batch,),
+        "score": float32 (batch,), "ids": int32 (batch, t)}."""
+        src_ids = self._tokenize(text)
+        ids, scores = self._compiled_decode(src_ids)
+        ids = trim_padding(ids)
+        return {"translation": self.target_tokenizer.detokenize(ids), "score": scores,
+                "ids": ids}
+
+    def __call__(self, sentences):
+        """A str or a list of str -> the same kind of translations; a tf.string tensor
+        (batch,) -> a tf.string tensor (batch,), in graphs too."""
+        if isinstance(sentences, (tf.Tensor, tf.Variable)):
+            return self.translate(sentences)["translation"]
+        single = isinstance(sentences, str)
+        sentences = _check_sentences([sentences] if single else sentences)
+        if not sentences:
+            return []
+        _, ids, _ = self._translate_eagerly(sentences)
+        translations = _to_str(self.target_tokenizer.detokenize(ids))
+        return translations[0] if single else translations
+
+    def _translate_eagerly(self, sentences):
+        """Tokenizes with a warning (or ValueError) for long sources, then decodes.
+        Returns source ids (batch, src_len), ids (batch, t) and scores (batch,)."""
+        tokens = self.source_tokenizer.tokenize(tf.constant(sentences, tf.string))
+        lengths = tokens.row_lengths().numpy()
+        too_long = [i for i, n in enumerate(lengths) if n > self.max_source_length]
+        if too_long:
+            message = (
+                f"{len(too_long)} source(s) (at positions {too_long[:10]}) have more than "
+                f"the model's max_length={self.max_source_length} tokens "
+                f"(longest: {max(lengths)})")
+            if self.strict:
+                raise ValueError(f"{message}; shorten them or pass strict=False to truncate")
+            warnings.warn(f"{message}; they are truncated", stacklevel=3)
+        src_ids = tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
+        ids, scores = self._compiled_decode(pad_to_bucket(src_ids, self.max_source_length))
+        return src_ids, trim_padding(ids), scores
+
+    def translate_with_details(self, sentences):
+        """Translations with their ids, scores, tokens and last-layer cross-attention.
+
+        Args:
+            sentences: a list of str.
+
+        Returns:
+            `TranslationDetails`.
+
+        Example:
+        >>> details = translator.translate_with_details(["ein test"])
+        >>> details.attention[0].shape        # (h, output tokens, source tokens)
+        """
+        sentences = _check_sentences(sentences)
+        if not sentences:
+            return TranslationDetails(*([] for _ in dataclasses.fields(TranslationDetails)))
+        src_ids, ids, scores = self._translate_eagerly(sentences)
+        attention = self._cross_attention(src_ids, ids).numpy()
+        src_ids, ids = src_ids.numpy(), ids.numpy()
+        src_lengths = (src_ids != PAD_ID).sum(axis=1)
+        out_lengths = (ids != PAD_ID).sum(axis=1)
+        return TranslationDetails(
+            sources=list(sentences),
+            translations=_to_str(self.target_tokenizer.detokenize(ids)),
+            scores=[float(s) for s in scores.numpy()],
+            source_ids=[row[:n] for row, n in zip(src_ids, src_lengths)],
+            ids=[row[:n] for row, n in zip(ids, out_lengths)],
+            source_tokens=[_tokens(self.source_tokenizer, row[:n])
+                           for row, n in zip(src_ids, src_lengths)],
+            target_tokens=[_tokens(self.target_tokenizer, row[:n])
+                           for row, n in zip(ids, out_lengths)],
+            attention=[a[:, :t, :s] for a, t, s in zip(attention, out_lengths, src_lengths)])
+
+    def _cross_attention(self, src_ids, ids):
+        """Last-layer cross-attention (batch, h, t, src_len) of the teacher-forced
+        decoder on [START] + ids: the same weights the cached loop saw (cache == no
+        cache), for whichever hypothesis beam search chose."""
+        memory, memory_mask = self.model.encode(src_ids, training=False)
+        start = tf.fill([tf.shape(ids)[0], 1], self.target_tokenizer.start_id)
+        tgt_in = tf.concat([start, ids[:, :-1]], axis=1)
+        _, weights = self.model.decode(tgt_in, memory, memory_mask, training=False,
+                                       return_attention_scores=True)
+        return weights[-1]
+
+
+def _check_sentences(sentences):
+    if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
+        raise ValueError(
+            f"expected a list of str sentences; got {type(sentences).__name__}"
+            + ("" if isinstance(sentences, str) else
+               f" holding {sorted({type(s).__name__ for s in sentences})}"))
+    return list(sentences)
+
+
+def _to_str(strings):
+    return [s.decode("utf-8") for s in strings.numpy()]
+
+
+def _tokens(tokenizer, ids):
+    vocabulary = tokenizer.vocabulary
+    return [vocabulary[i] for i in np.asarray(ids)]
