@@ -1,0 +1,18 @@
+"""Tokenizers: strings <-> int32 token ids, as tf.Modules (tensorflow-text).
+
+`[PAD]`=0, `[UNK]`=1, `[START]`=2, `[END]`=3 in every vocabulary.
+"""
+
+from keras_transformer.text.loading import load_tokenizer
+from keras_transformer.text.sentencepiece_tokenizer import SentencePieceTokenizer
+from keras_transformer.text.tokenizer import Tokenizer
+from keras_transformer.text.vocabulary import (
+    END_ID,
+    PAD_ID,
+    RESERVED_TOKENS,
+    START_ID,
+    UNK_ID,
+    vocabulary_fingerprint,
+)
+from keras_transformer.text.wordpiece import WordPieceTokenizer
+from keras_transformer.text.wordpiece_learner import learn_wordpiece_vocabulary

@@ -1,0 +1,48 @@
+"""Reserved tokens and the vocabulary fingerprint.
+
+The model's input format is fixed by the core: token ids are int32 and id 0 is
+padding. Every tokenizer of this package therefore starts its vocabulary with the
+same four reserved tokens, at the same ids:
+
+| id | token     | meaning                                   |
+|----|-----------|-------------------------------------------|
+| 0  | `[PAD]`   | padding; masked out by the model          |
+| 1  | `[UNK]`   | a word the vocabulary cannot spell        |
+| 2  | `[START]` | first decoder input (shifted right)       |
+| 3  | `[END]`   | end of sentence; decoding stops here      |
+
+A vocabulary's *fingerprint* is a short hash of its tokens in id order. Two
+tokenizers with the same fingerprint map every string to the same ids, so a model
+saved with one can be used with the other; a model trained on ids from another
+vocabulary produces garbage without any error, which the fingerprint catches.
+
+Example:
+
+>>> vocabulary_fingerprint(RESERVED_TOKENS + ["hello", "world"])
+'3cd1f0ef9ed4a3b1'
+"""
+
+import hashlib
+
+PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
+RESERVED_TOKENS = [PAD, UNK, START, END]
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+
+
+def vocabulary_fingerprint(vocabulary):
+    """Returns 16 hex digits of SHA-256 over the tokens joined by newlines.
+
+    Tokens never contain newlines (both tokenizers split on whitespace first), so
+    the join is unambiguous.
+    """
+    return hashlib.sha256("\n".join(vocabulary).encode("utf-8")).hexdigest()[:16]
+
+
+def check_reserved_tokens(vocabulary):
+    """Raises ValueError unless `vocabulary` starts with `RESERVED_TOKENS`."""
+    head = list(vocabulary[: len(RESERVED_TOKENS)])
+    if head != RESERVED_TOKENS:
+        raise ValueError(
+            f"a vocabulary must start with the reserved tokens {RESERVED_TOKENS} "
+            f"(ids 0..3, fixed by the model's input format); got {head}"
+        )
