@@ -242,11 +242,8 @@ class _TokenizerExport(tf.Module):
         self.tokenizer = tokenizer
         # Copied into saved_model/assets/ so the SavedModel is self-contained.
         self.vocabulary_file = tf.saved_model.Asset(vocabulary_path)
-        self.fingerprint = tf.constant(tokenizer.fingerprint)
-        self.reserved_ids = tf.constant(
-            [tokenizer.pad_id, tokenizer.unk_id, tokenizer.start_id, tokenizer.end_id],
-            dtype=tf.int32,
-        )
+        # A variable because tf.Module saves variables, not plain constants.
+        self.fingerprint = tf.Variable(tokenizer.fingerprint, trainable=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, strings):
