@@ -28,6 +28,7 @@ Example:
 
 import json
 import os
+import warnings
 
 import keras
 import tensorflow as tf
@@ -129,8 +130,9 @@ def make_strategy(name, tpu=None, devices=None):
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
         raise RuntimeError(
-            f"no TPU found (tpu={tpu!r}): {error}. Run on a Cloud TPU VM or pass the TPU's "
-            "name or grpc:// address; use --strategy mirrored or default without a TPU"
+            f"no TPU found (tpu={tpu!r}): {str(error).rstrip('.')}. Run on a Cloud TPU VM "
+            "or pass the TPU's name or grpc:// address; without a TPU use --strategy "
+            "mirrored or default"
         ) from error
     return tf.distribute.TPUStrategy(resolver)
 
@@ -202,6 +204,13 @@ class GlobalTokenMean(keras.losses.Loss):
         return cls(**config)
 
 
+def _vector_logs(step):
+    def step_with_vector_logs(data):
+        return {key: ops.reshape(value, (1,)) if len(value.shape) == 0 else value
+                for key, value in step(data).items()}
+    return step_with_vector_logs
+
+
 def build_in_scope(strategy, model_fn, optimizer_fn, loss, metrics=None, jit_compile="auto",
                    precision=None, global_token_mean=True):
     """Builds, compiles and returns `model_fn()` with its variables placed by `strategy`.
@@ -214,13 +223,21 @@ def build_in_scope(strategy, model_fn, optimizer_fn, loss, metrics=None, jit_com
         loss: the training loss; wrapped in `GlobalTokenMean` unless
             `global_token_mean=False`.
         metrics: passed to `compile`.
-        jit_compile: passed to `compile` (XLA).
+        jit_compile: passed to `compile` (XLA); True falls back to False, with a
+            warning, for several replicas on CPU devices, where XLA fails.
         precision: when given, the optimizer goes through `wrap_optimizer(…, precision)`;
             the dtype policy itself is `set_precision`'s job and must precede this call.
 
     The model, its compiled loss and metrics are built on a (1, 2) batch inside the
     scope, so that `BackupAndRestore` can restore into it before the first step.
     """
+    devices = strategy.extended.worker_devices if strategy.num_replicas_in_sync > 1 else ()
+    if jit_compile is True and len(devices) > 1 and all("CPU" in d.upper() for d in devices):
+        warnings.warn(
+            f"jit_compile=True does not work with {len(devices)} replicas on CPU devices (XLA "
+            "cannot reach variables on another CPU device); compiling without XLA",
+            stacklevel=2)
+        jit_compile = False
     if global_token_mean and not isinstance(loss, GlobalTokenMean):
         loss = GlobalTokenMean(loss)
     with strategy.scope():
@@ -239,4 +256,15 @@ def build_in_scope(strategy, model_fn, optimizer_fn, loss, metrics=None, jit_com
         if metrics:
             model.compute_metrics((ids, ids), ids, y_pred, sample_weight=None)
             model.reset_metrics()
+        model.optimizer.build(model.trainable_variables)
+    # Everything is built now, yet Keras 3.15's fit/evaluate under a strategy still
+    # reduces a first batch across replicas to build symbolically, and
+    # MultiWorkerMirroredStrategy cannot reduce the nested ((src, tgt_in), tgt_out)
+    # (its _reduce_to does not map over structures). Skip that step for this model.
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3.15 averages each step's logs across workers with reduce(MEAN, axis=0),
+        # which fails for scalars: hand it (1,) vectors, which it averages to scalars.
+        for name in ("train_step", "test_step"):
+            setattr(model, name, _vector_logs(getattr(model, name)))
     return model

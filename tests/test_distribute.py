@@ -1,0 +1,245 @@
+"""Data-parallel training (tf.distribute) and mixed precision.
+
+Logical CPU devices and TF_CONFIG must exist before TensorFlow initialises its devices,
+so every multi-replica case trains in fresh interpreters running
+tests/distribute_worker.py and the weights they save are compared here.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_transformer as kt
+from keras_transformer import distribute
+
+WORKER = os.path.join(os.path.dirname(__file__), "distribute_worker.py")
+TIMEOUT = 240
+
+# SGD with lr 0.5, 4 steps on batches of 8, 8, 3 and 1 rows: measured max |Δw| 1.2e-7.
+# (Adam, lr 0.01, same batches: 3.3e-5, since Adam's m/√v amplifies float round-off
+# in near-zero gradients; SGD measures the gradients themselves.)
+WEIGHT_TOLERANCE = 1e-5
+
+
+def worker_command(out, *args):
+    return [sys.executable, WORKER, "--out", str(out), *args]
+
+
+def start(out, *args, env=None):
+    return subprocess.Popen(worker_command(out, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **(env or {})))
+
+
+def finish(process, timeout=TIMEOUT):
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"worker timed out after {timeout} s:\n{output[-3000:]}")
+    assert process.returncode == 0, f"worker failed ({process.returncode}):\n{output[-3000:]}"
+    return output
+
+
+def weights(path):
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def max_difference(a, b):
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a if k != "iterations")
+
+
+@pytest.mark.slow
+def test_mirrored_two_cpus_matches_one_device(tmp_path):
+    # Global batches of 8, 8, 3 and 1 rows; in each the first half of the rows has 2 target
+    # tokens and the rest 5, so the two replicas hold different token counts and the
+    # batch of 1 leaves replica 1 empty.
+    sizes = ["--sizes", "8,8,3,1"]
+    runs = {
+        "one": start(tmp_path / "one.npz", *sizes),
+        "two": start(tmp_path / "two.npz", "--strategy", "mirrored", "--cpus", "2", *sizes),
+        "plain": start(tmp_path / "plain.npz", "--strategy", "mirrored", "--cpus", "2",
+                       "--loss", "plain", *sizes),
+    }
+    outputs = {name: finish(process) for name, process in runs.items()}
+    assert "2 replicas" in outputs["two"] and "1 replicas" in outputs["one"]
+    one, two, plain = (weights(tmp_path / f"{n}.npz") for n in ("one", "two", "plain"))
+    assert max_difference(one, two) < WEIGHT_TOLERANCE
+    # Without GlobalTokenMean, Keras does not divide the scalar token-mean loss by the
+    # replica count and the replicas' means are averaged unweighted: clearly different.
+    assert max_difference(one, plain) > 1e-2
+
+
+@pytest.mark.slow
+def test_multiworker_two_processes_end_identical(tmp_path):
+    ports = []
+    sockets = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = [
+        start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", "--steps", "3",
+              "--sizes", "8,4", env={"TF_CONFIG": json.dumps(
+                  {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)]
+    try:
+        outputs = [finish(p) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all("2 replicas, 3 steps" in out for out in outputs), outputs
+    first, second = (weights(tmp_path / f"worker{i}.npz") for i in range(2))
+    initial_run = tmp_path / "untrained.npz"
+    finish(start(initial_run, "--lr", "0", "--sizes", "8"))
+    assert max_difference(first, second) == 0.0
+    assert max_difference(first, weights(initial_run)) > 1e-3  # it did train
+
+
+def csv_epochs(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_backup(tmp_path):
+    epochs, steps = 6, 2
+    common = ["--strategy", "mirrored", "--cpus", "2", "--sizes", "8", "--epochs", str(epochs),
+              "--steps", str(steps)]
+    backup, log = tmp_path / "backup", tmp_path / "log.csv"
+    reference = start(tmp_path / "reference.npz", *common)
+    victim = start(tmp_path / "never.npz", *common, "--backup", str(backup), "--csv", str(log),
+                   "--sleep", "1.0")
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        # BackupAndRestore precedes CSVLogger, so a logged epoch is already backed up.
+        while len(csv_epochs(log)) < 2:
+            assert victim.poll() is None, f"worker ended early:\n{victim.communicate()[0]}"
+            assert time.monotonic() < deadline, "worker logged no epochs in time"
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    done_before = csv_epochs(log)
+    assert 2 <= len(done_before) < epochs and not (tmp_path / "never.npz").exists()
+
+    finish(start(tmp_path / "resumed.npz", *common, "--backup", str(backup), "--csv", str(log)))
+    finish(reference)
+    assert csv_epochs(log) == list(range(epochs))  # each epoch ran once, none repeated
+    resumed, full = weights(tmp_path / "resumed.npz"), weights(tmp_path / "reference.npz")
+    assert int(resumed["iterations"]) == epochs * steps  # optimizer state was restored
+    # Every step sees the same batch, so an interrupted run must end where a full one does.
+    assert max_difference(resumed, full) < WEIGHT_TOLERANCE
+
+
+def reverse_batches():
+    rng = np.random.default_rng(0)
+    src = rng.integers(3, 20, size=(16, 6), dtype=np.int32)
+    tgt = np.concatenate([np.ones((16, 1), np.int32), src[:, ::-1]], axis=1)
+    return ((src, tgt[:, :-1]), tgt[:, 1:])
+
+
+@pytest.mark.parametrize("precision", distribute.PRECISIONS)
+def test_each_precision_trains(precision):
+    distribute.set_precision(precision)
+    assert keras.mixed_precision.global_policy().name == precision
+    keras.utils.set_random_seed(0)
+    model = distribute.build_in_scope(
+        distribute.make_strategy("default"),
+        lambda: kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32,
+                               src_vocab_size=20, tgt_vocab_size=20, dropout=0.0,
+                               max_length=16),
+        lambda: keras.optimizers.Adam(1e-2), kt.training.LabelSmoothedCrossEntropy(0.1),
+        precision=precision)
+    assert model.compute_dtype == precision.removeprefix("mixed_")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        precision == "mixed_float16")
+    batch = reverse_batches()
+    before = float(model.evaluate(*batch, verbose=0))
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
+    after = float(model.evaluate(*batch, verbose=0))
+    assert np.isfinite(after) and after < 0.7 * before, (before, after)
+
+
+def test_wrap_optimizer_only_for_float16():
+    sgd = keras.optimizers.SGD()
+    assert distribute.wrap_optimizer(sgd, "float32") is sgd
+    assert distribute.wrap_optimizer(sgd, "mixed_bfloat16") is sgd
+    wrapped = distribute.wrap_optimizer(sgd, "mixed_float16")
+    assert isinstance(wrapped, keras.optimizers.LossScaleOptimizer)
+    assert distribute.wrap_optimizer(wrapped, "mixed_float16") is wrapped
+
+
+def test_global_token_mean_is_the_loss_on_one_device():
+    loss = kt.training.LabelSmoothedCrossEntropy(0.1)
+    y_true = np.array([[3, 4, 0], [5, 0, 0]], np.int32)
+    y_pred = np.random.default_rng(0).normal(size=(2, 3, 20)).astype(np.float32)
+    wrapped = distribute.GlobalTokenMean(loss)
+    np.testing.assert_allclose(float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)),
+                               rtol=1e-6)
+    restored = distribute.GlobalTokenMean.from_config(wrapped.get_config())
+    assert restored.loss.label_smoothing == 0.1
+
+
+def test_unknown_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'.*default, mirrored"):
+        distribute.make_strategy("gpu")
+    with pytest.raises(ValueError, match="unknown precision 'float16'.*mixed_float16"):
+        distribute.set_precision("float16")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        distribute.wrap_optimizer(keras.optimizers.SGD(), "fp16")
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "TF_CONFIG environment variable, which is not set"),
+    ("{not json", "not valid JSON"),
+    ('{"cluster": {}}', "non-empty 'worker' list"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+     "index': 0..0"),
+])
+def test_multiworker_needs_a_valid_tf_config(monkeypatch, value, message):
+    if value is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(ValueError, match=message):
+        distribute.make_strategy("multiworker")
+
+
+def test_tpu_without_a_tpu_fails_clearly():
+    with pytest.raises(RuntimeError, match="no TPU found"):
+        distribute.make_strategy("tpu")
+
+
+def test_split_logical_cpus_too_late():
+    tf.constant(1.0)  # devices are initialised by now
+    have = len(tf.config.list_logical_devices("CPU"))
+    with pytest.raises(RuntimeError, match="already initialised"):
+        distribute.split_logical_cpus(have + 1)
+    with pytest.raises(ValueError, match="positive int"):
+        distribute.split_logical_cpus(0)
