@@ -26,6 +26,11 @@ HELD_OUT_PROSE = [
 
 
 @pytest.fixture(scope="session")
+def held_out_prose():
+    return list(HELD_OUT_PROSE)
+
+
+@pytest.fixture(scope="session")
 def numbers():
     return numbers_corpus("de", train_size=1500, dev_size=0, test_size=100, seed=1)
 

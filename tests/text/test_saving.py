@@ -12,9 +12,12 @@ from keras_transformer.text import (
     vocabulary_fingerprint,
 )
 
-from conftest import HELD_OUT_PROSE
-
-LINES = HELD_OUT_PROSE + ["one thousand, two hundred and thirty-four", "zweiundzwanzig"]
+LINES = [
+    "Hello there, students!",
+    "The geese read 22 pages; it's 5% of 1,000.",
+    "one thousand, two hundred and thirty-four",
+    "zweiundzwanzig",
+]
 
 
 @pytest.fixture(scope="module", params=["wordpiece", "sentencepiece"])

@@ -3,8 +3,6 @@ import tensorflow as tf
 
 from keras_transformer.text import SentencePieceTokenizer
 
-from conftest import HELD_OUT_PROSE
-
 
 def _decode(strings):
     return [s.decode("utf-8") for s in strings.numpy().tolist()]
@@ -16,8 +14,8 @@ def test_reserved_ids_and_pieces(sentencepiece):
     assert sentencepiece.vocab_size == len(sentencepiece.vocabulary) <= 300
 
 
-def test_round_trip_held_out(sentencepiece, numbers):
-    lines = [s for s, _ in numbers.test] + [t for _, t in numbers.test] + HELD_OUT_PROSE
+def test_round_trip_held_out(sentencepiece, numbers, held_out_prose):
+    lines = [s for s, _ in numbers.test] + [t for _, t in numbers.test] + held_out_prose
     ids = sentencepiece.tokenize(lines)
     assert ids.dtype == tf.int32
     assert not tf.reduce_any(ids.flat_values <= 3), "no reserved ids, no [UNK]"

@@ -4,8 +4,6 @@ import tensorflow as tf
 
 from keras_transformer.text import RESERVED_TOKENS, WordPieceTokenizer
 
-from conftest import HELD_OUT_PROSE
-
 
 def _decode(strings):
     return [s.decode("utf-8") for s in strings.numpy().tolist()]
@@ -27,8 +25,8 @@ def test_round_trip_held_out_numbers(wordpiece, numbers):
         assert _decode(wordpiece.detokenize(ids)) == lines
 
 
-def test_round_trip_held_out_prose(wordpiece):
-    assert _decode(wordpiece.detokenize(wordpiece.tokenize(HELD_OUT_PROSE))) == HELD_OUT_PROSE
+def test_round_trip_held_out_prose(wordpiece, held_out_prose):
+    assert _decode(wordpiece.detokenize(wordpiece.tokenize(held_out_prose))) == held_out_prose
 
 
 def test_punctuation_is_split_and_spacing_restored():

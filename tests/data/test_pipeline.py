@@ -1,0 +1,142 @@
+import collections
+import logging
+
+import pytest
+import tensorflow as tf
+
+from keras_transformer.data import make_dataset, numbers_corpus
+from keras_transformer.text import WordPieceTokenizer
+
+BUDGET = 256
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return numbers_corpus("de", train_size=400, dev_size=0, test_size=0, seed=5).train
+
+
+@pytest.fixture(scope="module")
+def tokenizers(pairs):
+    """Separate source and target vocabularies."""
+    src = WordPieceTokenizer.train([s for s, _ in pairs], vocab_size=120)
+    tgt = WordPieceTokenizer.train([t for _, t in pairs], vocab_size=120)
+    return src, tgt
+
+
+def _expected_examples(pairs, src_tok, tgt_tok):
+    """What each pair must become, as a multiset of (src, tgt_in, tgt_out)."""
+    src = src_tok.tokenize([s for s, _ in pairs]).to_list()
+    tgt = tgt_tok.tokenize([t for _, t in pairs]).to_list()
+    return collections.Counter(
+        (tuple(s + [3]), tuple([2] + t), tuple(t + [3])) for s, t in zip(src, tgt)
+    )
+
+
+def _collect(dataset):
+    """Every batch's shapes, and every example with its padding removed."""
+    shapes, examples = [], collections.Counter()
+    for (src, tgt_in), tgt_out in dataset:
+        assert src.dtype == tgt_in.dtype == tgt_out.dtype == tf.int32
+        shapes.append((tuple(src.shape), tuple(tgt_in.shape), tuple(tgt_out.shape)))
+        for s, ti, to in zip(src.numpy().tolist(), tgt_in.numpy().tolist(), tgt_out.numpy().tolist()):
+            length = len(to) - to[::-1].index(3)  # up to and including [END]
+            assert all(x == 0 for x in to[length:]) and all(x == 0 for x in ti[length:])
+            assert 0 not in s[: s.index(3)] and all(x == 0 for x in s[s.index(3) + 1 :])
+            examples[(tuple(s[: s.index(3) + 1]), tuple(ti[:length]), tuple(to[:length]))] += 1
+    return shapes, examples
+
+
+def test_every_pair_once_and_every_batch_within_budget(pairs, tokenizers):
+    dataset, stats = make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True)
+    assert (stats.num_pairs, stats.num_dropped, stats.num_truncated) == (400, 0, 0)
+    shapes, examples = _collect(dataset)
+    assert examples == _expected_examples(pairs, *tokenizers)
+    for src_shape, tgt_in_shape, tgt_out_shape in shapes:
+        assert tgt_in_shape == tgt_out_shape
+        assert src_shape[0] * src_shape[1] <= BUDGET
+        assert tgt_out_shape[0] * tgt_out_shape[1] <= BUDGET
+    assert len(shapes) < 400 / 8, "batches are not tiny"
+
+
+def test_bucketing_wastes_less_padding_than_one_batch(pairs, tokenizers):
+    shapes, examples = _collect(make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32))
+    real = sum(len(s) + len(t) for s, _, t in examples.elements())
+    padded = sum(s[0] * s[1] + t[0] * t[1] for s, _, t in shapes)
+    longest_src = max(len(s) for s, _, _ in examples)
+    longest_tgt = max(len(t) for _, _, t in examples)
+    assert padded - real < 0.5 * (400 * (longest_src + longest_tgt) - real)
+
+
+def test_pad_to_bucket_gives_few_shapes(pairs, tokenizers):
+    dataset, stats = make_dataset(
+        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, pad_to_bucket=True, return_stats=True
+    )
+    shapes, examples = _collect(dataset)
+    assert sum(examples.values()) == 400
+    lengths = {shape[0][1] for shape in shapes} | {shape[2][1] for shape in shapes}
+    assert lengths <= {upper - 1 for upper in stats.bucket_boundaries}
+    assert all(s[0] * s[1] <= BUDGET for shape in shapes for s in shape)
+
+
+def test_seeded_shuffle_is_deterministic(pairs, tokenizers):
+    def first_batch(seed, shuffle=True):
+        (src, _), _ = next(iter(make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, shuffle=shuffle, seed=seed)))
+        return src.numpy().tolist()
+
+    assert first_batch(0) == first_batch(0)
+    assert first_batch(0) != first_batch(1)
+    assert first_batch(0, shuffle=False) == first_batch(1, shuffle=False)
+
+
+def test_shared_tokenizer(pairs, tokenizers):
+    shared = WordPieceTokenizer.train([s for s, _ in pairs] + [t for _, t in pairs], vocab_size=200)
+    _, examples = _collect(make_dataset(pairs, shared, shared, tokens_per_batch=BUDGET))
+    assert examples == _expected_examples(pairs, shared, shared)
+
+
+def test_too_long_pairs_are_dropped_and_counted(pairs, tokenizers, caplog):
+    src_tok, tgt_tok = tokenizers
+    src_lengths = src_tok.tokenize([s for s, _ in pairs]).row_lengths().numpy() + 1
+    tgt_lengths = tgt_tok.tokenize([t for _, t in pairs]).row_lengths().numpy() + 1
+    max_length = 12
+    fits = [p for p, s, t in zip(pairs, src_lengths, tgt_lengths) if max(s, t) <= max_length]
+    assert 0 < len(fits) < len(pairs)
+    with caplog.at_level(logging.WARNING, logger="keras_transformer.data"):
+        dataset, stats = make_dataset(
+            pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=max_length, return_stats=True
+        )
+    dropped = len(pairs) - len(fits)
+    assert (stats.num_pairs, stats.num_dropped) == (len(fits), dropped)
+    assert f"dropped {dropped} of 400 pairs longer than max_length=12" in caplog.text
+    _, examples = _collect(dataset)
+    assert examples == _expected_examples(fits, *tokenizers)
+
+
+def test_truncate(pairs, tokenizers):
+    dataset, stats = make_dataset(
+        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=6, truncate=True, return_stats=True
+    )
+    assert stats.num_pairs == 400 and stats.num_dropped == 0 and stats.num_truncated > 0
+    _, examples = _collect(dataset)
+    assert sum(examples.values()) == 400
+    assert max(max(len(s), len(t)) for s, _, t in examples) == 6
+    assert all(s[-1] == 3 and t[-1] == 3 for s, _, t in examples)
+
+
+def test_drop_remainder_keeps_only_full_batches(pairs, tokenizers):
+    dataset, stats = make_dataset(
+        pairs, *tokenizers, tokens_per_batch=BUDGET, drop_remainder=True, return_stats=True
+    )
+    shapes, _ = _collect(dataset)
+    full_sizes = set(stats.bucket_batch_sizes)
+    assert shapes and all(src[0] in full_sizes for src, _, _ in shapes)
+
+
+def test_bad_arguments(pairs, tokenizers):
+    with pytest.raises(ValueError, match="at least one .* pair; got none"):
+        make_dataset([], *tokenizers)
+    with pytest.raises(ValueError, match=r"tokens_per_batch \(16\) must be at least max_length \(128\)"):
+        make_dataset(pairs, *tokenizers, tokens_per_batch=16)
+    long_pairs = [("one hundred and twenty-three", "einhundertdreiundzwanzig")] * 3
+    with pytest.raises(ValueError, match="all 3 pairs are longer than max_length=2; raise max_length or pass truncate=True"):
+        make_dataset(long_pairs, *tokenizers, max_length=2)
