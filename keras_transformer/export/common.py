@@ -1,0 +1,52 @@
+"""What the three exporters share: argument checks and the module that holds the weights."""
+
+import os
+
+import tensorflow as tf
+
+from keras_transformer.model import Transformer
+
+SRC_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="src_ids")
+
+
+def model_of(translator):
+    """The `Transformer` a Translator decodes with (a bare Transformer is accepted too)."""
+    model = translator if isinstance(translator, Transformer) else getattr(
+        translator, "model", None)
+    if not isinstance(model, Transformer):
+        raise TypeError(
+            "expected a keras_transformer Translator (or Transformer); got "
+            f"{type(translator).__name__}. Build one with kt.Translator(model, src_tokenizer, "
+            "tgt_tokenizer)")
+    if not model.built:
+        model.build()
+    return model
+
+
+def tokenizers_of(translator):
+    """(source_tokenizer, target_tokenizer) of a Translator, (None, None) for a bare model."""
+    return (getattr(translator, "source_tokenizer", None),
+            getattr(translator, "target_tokenizer", None))
+
+
+def check_new_path(path, overwrite, what="file"):
+    """Refuses to replace an existing `path` unless `overwrite`."""
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True to replace it, or choose another "
+            f"{what}")
+
+
+class WeightsModule(tf.Module):
+    """A tf.Module over a model whose variables the converters can freeze.
+
+    The TFLite converter only freezes plain tf.Variables it finds on the module: given
+    Keras 3 variables it silently leaves VAR_HANDLE ops with no initializer, and the
+    .tflite then reads garbage or fails inside the WHILE loop. Holding the underlying
+    tf.Variables (`v.value`) next to the model makes it freeze them.
+    """
+
+    def __init__(self, model, name=None):
+        super().__init__(name=name)
+        self.model = model
+        self.tf_vars = [v.value for v in model.variables]

@@ -1,0 +1,349 @@
+"""ONNX export through tf2onnx, and a greedy decoder that runs it with ONNX Runtime.
+
+`export_onnx(translator, directory)` writes, from ids to ids (tokenizers stay outside:
+tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
+
+| file | inputs | outputs |
+|---|---|---|
+| forward.onnx | src_ids (b, s), tgt_in_ids (b, t) int32 | logits (b, t, V) float32 |
+| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys, cross_values (N, b, h, s, d_k) |
+| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys, self_values (N, b, h, W, d_k), cross_keys, cross_values, memory_mask | logits (b, V) float32, new_self_keys, new_self_values |
+| greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
+| config.json | the sizes a driver needs (N, h, d_k, max_length, reserved ids) |
+
+The decoder step is `Transformer.decode_step`: it writes the token's keys and values at
+position `step` of the fixed-size self-attention cache (W positions, zeros to start)
+and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
+one ONNX Loop, W = the model's max_length; it is written only when the loop converts
+to a valid ONNX graph (see `export_onnx`).
+
+`OnnxTranslator(directory)` decodes greedily with ONNX Runtime, a NumPy loop over
+decoder_step.onnx that follows `kt.decoding.greedy_search` step for step, so both give
+the same ids.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_transformer.decoding import greedy_loop
+from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
+from keras_transformer.export.common import (
+    SRC_IDS_SPEC, WeightsModule, check_new_path, model_of, tokenizers_of)
+from keras_transformer.layers.masks import PAD_ID
+
+OPSET = 17
+CONFIG_FILE = "config.json"
+FILES = ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "greedy.onnx")
+STEP_OUTPUTS = ["logits", "new_self_keys", "new_self_values"]
+SOURCE_TOKENIZER_DIR = "source_tokenizer"
+TARGET_TOKENIZER_DIR = "target_tokenizer"
+
+
+class _OnnxModule(WeightsModule):
+    """The functions converted to ONNX, one file each (see the module docstring)."""
+
+    def __init__(self, model):
+        super().__init__(model, name="translator_onnx")
+        config = model.config
+        head_dim = config.d_model // config.num_heads
+        cache = tf.TensorSpec([config.num_layers, None, config.num_heads, None, head_dim],
+                              tf.float32)
+        mask = tf.TensorSpec([None, 1, 1, None], tf.bool, name="memory_mask")
+        self.signatures = {
+            "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
+            "encoder": [SRC_IDS_SPEC],
+            "decoder_step": [
+                tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
+                tf.TensorSpec([], tf.int32, name="step"),
+                *[tf.TensorSpec(cache.shape, cache.dtype, name=name) for name in
+                  ("self_keys", "self_values", "cross_keys", "cross_values")],
+                mask],
+            "greedy": [SRC_IDS_SPEC],
+        }
+
+    def forward(self, src_ids, tgt_in_ids):
+        return {"logits": self.model((src_ids, tgt_in_ids), training=False)}
+
+    def encoder(self, src_ids):
+        memory, memory_mask = self.model.encode(src_ids, training=False)
+        # The self-attention part of the cache is the driver's zeros; only the
+        # cross-attention keys and values depend on the source.
+        cache = self.model.init_cache(memory, 1)
+        return {"memory": memory, "memory_mask": memory_mask,
+                "cross_keys": cache["cross_keys"], "cross_values": cache["cross_values"]}
+
+    def decoder_step(self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values,
+                     memory_mask):
+        cache = {"self_keys": self_keys, "self_values": self_values,
+                 "cross_keys": cross_keys, "cross_values": cross_values}
+        logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
+        # Output names must differ from the input names in ONNX.
+        return {"logits": logits, "new_self_keys": cache["self_keys"],
+                "new_self_values": cache["self_values"]}
+
+    def greedy(self, src_ids):
+        ids, scores = greedy_loop(self.model, src_ids)
+        return {"ids": ids, "score": scores}
+
+
+@contextlib.contextmanager
+def _quiet_tf2onnx():
+    # tf2onnx logs every optimizer it cannot apply (e.g. its einsum rewriter rejects
+    # "..." equations, which ONNX Runtime runs as they are) with a full traceback.
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _convert(module, name, path):
+    """Converts `module.<name>` to ONNX at `path`; returns the onnx.checker error or None."""
+    import onnx
+    import tf2onnx
+
+    specs = module.signatures[name]
+    function = tf.function(getattr(module, name), input_signature=specs)
+    with _quiet_tf2onnx():
+        model_proto, _ = tf2onnx.convert.from_function(
+            function, input_signature=specs, opset=OPSET)
+    try:
+        # tf2onnx copies ops it cannot convert into the graph instead of failing.
+        onnx.checker.check_model(model_proto)
+    except onnx.checker.ValidationError as error:
+        return error
+    onnx.save(model_proto, path)
+    return None
+
+
+def export_onnx(translator, directory, overwrite=False):
+    """Writes the translator's model as ONNX graphs (see the module docstring).
+
+    Args:
+        translator: a `kt.Translator`, or a bare `Transformer`.
+        directory: created; must not exist unless `overwrite`.
+        overwrite: replace the files of an earlier export in `directory`.
+
+    Returns:
+        The list of paths written: the .onnx files, config.json and, for a
+        Translator, the source_tokenizer/ and target_tokenizer/ directories.
+
+    Raises:
+        RuntimeError: a required graph did not convert to valid ONNX.
+
+    greedy.onnx is skipped with a warning when the decoding loop holds an op tf2onnx
+    emits wrongly (an int32 OneHot inside a Loop body, for one); decoder_step.onnx with
+    `OnnxTranslator` does the same decoding.
+
+    Example:
+    >>> paths = kt.export.export_onnx(translator, "saved_models/en_de_onnx")
+    >>> OnnxTranslator("saved_models/en_de_onnx")(["a dog ran"])
+    """
+    directory = os.fspath(directory)
+    check_new_path(directory, overwrite, what="directory")
+    model = model_of(translator)
+    module = _OnnxModule(model)
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for file in FILES:
+        name = file[: -len(".onnx")]
+        path = os.path.join(directory, file)
+        error = _convert(module, name, path)
+        if error is None:
+            written.append(path)
+        elif name == "greedy":
+            if os.path.exists(path):
+                os.remove(path)
+            warnings.warn(
+                f"greedy.onnx was not written: tf2onnx made an invalid ONNX Loop of "
+                f"kt.decoding.greedy_loop ({str(error).splitlines()[0]}). Decode with "
+                "OnnxTranslator over decoder_step.onnx instead", stacklevel=2)
+        else:
+            raise RuntimeError(f"{file} did not convert to valid ONNX: {error}")
+
+    config = model.config
+    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump({
+            "opset": OPSET,
+            "num_layers": config.num_layers,
+            "num_heads": config.num_heads,
+            "head_dim": config.d_model // config.num_heads,
+            "max_length": config.max_length,
+            "src_vocab_size": config.src_vocab_size,
+            "tgt_vocab_size": config.tgt_vocab_size,
+            "pad_id": PAD_ID, "start_id": START_ID, "end_id": END_ID,
+            "extra_length": EXTRA_LENGTH,
+            "files": [os.path.basename(p) for p in written],
+        }, f, indent=2)
+        f.write("\n")
+    written.append(os.path.join(directory, CONFIG_FILE))
+
+    src_tokenizer, tgt_tokenizer = tokenizers_of(translator)
+    for tokenizer, subdirectory in ((src_tokenizer, SOURCE_TOKENIZER_DIR),
+                                    (tgt_tokenizer, TARGET_TOKENIZER_DIR)):
+        if tokenizer is not None:
+            written.append(tokenizer.save(os.path.join(directory, subdirectory)))
+    return written
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class OnnxTranslator:
+    """Greedy decoding with ONNX Runtime over an `export_onnx` directory.
+
+    Follows `kt.decoding.greedy_search` step for step: per-row output limits
+    (source length + 50, capped at the model's max_length, 0 for an empty source),
+    [PAD] and [START] never chosen, finished rows padded, scores the sums of the
+    emitted tokens' log-probabilities.
+
+    Args:
+        directory: written by `export_onnx`.
+        providers: ONNX Runtime execution providers.
+        use_loop: decode with greedy.onnx, the whole loop in one ONNX Runtime call,
+            instead of one call per step (needs greedy.onnx in `directory`).
+
+    Example:
+    >>> onnx_translator = OnnxTranslator("saved_models/en_de_onnx")
+    >>> ids, scores = onnx_translator.translate_ids(src_ids)
+    >>> onnx_translator(["a dog ran"])      # with the tokenizers saved beside the graphs
+    """
+
+    def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False):
+        import onnxruntime as ort
+
+        directory = os.fspath(directory)
+        config_path = os.path.join(directory, CONFIG_FILE)
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(
+                f"{config_path} is missing; is {directory} a directory written by "
+                "kt.export.export_onnx?")
+        with open(config_path, encoding="utf-8") as f:
+            self.config = json.load(f)
+        self.directory = directory
+        providers = list(providers)
+
+        def session(file):
+            return ort.InferenceSession(os.path.join(directory, file), providers=providers)
+
+        if use_loop and "greedy.onnx" not in self.config["files"]:
+            raise FileNotFoundError(
+                f"use_loop=True needs greedy.onnx, which export_onnx did not write in "
+                f"{directory}; decode with use_loop=False")
+        self.use_loop = use_loop
+        if use_loop:
+            self._greedy = session("greedy.onnx")
+        else:
+            self._encoder = session("encoder.onnx")
+            self._step = session("decoder_step.onnx")
+        self._tokenizers = None
+
+    def translate_ids(self, src_ids, max_length=None):
+        """Greedy decoding of (batch, src_len) int ids, 0-padded.
+
+        Args:
+            src_ids: int array (batch, src_len).
+            max_length: None for source length + 50 per row, or an int limit.
+
+        Returns:
+            ids (batch, t) int32 without [START], ending with [END] then padding;
+            scores (batch,) float32.
+        """
+        src_ids = np.asarray(src_ids)
+        if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
+            raise ValueError(
+                f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
+                f"{src_ids.shape}")
+        cfg = self.config
+        if src_ids.shape[1] > cfg["max_length"]:
+            raise ValueError(
+                f"src ids have length {src_ids.shape[1]}, longer than the model's "
+                f"max_length={cfg['max_length']}; truncate the input")
+        if max_length is not None and not 1 <= max_length <= cfg["max_length"]:
+            raise ValueError(
+                f"max_length must be None or an int in [1, {cfg['max_length']}]; got "
+                f"{max_length!r}")
+        src_ids = src_ids.astype(np.int32)
+        batch = src_ids.shape[0]
+        if batch == 0:
+            return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
+        if self.use_loop:
+            if max_length is not None:
+                raise ValueError("use_loop=True decodes with the default max_length only")
+            ids, scores = self._greedy.run(["ids", "score"], {"src_ids": src_ids})
+            return _trim(ids), scores
+
+        lengths = (src_ids != cfg["pad_id"]).sum(axis=1)
+        limits = (np.minimum(lengths + cfg["extra_length"], cfg["max_length"])
+                  if max_length is None else np.full([batch], max_length))
+        limits = np.where(lengths > 0, limits, 0)
+        width = max(int(limits.max()), 1)
+
+        memory_mask, cross_keys, cross_values = self._encoder.run(
+            ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids})
+        shape = (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"])
+        self_keys = np.zeros(shape, np.float32)
+        self_values = np.zeros(shape, np.float32)
+        tokens = np.full([batch], cfg["start_id"], np.int32)
+        ids = np.zeros([batch, width], np.int32)
+        scores = np.zeros([batch], np.float32)
+        finished = np.zeros([batch], bool)
+        rows = np.arange(batch)
+        for step in range(width):
+            active = ~finished & (step < limits)
+            if not active.any():
+                break
+            logits, self_keys, self_values = self._step.run(STEP_OUTPUTS, {
+                "tgt_ids": tokens[:, None], "step": np.array(step, np.int32),
+                "self_keys": self_keys, "self_values": self_values,
+                "cross_keys": cross_keys, "cross_values": cross_values,
+                "memory_mask": memory_mask})
+            log_probs = _log_softmax(logits)
+            allowed = log_probs.copy()
+            allowed[:, [cfg["pad_id"], cfg["start_id"]]] = NEG_INF
+            tokens = np.where(active, allowed.argmax(axis=-1), cfg["pad_id"]).astype(np.int32)
+            scores += np.where(active, log_probs[rows, tokens], 0.0).astype(np.float32)
+            ids[:, step] = tokens
+            finished |= ~active | (tokens == cfg["end_id"])
+        return _trim(ids), scores
+
+    def __call__(self, texts):
+        """list of str -> (list of str, scores); needs the tokenizers export_onnx saved."""
+        if isinstance(texts, str):
+            raise ValueError("expected a list of strings; got one str, wrap it in a list")
+        src_tokenizer, tgt_tokenizer = self._load_tokenizers()
+        if len(texts) == 0:
+            return [], np.zeros((0,), np.float32)
+        src_ids = src_tokenizer.tokenize(list(texts)).to_tensor(PAD_ID).numpy()
+        src_ids = src_ids[:, : self.config["max_length"]]
+        ids, scores = self.translate_ids(src_ids)
+        return [t.decode("utf-8") for t in tgt_tokenizer.detokenize(ids).numpy()], scores
+
+    def _load_tokenizers(self):
+        if self._tokenizers is None:
+            from keras_transformer.text import load_tokenizer
+
+            paths = [os.path.join(self.directory, d)
+                     for d in (SOURCE_TOKENIZER_DIR, TARGET_TOKENIZER_DIR)]
+            if not all(os.path.isdir(p) for p in paths):
+                raise FileNotFoundError(
+                    f"{self.directory} holds no tokenizers (exported from a bare model?); "
+                    "tokenize yourself and call translate_ids")
+            self._tokenizers = tuple(load_tokenizer(p) for p in paths)
+        return self._tokenizers
+
+
+def _trim(ids):
+    """Drops the trailing columns that are padding in every row."""
+    used = (ids != PAD_ID).any(axis=0)
+    return ids[:, : (np.flatnonzero(used)[-1] + 1 if used.any() else 0)]

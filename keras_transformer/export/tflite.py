@@ -1,0 +1,210 @@
+"""TFLite / LiteRT export: the whole greedy decode as one signature, ids in, ids out.
+
+    export_tflite(translator, "translator.tflite")                       # float32
+    export_tflite(translator, "translator_int8.tflite", quantization="int8")
+    export_tflite(translator, "translator_text.tflite", text=True)       # + text in/out
+
+The signature `translate_ids` runs the encoder once and the cached greedy loop of
+`kt.decoding.greedy_loop` as a TFLite WHILE op, with TFLite builtin ops only:
+
+    src_ids int32 (batch, src_len)  ->  ids int32 (batch, length), score float32 (batch,)
+
+`ids` hold no [START], end with [END] (unless a row hit its length limit) then
+padding; `score` is the sum of the log-probabilities of the emitted tokens, as
+`kt.decoding.greedy_search` returns them. Batch and source length may change from
+one call to the next.
+
+Quantization: "float16" stores the weights as float16 (computation stays float32 on
+CPU, half the file); "int8" is dynamic-range quantization: int8 weights, activations
+quantized on the fly, about a quarter of the file.
+
+`text=True` adds a signature `translate` (text string (batch,) -> translation string
+(batch,), score float32 (batch,)) that tokenizes and detokenizes with tensorflow-text's
+FastWordpiece kernels. Those are TFLite custom ops: the interpreter needs them
+registered (`TFLiteTranslator` does it, or see docs/serving.md). This variant needs a
+`WordPieceTokenizer` without lower-casing on both sides, and differs from the
+TensorFlow Translator in where it puts spaces: FastWordpiece splits words on
+whitespace and punctuation alone (no CJK rule) and joins words with single spaces,
+without the English spacing rules of `WordPieceTokenizer.detokenize` ("a , b" stays
+"a , b").
+"""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from keras_transformer.decoding import greedy_loop
+from keras_transformer.decoding.lengths import END_ID, trim_padding
+from keras_transformer.export.common import (
+    SRC_IDS_SPEC, WeightsModule, check_new_path, model_of, tokenizers_of)
+from keras_transformer.layers.masks import PAD_ID
+
+QUANTIZATIONS = (None, "float16", "int8")
+IDS_SIGNATURE = "translate_ids"
+TEXT_SIGNATURE = "translate"
+
+
+class _TFLiteModule(WeightsModule):
+    """The ids-level function converted to TFLite (see the module docstring)."""
+
+    def __init__(self, model):
+        super().__init__(model, name="translator_tflite")
+
+    @tf.function(input_signature=[SRC_IDS_SPEC])
+    def translate_ids(self, src_ids):
+        ids, scores = greedy_loop(self.model, src_ids)
+        return {"ids": trim_padding(ids), "score": scores}
+
+
+class _TFLiteTextModule(_TFLiteModule):
+    """Adds `translate`, text in and text out through FastWordpiece custom ops."""
+
+    def __init__(self, model, src_vocabulary, tgt_vocabulary):
+        import tensorflow_text as tf_text
+
+        super().__init__(model)
+        # no_pretokenization=False: FastWordpiece splits words itself, inside its
+        # kernel, so no regex op (absent from TFLite) runs before it.
+        self._src_wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=src_vocabulary, suffix_indicator="##", unknown_token="[UNK]",
+            token_out_type=tf.int32, no_pretokenization=False)
+        self._tgt_wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=tgt_vocabulary, suffix_indicator="##", unknown_token="[UNK]",
+            token_out_type=tf.int32, no_pretokenization=False, support_detokenization=True)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def translate(self, text):
+        src_ids = self._src_wordpiece.tokenize(text).to_tensor(PAD_ID)
+        src_ids = src_ids[:, :self.model.config.max_length]
+        ids, scores = greedy_loop(self.model, src_ids)
+        # Greedy outputs are tokens, [END], then padding: turning [END] into padding
+        # leaves only trailing padding, which from_tensor drops.
+        ids = tf.where(tf.equal(ids, END_ID), PAD_ID, ids)
+        words = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
+        return {"translation": self._tgt_wordpiece.detokenize(words), "score": scores}
+
+
+def _wordpiece_vocabularies(translator):
+    src_tokenizer, tgt_tokenizer = tokenizers_of(translator)
+    for side, tokenizer in (("source", src_tokenizer), ("target", tgt_tokenizer)):
+        if getattr(tokenizer, "kind", None) != "wordpiece" or tokenizer.lower_case:
+            raise ValueError(
+                "text=True needs WordPieceTokenizers without lower_case on both sides "
+                f"(TFLite has FastWordpiece kernels but no lower-casing or regex ops); the "
+                f"{side} tokenizer is {type(tokenizer).__name__}"
+                f"{' with lower_case=True' if getattr(tokenizer, 'lower_case', False) else ''}. "
+                "Export with text=False and tokenize outside the model")
+    return src_tokenizer.vocabulary, tgt_tokenizer.vocabulary
+
+
+def export_tflite(translator, path, quantization=None, text=False, overwrite=False):
+    """Writes the translator's model as a .tflite file with a greedy-decoding signature.
+
+    Args:
+        translator: a `kt.Translator` (or a bare `Transformer` when text=False).
+        path: the .tflite file to write; its directory is created.
+        quantization: None (float32), "float16" or "int8" (dynamic range).
+        text: also add the `translate` signature, text in and text out (custom ops).
+        overwrite: replace an existing file.
+
+    Returns:
+        `path`.
+
+    Example:
+    >>> kt.export.export_tflite(translator, "saved_models/en_de.tflite", quantization="int8")
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+    path = os.fspath(path)
+    check_new_path(path, overwrite)
+    model = model_of(translator)
+    if text:
+        module = _TFLiteTextModule(model, *_wordpiece_vocabularies(translator))
+    else:
+        module = _TFLiteModule(model)
+    signatures = {IDS_SIGNATURE: module.translate_ids.get_concrete_function()}
+    if text:
+        signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()
+
+    # Through a SavedModel: it names the signatures (from_concrete_functions names them
+    # only in some cases) and the converter finds the weights held by the module.
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        tf.saved_model.save(module, saved_model_dir, signatures=signatures)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            saved_model_dir, signature_keys=list(signatures))
+        flatbuffer = _convert(converter, quantization, text)
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    return path
+
+
+def _convert(converter, quantization, text):
+    # Builtins only: the pip LiteRT runtime has no Flex delegate for TF ops.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = text
+    if quantization is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+class TFLiteTranslator:
+    """Runs an exported .tflite file with the LiteRT interpreter (`ai_edge_litert`).
+
+    Registers the tensorflow-text custom ops when the file needs them, and answers an
+    empty batch itself (the LiteRT Python API cannot read back zero-sized outputs).
+
+    Example:
+    >>> tflite = TFLiteTranslator("translator.tflite")
+    >>> ids, scores = tflite.translate_ids(np.array([[5, 6, 7]], np.int32))
+    >>> TFLiteTranslator("translator_text.tflite")(["a dog ran"])   # text=True exports
+    """
+
+    def __init__(self, path, num_threads=None):
+        import tensorflow_text as tf_text
+        from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+        # Registering the tensorflow-text kernels costs nothing for files without them.
+        self.interpreter = InterpreterWithCustomOps(
+            model_path=os.fspath(path), num_threads=num_threads,
+            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
+        signatures = self.interpreter.get_signature_list()
+        if IDS_SIGNATURE not in signatures:
+            raise ValueError(
+                f"{path} has no {IDS_SIGNATURE!r} signature (it has {sorted(signatures)}); "
+                "was it written by kt.export.export_tflite?")
+        self.has_text = TEXT_SIGNATURE in signatures
+        self._ids_runner = self.interpreter.get_signature_runner(IDS_SIGNATURE)
+        self._text_runner = (self.interpreter.get_signature_runner(TEXT_SIGNATURE)
+                             if self.has_text else None)
+
+    def translate_ids(self, src_ids):
+        """(batch, src_len) int ids -> (ids (batch, length) int32, scores (batch,) float32)."""
+        src_ids = np.asarray(src_ids)
+        if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
+            raise ValueError(
+                f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
+                f"{src_ids.shape}")
+        if src_ids.shape[0] == 0:
+            return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
+        out = self._ids_runner(src_ids=src_ids.astype(np.int32))
+        return out["ids"], out["score"]
+
+    def __call__(self, texts):
+        """list of str -> (list of str, scores (batch,) float32); text=True exports only."""
+        if not self.has_text:
+            raise ValueError(
+                "this .tflite has no text signature; export it with text=True, or call "
+                "translate_ids with token ids")
+        if isinstance(texts, str):
+            raise ValueError("expected a list of strings; got one str, wrap it in a list")
+        if len(texts) == 0:
+            return [], np.zeros((0,), np.float32)
+        out = self._text_runner(text=np.array(list(texts), dtype=object))
+        return [t.decode("utf-8") for t in out["translation"]], out["score"]
