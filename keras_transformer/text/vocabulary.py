@@ -19,7 +19,7 @@ vocabulary produces garbage without any error, which the fingerprint catches.
 Example:
 
 >>> vocabulary_fingerprint(RESERVED_TOKENS + ["hello", "world"])
-'3cd1f0ef9ed4a3b1'
+'26f9d313dca88e12'
 """
 
 import hashlib

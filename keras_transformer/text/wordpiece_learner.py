@@ -20,15 +20,19 @@ Pair counts are updated incrementally (only words containing the merged pair are
 touched) and the best pair is found through a heap with lazy deletion, so a merge
 costs time in proportion to the words it changes, not to the corpus.
 
-Why not `tensorflow_text.tools.wordpiece_vocab.bert_vocab_from_dataset`: on 40,000
-numbers-corpus sentences it took over ten minutes on 2 CPU cores where this
-learner takes about a second (see the issue note / benchmarks), and the tokenizer
-that runs is tensorflow-text's either way.
+Why not `tensorflow_text.tools.wordpiece_vocab.bert_vocab_from_dataset`: it is
+orders of magnitude slower (on 2 CPU cores: over 16 minutes, unfinished, for
+40,000 numbers-corpus lines, which this learner handles in seconds; measured by
+`benchmarks/pipeline.py --vocab-learners N`), and the tokenizer that runs is
+tensorflow-text's either way.
 
 Example:
 
->>> learn_wordpiece_vocabulary({"low": 5, "lower": 2, "newest": 6}, 20)[4:8]
-['e', 'l', 'n', 'o']
+>>> vocabulary = learn_wordpiece_vocabulary({"low": 5, "lower": 2, "newest": 6}, 20)
+>>> vocabulary[4:12]  # the alphabet
+['##e', '##o', '##r', '##s', '##t', '##w', 'l', 'n']
+>>> vocabulary[12:]  # merges, most frequent pair first
+['##we', 'lo', '##ewe', '##ewes', '##ewest', 'newest', 'low', '##wer']
 """
 
 import collections
