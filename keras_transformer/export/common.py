@@ -37,16 +37,30 @@ def check_new_path(path, overwrite, what="file"):
             f"{what}")
 
 
-class WeightsModule(tf.Module):
-    """A tf.Module over a model whose variables the converters can freeze.
+class Untracked:
+    """Holds an object outside TensorFlow's object graph (tf.Module tracks attributes)."""
 
-    The TFLite converter only freezes plain tf.Variables it finds on the module: given
-    Keras 3 variables it silently leaves VAR_HANDLE ops with no initializer, and the
-    .tflite then reads garbage or fails inside the WHILE loop. Holding the underlying
-    tf.Variables (`v.value`) next to the model makes it freeze them.
+    def __init__(self, value):
+        self.value = value
+
+
+class WeightsModule(tf.Module):
+    """A tf.Module over a model that tf.saved_model.save and the converters can take.
+
+    The Keras model itself stays out of the saved object graph: saving would trace the
+    default serving function Keras 3 gives every model, which for a subclassed model
+    that has been called (e.g. by `fit`) feeds float32 inputs to `call` and fails on
+    the ids check. Its variables are tracked instead, as the plain tf.Variables under
+    the Keras ones (`v.value`): the TFLite converter only freezes those, and given
+    Keras 3 variables it silently leaves VAR_HANDLE ops with no initializer, so the
+    .tflite reads garbage or fails inside the WHILE loop.
     """
 
     def __init__(self, model, name=None):
         super().__init__(name=name)
-        self.model = model
+        self._model = Untracked(model)
         self.tf_vars = [v.value for v in model.variables]
+
+    @property
+    def model(self):
+        return self._model.value

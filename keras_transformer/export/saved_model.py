@@ -32,7 +32,8 @@ import tempfile
 
 import tensorflow as tf
 
-from keras_transformer.export.common import SRC_IDS_SPEC, check_new_path, model_of
+from keras_transformer.export.common import (
+    SRC_IDS_SPEC, WeightsModule, Untracked, check_new_path, model_of)
 from keras_transformer.translator import Translator
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -41,23 +42,28 @@ IDS_SIGNATURE = "translate_ids"
 DEFAULT_WARMUP_TEXTS = (("",), ("a short sentence.", "a somewhat longer sentence, to translate."))
 
 
-class _ServingModule(tf.Module):
-    """What the SavedModel holds: a non-XLA copy of the Translator and the vocabularies."""
+class _ServingModule(WeightsModule):
+    """What the SavedModel holds: the model's variables, the tokenizers, the
+    vocabularies, and signatures calling a non-XLA copy of the Translator."""
 
     def __init__(self, translator, vocabulary_files):
-        super().__init__(name="translator_serving")
-        self.translator = translator
+        super().__init__(translator.model, name="translator_serving")
+        # The Translator holds the model; it stays untracked like the model (see
+        # WeightsModule) while the tokenizers and their resources are tracked here.
+        self._translator = Untracked(translator)
+        self.source_tokenizer = translator.source_tokenizer
+        self.target_tokenizer = translator.target_tokenizer
         self.source_vocabulary = tf.saved_model.Asset(vocabulary_files[0])
         self.target_vocabulary = tf.saved_model.Asset(vocabulary_files[1])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
-        out = self.translator.translate(text)
+        out = self._translator.value.translate(text)
         return {"translation": out["translation"], "score": out["score"]}
 
     @tf.function(input_signature=[SRC_IDS_SPEC])
     def translate_ids(self, src_ids):
-        return self.translator.translate_ids(src_ids)
+        return self._translator.value.translate_ids(src_ids)
 
 
 def _without_xla(translator):

@@ -1,0 +1,148 @@
+"""Translation latency of one trained Translator in every runtime it exports to.
+
+Trains the tiny English -> French numbers model of the export tests (kt.data.numbers_corpus,
+2 layers, d_model 64; about a minute on 2 CPU cores), exports it with kt.export, then
+times one batch of sentences, text in and text out, per runtime:
+
+    TF eager Translator      translator(list of str), greedy, XLA-compiled loop
+    SavedModel (loaded)      tf.saved_model.load(...).signatures["serving_default"]
+    TFLite float32 / int8    LiteRT interpreter over translate_ids (tokenized outside)
+    TFLite text (float32)    LiteRT interpreter, FastWordpiece custom ops inside
+    ONNX Runtime greedy      OnnxTranslator, a NumPy loop over decoder_step.onnx
+
+All decode greedily (the SavedModel from a beam_size=1 Translator) so the rows do the
+same work. Prints the median over --repeats runs after one warm-up call, the ratio to
+the TF eager baseline, and the size of each artifact.
+
+    python benchmarks/export_latency.py [--batch 16] [--repeats 20] [--epochs 4]
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_transformer as kt  # noqa: E402
+from keras_transformer.data import numbers_corpus  # noqa: E402
+from keras_transformer.export import (  # noqa: E402
+    OnnxTranslator, TFLiteTranslator, export_onnx, export_saved_model, export_tflite)
+from keras_transformer.text import WordPieceTokenizer  # noqa: E402
+from keras_transformer.translator import Translator  # noqa: E402
+
+
+def train(epochs):
+    keras.utils.set_random_seed(0)
+    corpus = numbers_corpus("fr", train_size=2500, dev_size=100, test_size=0, max_number=9999)
+    sources = [s for s, _ in corpus.train]
+    targets = [t for _, t in corpus.train]
+    tokenizer = WordPieceTokenizer.train(sources + targets, vocab_size=200)
+    src = tokenizer.tokenize(sources).to_tensor(0).numpy()
+    tgt = tokenizer.tokenize(targets)
+    rows = tgt.nrows()
+    tgt = tf.concat([tf.fill([rows, 1], tokenizer.start_id), tgt,
+                     tf.fill([rows, 1], tokenizer.end_id)], axis=1).to_tensor(0).numpy()
+    model = kt.Transformer(num_layers=2, d_model=64, num_heads=4, d_ff=128,
+                           src_vocab_size=tokenizer.vocab_size,
+                           tgt_vocab_size=tokenizer.vocab_size, dropout=0.0, max_length=48)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=kt.training.LabelSmoothedCrossEntropy(0.0))
+    model.fit((src, tgt[:, :-1]), tgt[:, 1:], batch_size=64, epochs=epochs, verbose=0)
+    return model, tokenizer, [s for s, _ in corpus.dev]
+
+
+def size_of(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
+
+
+def median_ms(function, repeats):
+    function()  # warm-up: tracing, compilation, interpreter allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--out", default=None, help="export directory (default: a temp dir)")
+    args = parser.parse_args()
+
+    model, tokenizer, dev = train(args.epochs)
+    sentences = dev[:args.batch]
+    translator = Translator(model, tokenizer, tokenizer, beam_size=1)
+    out = args.out or tempfile.mkdtemp(prefix="export_latency_")
+
+    saved_model = export_saved_model(translator, os.path.join(out, "saved_model"),
+                                     overwrite=True)
+    tflite32 = export_tflite(translator, os.path.join(out, "float32.tflite"), overwrite=True)
+    tflite8 = export_tflite(translator, os.path.join(out, "int8.tflite"),
+                            quantization="int8", overwrite=True)
+    tflite_text = export_tflite(translator, os.path.join(out, "text.tflite"), text=True,
+                                overwrite=True)
+    onnx_dir = os.path.join(out, "onnx")
+    onnx_files = [p for p in export_onnx(translator, onnx_dir, overwrite=True)
+                  if p.endswith(".onnx")]
+
+    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+    tflite_text_runner = TFLiteTranslator(tflite_text)
+    text = tf.constant(sentences)
+
+    def strings(tensor):
+        return [s.decode("utf-8") for s in tensor.numpy()]
+
+    def ids_runtime(translate_ids):
+        def run():
+            src_ids = tokenizer.tokenize(text).to_tensor(0).numpy()
+            ids, _ = translate_ids(src_ids)
+            return strings(tokenizer.detokenize(ids))
+        return run
+
+    def tflite_text_run():
+        # FastWordpiece joins words with single spaces ("vingt - sept").
+        return [t.replace(" - ", "-") for t in tflite_text_runner(sentences)[0]]
+
+    rows = [
+        ("TF eager Translator", lambda: translator(sentences), None),
+        ("SavedModel (loaded)", lambda: strings(serve(text=text)["translation"]),
+         size_of(saved_model)),
+        ("TFLite float32", ids_runtime(TFLiteTranslator(tflite32).translate_ids),
+         size_of(tflite32)),
+        ("TFLite int8", ids_runtime(TFLiteTranslator(tflite8).translate_ids),
+         size_of(tflite8)),
+        ("TFLite text float32", tflite_text_run, size_of(tflite_text)),
+        ("ONNX Runtime greedy", ids_runtime(OnnxTranslator(onnx_dir).translate_ids),
+         sum(size_of(p) for p in onnx_files)),
+    ]
+
+    reference = translator(sentences)
+    print(f"batch of {len(sentences)} sentences, median of {args.repeats} runs, "
+          f"{os.cpu_count()} CPU cores, TF {tf.__version__}; "
+          f"{model.count_params()} parameters")
+    print(f"{'runtime':<22} {'ms/batch':>9} {'vs TF eager':>12} {'size':>10} "
+          f"{'same output':>12}")
+    baseline = None
+    for name, function, size in rows:
+        ms = median_ms(function, args.repeats)
+        baseline = baseline or ms
+        same = sum(a == b for a, b in zip(function(), reference))
+        size_text = "-" if size is None else f"{size / 1024:.0f} KiB"
+        print(f"{name:<22} {ms:9.1f} {ms / baseline:11.2f}x {size_text:>10} "
+              f"{same:>7}/{len(reference)}")
+
+
+if __name__ == "__main__":
+    main()

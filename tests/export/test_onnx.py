@@ -1,0 +1,101 @@
+"""ONNX export run by ONNX Runtime: logits within 1e-4 of TensorFlow, greedy ids equal."""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tensorflow as tf
+
+from keras_transformer.decoding import greedy_search
+from keras_transformer.export import OnnxTranslator, export_onnx
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(trained, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("onnx") / "numbers"
+    paths = export_onnx(trained.greedy_translator, directory)
+    assert all(os.path.exists(p) for p in paths)
+    return directory
+
+
+def _session(directory, file):
+    return ort.InferenceSession(os.path.join(directory, file),
+                                providers=["CPUExecutionProvider"])
+
+
+def test_files_and_config(onnx_dir, trained):
+    for file in ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "config.json"):
+        assert os.path.exists(onnx_dir / file), file
+    config = json.loads((onnx_dir / "config.json").read_text())
+    assert config["max_length"] == trained.model.config.max_length
+    assert config["num_layers"] == 2 and config["head_dim"] == 16
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(trained.greedy_translator, onnx_dir)
+
+
+def test_forward_logits_match(onnx_dir, trained):
+    src_ids = trained.src_ids(trained.dev_sources[:5])
+    tgt_ids = trained.src_ids(trained.dev_references[:5])
+    tgt_in = np.concatenate([np.full([5, 1], 2, np.int32), tgt_ids], axis=1)
+    (logits,) = _session(onnx_dir, "forward.onnx").run(
+        ["logits"], {"src_ids": src_ids, "tgt_in_ids": tgt_in})
+    expected = trained.model((src_ids, tgt_in), training=False).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_encoder_and_decoder_step_match(onnx_dir, trained):
+    model = trained.model
+    src_ids = trained.src_ids(trained.dev_sources[:3])
+    memory_mask, cross_keys, cross_values = _session(onnx_dir, "encoder.onnx").run(
+        ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids})
+    memory, expected_mask = model.encode(src_ids, training=False)
+    cache = model.init_cache(memory, 6)
+    np.testing.assert_array_equal(memory_mask, expected_mask.numpy())
+    np.testing.assert_allclose(cross_keys, cache["cross_keys"].numpy(), atol=1e-4)
+
+    step_session = _session(onnx_dir, "decoder_step.onnx")
+    self_keys, self_values = cache["self_keys"].numpy(), cache["self_values"].numpy()
+    tokens = np.full([3, 1], 2, np.int32)
+    for step in range(3):
+        logits, self_keys, self_values = step_session.run(
+            ["logits", "new_self_keys", "new_self_values"],
+            {"tgt_ids": tokens, "step": np.array(step, np.int32), "self_keys": self_keys,
+             "self_values": self_values, "cross_keys": cross_keys,
+             "cross_values": cross_values, "memory_mask": memory_mask})
+        expected, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
+        np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4)
+        np.testing.assert_allclose(self_keys, cache["self_keys"].numpy(), atol=1e-4)
+        tokens = logits.argmax(-1).astype(np.int32)[:, None]
+
+
+def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
+    onnx_translator = OnnxTranslator(onnx_dir)
+    for sentences in (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]):
+        src_ids = trained.src_ids(sentences)
+        ids, scores = onnx_translator.translate_ids(src_ids)
+        expected_ids, expected_scores = greedy_search(trained.model, src_ids, jit_compile=False)
+        np.testing.assert_array_equal(ids, expected_ids.numpy())
+        np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
+    ids, scores = onnx_translator.translate_ids(np.zeros((0, 7), np.int32))
+    assert ids.shape[0] == 0 and scores.shape == (0,)
+    with pytest.raises(ValueError, match="int32 of shape"):
+        onnx_translator.translate_ids(np.zeros((3,), np.int32))
+
+
+def test_text_through_saved_tokenizers(onnx_dir, trained):
+    translations, _ = OnnxTranslator(onnx_dir)(trained.dev_sources[:5] + [""])
+    assert translations == trained.greedy_translator(trained.dev_sources[:5]) + [""]
+    assert OnnxTranslator(onnx_dir)([])[0] == []
+
+
+def test_greedy_loop_graph_when_written(onnx_dir, trained):
+    if not os.path.exists(onnx_dir / "greedy.onnx"):
+        pytest.skip("greedy.onnx not written: the decoding loop does not convert (see "
+                    "export_onnx)")
+    src_ids = trained.src_ids(trained.dev_sources[:8])
+    ids, scores = OnnxTranslator(onnx_dir, use_loop=True).translate_ids(src_ids)
+    expected_ids, expected_scores = greedy_search(trained.model, src_ids, jit_compile=False)
+    np.testing.assert_array_equal(ids, expected_ids.numpy())
+    np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
