@@ -26,7 +26,7 @@ cost of splitting each batch and all-reducing the gradients, not a speed-up; on 
 each replica has its own device.
 
 Usage:
-    python benchmarks/distribute_throughput.py              # everything, ~6 min on 2 cores
+    python benchmarks/distribute_throughput.py              # everything, ~7 min on 2 shared cores
     python benchmarks/distribute_throughput.py --steps 10 --repeats 3
 """
 
@@ -125,7 +125,7 @@ def run_child(arguments, timeout):
         for line in process.stdout:
             if line.startswith(RESULT_PREFIX):
                 result = json.loads(line[len(RESULT_PREFIX):])
-            elif line.startswith("  "):
+            elif line.startswith("  ") and ("ms/step" in line or "note:" in line):
                 print(line, end="", flush=True)
             else:
                 tail = (tail + [line])[-30:]
