@@ -11,8 +11,11 @@ times one batch of sentences, text in and text out, per runtime:
     ONNX Runtime greedy      OnnxTranslator, a NumPy loop over decoder_step.onnx
 
 All decode greedily (the SavedModel from a beam_size=1 Translator) so the rows do the
-same work. Prints the median over --repeats runs after one warm-up call, the ratio to
-the TF eager baseline, and the size of each artifact.
+same work. Prints, per runtime, the median over --repeats runs after one warm-up call
+of text -> text (rows without tokenizers inside tokenize with the TF tokenizer around
+them) and of ids -> ids alone, the ratios to the TF eager baseline, the size of the
+artifact (SavedModel and ONNX: all their files) and how many translations equal the
+Translator's.
 
     python benchmarks/export_latency.py [--batch 16] [--repeats 20] [--epochs 4]
 """
@@ -106,8 +109,7 @@ def main():
 
     def ids_runtime(translate_ids):
         def run():
-            src_ids = tokenizer.tokenize(text).to_tensor(0).numpy()
-            ids, _ = translate_ids(src_ids)
+            ids, _ = translate_ids(tokenizer.tokenize(text).to_tensor(0).numpy())
             return strings(tokenizer.detokenize(ids))
         return run
 
@@ -115,33 +117,45 @@ def main():
         # FastWordpiece joins words with single spaces ("vingt - sept").
         return [t.replace(" - ", "-") for t in tflite_text_runner(sentences)[0]]
 
+    src_ids = tokenizer.tokenize(text).to_tensor(0).numpy()
+    serve_ids = tf.saved_model.load(saved_model).signatures["translate_ids"]
+    tflite32_runner = TFLiteTranslator(tflite32)
+    tflite8_runner = TFLiteTranslator(tflite8)
+    onnx_runner = OnnxTranslator(onnx_dir)
+    # (name, text -> text, ids -> ids or None, size in bytes or None)
     rows = [
-        ("TF eager Translator", lambda: translator(sentences), None),
+        ("TF eager Translator", lambda: translator(sentences),
+         lambda: translator.translate_ids(src_ids), None),
         ("SavedModel (loaded)", lambda: strings(serve(text=text)["translation"]),
-         size_of(saved_model)),
-        ("TFLite float32", ids_runtime(TFLiteTranslator(tflite32).translate_ids),
-         size_of(tflite32)),
-        ("TFLite int8", ids_runtime(TFLiteTranslator(tflite8).translate_ids),
-         size_of(tflite8)),
-        ("TFLite text float32", tflite_text_run, size_of(tflite_text)),
-        ("ONNX Runtime greedy", ids_runtime(OnnxTranslator(onnx_dir).translate_ids),
-         sum(size_of(p) for p in onnx_files)),
+         lambda: serve_ids(src_ids=src_ids), size_of(saved_model)),
+        ("TFLite float32", ids_runtime(tflite32_runner.translate_ids),
+         lambda: tflite32_runner.translate_ids(src_ids), size_of(tflite32)),
+        ("TFLite int8", ids_runtime(tflite8_runner.translate_ids),
+         lambda: tflite8_runner.translate_ids(src_ids), size_of(tflite8)),
+        ("TFLite text float32", tflite_text_run, None, size_of(tflite_text)),
+        ("ONNX Runtime greedy", ids_runtime(onnx_runner.translate_ids),
+         lambda: onnx_runner.translate_ids(src_ids), sum(size_of(p) for p in onnx_files)),
     ]
 
     reference = translator(sentences)
     print(f"batch of {len(sentences)} sentences, median of {args.repeats} runs, "
           f"{os.cpu_count()} CPU cores, TF {tf.__version__}; "
           f"{model.count_params()} parameters")
-    print(f"{'runtime':<22} {'ms/batch':>9} {'vs TF eager':>12} {'size':>10} "
-          f"{'same output':>12}")
-    baseline = None
-    for name, function, size in rows:
-        ms = median_ms(function, args.repeats)
-        baseline = baseline or ms
-        same = sum(a == b for a, b in zip(function(), reference))
+    print(f"{'runtime':<22} {'text ms':>8} {'vs TF':>7} {'ids ms':>8} {'vs TF':>7} "
+          f"{'size':>9} {'same text':>10}")
+    baselines = {}
+    for name, text_function, ids_function, size in rows:
+        cells = []
+        for key, function in (("text", text_function), ("ids", ids_function)):
+            if function is None:
+                cells.append(f"{'-':>8} {'-':>7}")
+                continue
+            ms = median_ms(function, args.repeats)
+            baselines.setdefault(key, ms)
+            cells.append(f"{ms:8.1f} {ms / baselines[key]:6.2f}x")
+        same = sum(a == b for a, b in zip(text_function(), reference))
         size_text = "-" if size is None else f"{size / 1024:.0f} KiB"
-        print(f"{name:<22} {ms:9.1f} {ms / baseline:11.2f}x {size_text:>10} "
-              f"{same:>7}/{len(reference)}")
+        print(f"{name:<22} {' '.join(cells)} {size_text:>9} {same:>7}/{len(reference)}")
 
 
 if __name__ == "__main__":

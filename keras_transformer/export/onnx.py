@@ -95,10 +95,11 @@ class _OnnxModule(WeightsModule):
 @contextlib.contextmanager
 def _quiet_tf2onnx():
     # tf2onnx logs every optimizer it cannot apply (e.g. its einsum rewriter rejects
-    # "..." equations, which ONNX Runtime runs as they are) with a full traceback.
+    # "..." equations, which ONNX Runtime runs as they are) and every node it cannot
+    # convert with a full traceback; _convert checks the result and reports instead.
     logger = logging.getLogger("tf2onnx")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
