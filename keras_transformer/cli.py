@@ -1,0 +1,347 @@
+"""The `keras-transformer` command line.
+
+    keras-transformer train     --run-dir runs/en-de --preset tiny --data embedded
+    keras-transformer evaluate  --run-dir runs/en-de
+    keras-transformer translate --run-dir runs/en-de "twenty-one" < more.txt
+    keras-transformer export    --run-dir runs/en-de --format saved_model|tflite|onnx
+    keras-transformer average-checkpoints --run-dir runs/en-de --last 5
+    keras-transformer plot      attention|lr|loss --run-dir runs/en-de
+    keras-transformer demo      (what `make demo` runs)
+
+A mistake a user can make (a missing run directory, an unknown preset, an unreadable
+file) prints one line to stderr and exits with status 2, without a traceback.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
+               UnicodeDecodeError)
+
+
+class UsageError(Exception):
+    """A mistake in the command line itself."""
+
+
+def _parse_overrides(pairs):
+    """["d_model=128", "norm_first=true"] -> {"d_model": 128, "norm_first": True}."""
+    overrides = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UsageError(f"--set expects key=value; got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def _settings_from(args, settings_class, names):
+    """A dataclass of `settings_class` from a JSON config file, then flags on top."""
+    values = {}
+    if getattr(args, "config", None):
+        with open(args.config) as handle:
+            try:
+                values.update(json.load(handle).get("training", {}))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{args.config} is not valid JSON: {error}") from error
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    fields = {f.name for f in dataclasses.fields(settings_class)}
+    unknown = set(values) - fields
+    if unknown:
+        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(fields)}")
+    return settings_class(**values)
+
+
+def load_corpus(data):
+    """The corpus a data description names (see `_data_description`)."""
+    from keras_transformer import data as data_lib
+
+    source = data.get("source", "embedded")
+    if source == "embedded":
+        return data_lib.numbers_corpus(
+            target_lang=data.get("target_lang", "de"), train_size=data.get("train_size", 20000),
+            seed=data.get("seed", 0))
+    if source in ("tsv", "aligned"):
+        splits = {}
+        for split in ("train", "dev", "test"):
+            paths = data.get(split)
+            splits[split] = data_lib.read_parallel(*paths) if paths else []
+        if not splits["train"]:
+            raise ValueError(f"--data {source} needs --train files")
+        return data_lib.Corpus(**splits)
+    if source == "tfds":
+        name = data.get("tfds_name")
+        if not name:
+            raise ValueError("--data tfds needs --tfds-name, e.g. ted_hrlr_translate/pt_to_en")
+        return data_lib.Corpus(
+            train=data_lib.read_tfds(name, split="train", data_dir=data.get("data_dir")),
+            dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
+            test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
+    raise ValueError(f"unknown data source {source!r}; expected embedded, tsv, aligned or tfds")
+
+
+def _data_description(args):
+    data = {"source": args.data}
+    if args.data == "embedded":
+        data.update(target_lang=args.target_lang, train_size=args.train_size, seed=args.seed or 0)
+    elif args.data in ("tsv", "aligned"):
+        for split in ("train", "dev", "test"):
+            paths = getattr(args, split)
+            if paths:
+                expected = 1 if args.data == "tsv" else 2
+                if len(paths) != expected:
+                    raise UsageError(
+                        f"--{split} takes {expected} path(s) with --data {args.data}; "
+                        f"got {len(paths)}")
+                data[split] = [os.path.abspath(p) for p in paths]
+    else:
+        data.update(tfds_name=args.tfds_name, data_dir=args.data_dir)
+    return data
+
+
+TRAINING_FLAGS = ("epochs", "tokens_per_batch", "max_length", "warmup_steps",
+                  "learning_rate_scale", "label_smoothing", "tokenizer", "vocab_size",
+                  "average_last", "seed", "strategy", "precision", "jit_compile")
+
+
+def cmd_train(args):
+    from keras_transformer.config import TransformerConfig
+    from keras_transformer.training import run
+
+    overrides = {}
+    if args.config:
+        with open(args.config) as handle:
+            overrides.update(json.load(handle).get("model", {}))
+    overrides.update(_parse_overrides(args.set))
+    model_config = TransformerConfig.from_preset(args.preset, **overrides)
+    settings = _settings_from(args, run.TrainingSettings, TRAINING_FLAGS)
+    data = _data_description(args)
+    result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
+    print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}")
+
+
+def _translator(args):
+    from keras_transformer.training.run import load_run
+    from keras_transformer.translator import Translator
+
+    loaded = load_run(args.run_dir, weights=args.weights)
+    return Translator(loaded.model, loaded.source_tokenizer, loaded.target_tokenizer,
+                      beam_size=args.beam_size, alpha=args.alpha)
+
+
+def cmd_evaluate(args):
+    from keras_transformer.evaluation import evaluate
+    from keras_transformer.training.run import read_config
+
+    _, _, data = read_config(args.run_dir)
+    pairs = getattr(load_corpus(data), args.split)
+    if not pairs:
+        raise ValueError(f"the run's data has no {args.split} split to evaluate on")
+    if args.limit:
+        pairs = pairs[: args.limit]
+    translator = _translator(args)
+    sources = [s for s, _ in pairs]
+    scores = evaluate(translator, sources, [t for _, t in pairs])
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
+    for source, hypothesis in zip(sources[: args.samples], translator(sources[: args.samples])):
+        print(f"{source}  ->  {hypothesis}")
+    return scores
+
+
+def cmd_translate(args):
+    translator = _translator(args)
+    if args.text:
+        for line in translator(list(args.text)):
+            print(line)
+        return
+    if args.file:
+        from tqdm import tqdm
+
+        with open(args.file, encoding="utf-8") as handle:
+            lines = [line.rstrip("\n") for line in handle]
+        for start in tqdm(range(0, len(lines), args.batch_size), desc="translating",
+                          unit="batch", file=sys.stderr):
+            for line in translator(lines[start: start + args.batch_size]):
+                print(line)
+        return
+    for line in sys.stdin:
+        print(translator([line.rstrip("\n")])[0], flush=True)
+
+
+def cmd_export(args):
+    from keras_transformer import export
+
+    translator = _translator(args)
+    name = args.name or os.path.basename(os.path.normpath(args.run_dir))
+    if args.format == "saved_model":
+        path = export.export_saved_model(translator, os.path.join(args.output, name),
+                                         version=args.version, overwrite=args.overwrite)
+    elif args.format == "tflite":
+        suffix = f"_{args.quantization}" if args.quantization else ""
+        path = export.export_tflite(translator, os.path.join(args.output, f"{name}{suffix}.tflite"),
+                                    quantization=args.quantization)
+    else:
+        path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"))
+    print(path)
+
+
+def cmd_average(args):
+    import keras
+
+    from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
+    from keras_transformer.training.run import read_config
+
+    read_config(args.run_dir)
+    model = keras.saving.load_model(os.path.join(args.run_dir, "model.keras"))
+    paths = last_checkpoints(os.path.join(args.run_dir, "checkpoints"), args.last)
+    average_checkpoints(model, paths)
+    output = args.output or os.path.join(args.run_dir, "averaged.weights.h5")
+    model.save_weights(output)
+    print(f"averaged {len(paths)} checkpoints into {output}")
+
+
+def cmd_plot(args):
+    from keras_transformer import plots
+
+    output = args.output or os.path.join(args.run_dir, f"{args.what}.png")
+    if args.what == "loss":
+        print(plots.plot_loss_curves(os.path.join(args.run_dir, "log.csv"), output))
+    elif args.what == "lr":
+        from keras_transformer.training import NoamSchedule
+        from keras_transformer.training.run import read_config
+
+        model_config, settings, _ = read_config(args.run_dir)
+        schedule = NoamSchedule(model_config.d_model, settings.warmup_steps,
+                                settings.learning_rate_scale)
+        print(plots.plot_learning_rate(schedule, args.steps or 4 * settings.warmup_steps, output))
+    else:
+        if not args.sentence:
+            raise UsageError("plot attention needs --sentence TEXT")
+        translator = _translator(args)
+        details = translator.translate_with_details([args.sentence])
+        print(plots.plot_attention(
+            details.attention[0], details.source_tokens[0], details.target_tokens[0], output,
+            title=f"{args.sentence} -> {details.translations[0]}"))
+
+
+def cmd_demo(args):
+    from keras_transformer.demo import run_demo
+
+    run_demo(args.run_dir, args.export_dir, minutes=args.minutes)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-transformer",
+        description="Train, evaluate, translate with and export the paper's Transformer.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_run_dir(sub):
+        sub.add_argument("--run-dir", required=True, help="the run directory")
+        return sub
+
+    def with_decoding(sub):
+        with_run_dir(sub)
+        sub.add_argument("--beam-size", type=int, default=4)
+        sub.add_argument("--alpha", type=float, default=0.6, help="length penalty α")
+        sub.add_argument("--weights", choices=("averaged", "last"), default="averaged")
+        return sub
+
+    train = with_run_dir(commands.add_parser("train", help="train or resume a run"))
+    train.add_argument("--preset", default="tiny", help="tiny, base or big")
+    train.add_argument("--config", help="JSON file with 'model' and 'training' sections")
+    train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                       help="model overrides, e.g. d_model=128 norm_first=true")
+    train.add_argument("--data", default="embedded", choices=("embedded", "tsv", "aligned", "tfds"))
+    for split in ("train", "dev", "test"):
+        train.add_argument(f"--{split}", nargs="+", metavar="PATH",
+                           help=f"{split} pairs: a TSV file, or source and target files")
+    train.add_argument("--tfds-name", help="e.g. ted_hrlr_translate/pt_to_en")
+    train.add_argument("--data-dir", help="TFDS data directory")
+    train.add_argument("--target-lang", default="de", help="embedded corpus: num2words language")
+    train.add_argument("--train-size", type=int, default=20000)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--tokens-per-batch", type=int)
+    train.add_argument("--max-length", type=int)
+    train.add_argument("--warmup-steps", type=int)
+    train.add_argument("--learning-rate-scale", type=float)
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--tokenizer", choices=("wordpiece", "sentencepiece"))
+    train.add_argument("--vocab-size", type=int)
+    train.add_argument("--average-last", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"))
+    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    train.add_argument("--jit", dest="jit_compile", action="store_true", default=None,
+                       help="compile with XLA (default: Keras's choice, off on CPU)")
+    train.add_argument("--no-jit", dest="jit_compile", action="store_false")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
+    evaluate.add_argument("--split", default="test", choices=("dev", "test"))
+    evaluate.add_argument("--limit", type=int, help="evaluate the first N pairs only")
+    evaluate.add_argument("--samples", type=int, default=5, help="sample translations to print")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    translate = with_decoding(commands.add_parser(
+        "translate", help="translate arguments, a file, or stdin line by line"))
+    translate.add_argument("text", nargs="*")
+    translate.add_argument("--file")
+    translate.add_argument("--batch-size", type=int, default=32)
+    translate.set_defaults(handler=cmd_translate)
+
+    export = with_decoding(commands.add_parser("export", help="SavedModel, TFLite or ONNX"))
+    export.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    export.add_argument("--output", default="saved_models")
+    export.add_argument("--name", help="export name (default: the run directory's name)")
+    export.add_argument("--version", type=int, default=1, help="SavedModel version folder")
+    export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--quantization", choices=("float16", "int8"), help="TFLite only")
+    export.set_defaults(handler=cmd_export)
+
+    average = with_run_dir(commands.add_parser(
+        "average-checkpoints", help="average the last checkpoints of a run"))
+    average.add_argument("--last", type=int, default=5)
+    average.add_argument("--output")
+    average.set_defaults(handler=cmd_average)
+
+    plot = with_decoding(commands.add_parser("plot", help="attention map, schedule, losses"))
+    plot.add_argument("what", choices=("attention", "lr", "loss"))
+    plot.add_argument("--sentence")
+    plot.add_argument("--steps", type=int, help="lr: steps to plot")
+    plot.add_argument("--output", help="PNG path (default: in the run directory)")
+    plot.set_defaults(handler=cmd_plot)
+
+    demo = commands.add_parser("demo", help="train, evaluate and export on the embedded corpus")
+    demo.add_argument("--run-dir", default="runs/demo")
+    demo.add_argument("--export-dir", default="saved_models")
+    demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except UsageError as error:
+        parser.error(str(error))
+    except USER_ERRORS as error:
+        print(f"keras-transformer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""A training run on disk: configuration, tokenizers, checkpoints and logs in one folder.
+
+    run_dir/
+      config.json             model, training and data settings
+      tokenizers/source/      tokenizers saved with `Tokenizer.save`
+      tokenizers/target/      (the same files twice when the vocabulary is shared)
+      checkpoints/epoch_NNN.weights.h5   one per epoch
+      backup/                 keras.callbacks.BackupAndRestore state, for resuming
+      log.csv, tensorboard/   per-epoch metrics
+      model.keras             the final model; averaged.weights.h5 the checkpoint average
+
+`train` resumes an interrupted run from its backup: epochs already finished are not
+repeated, and the run ends after the same number of epochs as an uninterrupted one.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+
+from keras_transformer import distribute
+from keras_transformer.config import TransformerConfig
+from keras_transformer.data import make_dataset
+from keras_transformer.model import Transformer
+from keras_transformer.text import SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
+from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
+from keras_transformer.training.losses import LabelSmoothedCrossEntropy, MaskedAccuracy
+from keras_transformer.training.schedule import paper_optimizer
+
+TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
+
+
+@dataclasses.dataclass
+class TrainingSettings:
+    """How a run trains (the model's own settings live in `TransformerConfig`).
+
+    Args:
+        epochs: passes over the training pairs.
+        tokens_per_batch: token budget of one batch (the paper: about 25,000).
+        max_length: longest tokenized sentence kept (longer pairs are dropped).
+        warmup_steps, learning_rate_scale: the Noam schedule.
+        label_smoothing: ε of the loss.
+        tokenizer: "wordpiece" or "sentencepiece".
+        vocab_size: vocabulary size to learn.
+        shared_vocabulary: one vocabulary (and tied embeddings) for both languages.
+        average_last: how many of the last epoch checkpoints to average at the end.
+        seed: for shuffling and weight initialisation.
+        jit_compile: compile the training step with XLA: True, False, or "auto" (Keras's
+            rule: XLA on accelerators, not on CPU-only machines, where oneDNN's kernels
+            train about twice as fast; see benchmarks/train_throughput.py).
+        strategy: "default", "mirrored", "multiworker" or "tpu".
+        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+    """
+
+    epochs: int = 10
+    tokens_per_batch: int = 4096
+    max_length: int = 128
+    warmup_steps: int = 4000
+    learning_rate_scale: float = 1.0
+    label_smoothing: float = 0.1
+    tokenizer: str = "wordpiece"
+    vocab_size: int = 8000
+    shared_vocabulary: bool = True
+    average_last: int = 5
+    seed: int = 0
+    jit_compile: object = "auto"
+    strategy: str = "default"
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(
+                f"tokenizer must be one of {sorted(TOKENIZERS)}; got {self.tokenizer!r}")
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto'; got {self.jit_compile!r}")
+        for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass
+class Run:
+    """What a run directory holds, loaded: the model and its two tokenizers."""
+
+    directory: str
+    model: Transformer
+    source_tokenizer: object
+    target_tokenizer: object
+    settings: TrainingSettings
+    history: dict = dataclasses.field(default_factory=dict)
+
+
+def _path(run_dir, *parts):
+    return os.path.join(run_dir, *parts)
+
+
+def _tokenizers(run_dir, corpus, settings):
+    """Learns the tokenizers from the training pairs, or loads those the run saved."""
+    source_dir = _path(run_dir, "tokenizers", "source")
+    target_dir = _path(run_dir, "tokenizers", "target")
+    if os.path.isdir(source_dir) and os.path.isdir(target_dir):
+        return load_tokenizer(source_dir), load_tokenizer(target_dir)
+    learner = TOKENIZERS[settings.tokenizer]
+    sources = [source for source, _ in corpus.train]
+    targets = [target for _, target in corpus.train]
+    if settings.shared_vocabulary:
+        source_tokenizer = target_tokenizer = learner.train(
+            sources + targets, vocab_size=settings.vocab_size)
+    else:
+        source_tokenizer = learner.train(sources, vocab_size=settings.vocab_size)
+        target_tokenizer = learner.train(targets, vocab_size=settings.vocab_size)
+    source_tokenizer.save(source_dir)
+    target_tokenizer.save(target_dir)
+    return source_tokenizer, target_tokenizer
+
+
+def _write_config(run_dir, model_config, settings, data):
+    path = _path(run_dir, "config.json")
+    config = {"model": model_config.to_dict(), "training": dataclasses.asdict(settings),
+              "data": data}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            saved = json.load(handle)
+        if saved["model"] != config["model"]:
+            raise ValueError(
+                f"{run_dir} holds a run of another model configuration; use a new run "
+                "directory or the same settings to resume it")
+    with open(path, "w") as handle:
+        json.dump(config, handle, indent=2)
+
+
+def read_config(run_dir):
+    """(TransformerConfig, TrainingSettings, data description) of a run directory."""
+    path = _path(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{run_dir} is not a training run: {path} is missing (create one with "
+            "`keras-transformer train`)")
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+        return (TransformerConfig(**config["model"]), TrainingSettings(**config["training"]),
+                config.get("data", {}))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid run configuration: {error}") from error
+
+
+def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(), verbose="auto"):
+    """Trains (or resumes) the run in `run_dir` on `corpus.train`, validating on
+    `corpus.dev`, and returns the `Run`.
+
+    Args:
+        run_dir: the run directory (created if needed).
+        corpus: an object with `.train` and `.dev` lists of (source, target) pairs.
+        model_config: `TransformerConfig`; its vocabulary sizes are replaced by those
+            of the learned tokenizers and its max_length raised to the settings' if lower.
+        settings: `TrainingSettings`.
+        data: a JSON-able description of where the corpus came from, kept in config.json.
+        callbacks: more Keras callbacks.
+    """
+    settings = settings or TrainingSettings()
+    os.makedirs(run_dir, exist_ok=True)
+    distribute.set_precision(settings.precision)
+    keras.utils.set_random_seed(settings.seed)
+    source_tokenizer, target_tokenizer = _tokenizers(run_dir, corpus, settings)
+    shared = source_tokenizer.fingerprint == target_tokenizer.fingerprint
+    model_config = dataclasses.replace(
+        model_config, src_vocab_size=source_tokenizer.vocab_size,
+        tgt_vocab_size=target_tokenizer.vocab_size,
+        share_embeddings=model_config.share_embeddings and shared,
+        max_length=max(model_config.max_length, settings.max_length + 1))
+    _write_config(run_dir, model_config, settings, data or {})
+
+    # Under XLA every new batch shape is a new compilation: padding batches to their
+    # bucket's length bounds the shapes to one per bucket.
+    batching = dict(tokens_per_batch=settings.tokens_per_batch, max_length=settings.max_length,
+                    pad_to_bucket=settings.jit_compile is True)
+    train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, shuffle=True,
+                              seed=settings.seed, **batching)
+    dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
+                            **batching) if corpus.dev else None
+
+    model = distribute.build_in_scope(
+        distribute.make_strategy(settings.strategy),
+        model_fn=lambda: Transformer(**model_config.to_dict()),
+        optimizer_fn=lambda: paper_optimizer(
+            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale),
+        loss=LabelSmoothedCrossEntropy(settings.label_smoothing), metrics=[MaskedAccuracy()],
+        jit_compile=settings.jit_compile, precision=settings.precision)
+
+    checkpoint_dir = _path(run_dir, "checkpoints")
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    history = model.fit(
+        train_data, validation_data=dev_data, epochs=settings.epochs, verbose=verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(_path(run_dir, "backup")),
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"),
+                save_weights_only=True),
+            keras.callbacks.CSVLogger(_path(run_dir, "log.csv"), append=True),
+            keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
+            *callbacks,
+        ])
+    model.save(_path(run_dir, "model.keras"))
+    average_checkpoints(model, last_checkpoints(checkpoint_dir, settings.average_last))
+    model.save_weights(_path(run_dir, "averaged.weights.h5"))
+    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history.history)
+
+
+def load_run(run_dir, weights="averaged"):
+    """Loads a finished run: its model with the averaged (or "last") weights and its
+    tokenizers."""
+    if weights not in ("averaged", "last"):
+        raise ValueError(f"weights must be 'averaged' or 'last'; got {weights!r}")
+    model_config, settings, _ = read_config(run_dir)
+    model_path = _path(run_dir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(
+            f"{run_dir} has no trained model ({model_path} is missing): the run has not "
+            "finished training")
+    model = keras.saving.load_model(model_path)
+    if weights == "averaged":
+        model.load_weights(_path(run_dir, "averaged.weights.h5"))
+    source_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "source"))
+    target_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "target"))
+    if (source_tokenizer.vocab_size, target_tokenizer.vocab_size) != (
+            model_config.src_vocab_size, model_config.tgt_vocab_size):
+        raise ValueError(
+            f"the tokenizers in {run_dir} do not match the model's vocabularies "
+            f"({source_tokenizer.vocab_size}/{target_tokenizer.vocab_size} tokens against "
+            f"{model_config.src_vocab_size}/{model_config.tgt_vocab_size})")
+    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings)

@@ -1,0 +1,105 @@
+"""The command line, run as a user runs it: in subprocesses."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+TINY = ["--preset", "tiny", "--set", "d_model=32", "d_ff=64", "num_layers=1",
+        "--train-size", "600", "--vocab-size", "200", "--tokens-per-batch", "512",
+        "--warmup-steps", "50", "--max-length", "40"]
+
+
+def cli(*args, timeout=300, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "keras_transformer.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def logged_epochs(run_dir):
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["evaluate", "--run-dir", "/nonexistent/run"], "/nonexistent/run is not a training run"),
+    (["plot", "loss", "--run-dir", "/nonexistent/run"], "train a run first"),
+    (["train", "--run-dir", "RUN", "--preset", "huge"], "unknown preset 'huge'"),
+    (["train", "--run-dir", "RUN", "--data", "tsv", "--train", "/nonexistent/pairs.tsv"],
+     "/nonexistent/pairs.tsv"),
+    (["train", "--run-dir", "RUN", "--data", "tfds"], "needs --tfds-name"),
+])
+def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, args, message):
+    args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+    result = cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert message in last and last.startswith(f"keras-transformer {args[0]}: error:")
+
+
+def test_usage_errors_are_argparse_errors(tmp_path):
+    result = cli("train", "--run-dir", str(tmp_path), "--set", "d_model")
+    assert result.returncode == 2 and "--set expects key=value" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
+    """SIGKILL mid-epoch, then the same command again: finished epochs are not redone,
+    the run ends after the planned epochs, and every epoch is logged once."""
+    run_dir = str(tmp_path / "run")
+    command = [sys.executable, "-m", "keras_transformer.cli", "train", "--run-dir", run_dir,
+               *TINY, "--epochs", "4"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(logged_epochs(run_dir)) < 2 and time.monotonic() < deadline:
+        assert process.poll() is None, "training ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the third epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert logged_epochs(run_dir) == [0, 1]
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+
+    resumed = cli("train", "--run-dir", run_dir, *TINY, "--epochs", "4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Epoch 3/4" in resumed.stdout and "Epoch 1/4" not in resumed.stdout
+    assert logged_epochs(run_dir) == [0, 1, 2, 3]
+    checkpoints = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
+    assert checkpoints == [f"epoch_{e:03d}.weights.h5" for e in range(1, 5)]
+
+    # Every epoch's steps ran exactly once: the optimizer's step count equals 4 epochs
+    # of the run's batches.
+    check = subprocess.run([sys.executable, "-c", f"""
+import keras
+from keras_transformer.training.run import read_config, load_run
+from keras_transformer.cli import load_corpus
+from keras_transformer.data import make_dataset
+_, settings, data = read_config({run_dir!r})
+run = load_run({run_dir!r})
+batches = sum(1 for _ in make_dataset(load_corpus(data).train, run.source_tokenizer,
+    run.target_tokenizer, tokens_per_batch=settings.tokens_per_batch,
+    max_length=settings.max_length))
+model = keras.saving.load_model({os.path.join(run_dir, 'model.keras')!r})
+print(int(model.optimizer.iterations), 4 * batches)
+"""], capture_output=True, text=True, timeout=120, env=env)
+    assert check.returncode == 0, check.stderr[-2000:]
+    steps, expected = check.stdout.split()
+    assert steps == expected
+
+    averaged = cli("average-checkpoints", "--run-dir", run_dir, "--last", "3")
+    assert averaged.returncode == 0 and "averaged 3 checkpoints" in averaged.stdout
+    for what in ("loss", "lr"):
+        plotted = cli("plot", what, "--run-dir", run_dir)
+        assert plotted.returncode == 0, plotted.stderr[-2000:]
+        assert os.path.getsize(plotted.stdout.strip()) > 1000
