@@ -107,7 +107,10 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.beam_size = beam_size
         self.alpha = float(alpha)
+        self.max_length = max_length
+        self.min_length = min_length
         self.strict = strict
+        self.jit_compile = jit_compile
         self.max_source_length = model.config.max_length
         self._settings = dict(max_length=max_length, min_length=min_length,
                               start_id=target_tokenizer.start_id,
