@@ -6,17 +6,20 @@
 
 Each element is `((src, tgt_in), tgt_out)`, all int32 and 0-padded:
 
-    src     = tokens(source) + [END]          (batch, src_length)
+    src     = tokens(source)                  (batch, src_length)
     tgt_in  = [START] + tokens(target)        (batch, tgt_length)
     tgt_out = tokens(target) + [END]          (batch, tgt_length)
 
 `tgt_in` is the decoder input "shifted right" (paper, section 3.1) and `tgt_out`
-the labels. The source gets an `[END]` but no `[START]`, as in tensor2tensor: the
-encoder sees the whole sentence at once, so only its end needs marking.
+the labels. The source gets neither `[START]` nor `[END]`: the encoder sees the whole
+sentence at once and the padding mask marks its end, and this is the form every
+runtime gets from the tokenizer alone (Translator, TFLite, ONNX), so training and
+inference feed the encoder the same ids.
 
-Lengths count these added tokens: a pair is too long when `len(src)` or
-`len(tgt_out)` exceeds `max_length`. Too long pairs are dropped, or with
-`truncate=True` cut to `max_length - 1` tokens plus `[END]`; either way they are
+Lengths count the added token: a pair is too long when `len(src)` or `len(tgt_out)`
+exceeds `max_length`. Too long pairs are dropped, or with `truncate=True` cut to
+`max_length` source tokens and `max_length - 1` target tokens plus `[END]`; either way
+they are
 counted in `DatasetStats` and reported by one logging warning.
 
 Batches follow `bucketing.token_budget_buckets`: within each batch,
@@ -87,7 +90,7 @@ def make_dataset(
             be the same object (shared vocabulary).
         tokens_per_batch: the most tokens a batch holds per side, padding
             included.
-        max_length: the longest src or tgt_out, [END] included.
+        max_length: the longest src or tgt_out ([END] included).
         shuffle: reshuffle the pairs every epoch (seeded by `seed`).
         seed: shuffle seed.
         truncate: cut too long pairs instead of dropping them.
@@ -122,13 +125,13 @@ def make_dataset(
 
     src_ids = src_tokenizer.tokenize(tf.constant([src for src, _ in pairs]))
     tgt_ids = tgt_tokenizer.tokenize(tf.constant([tgt for _, tgt in pairs]))
-    # +1 for the [END] (or [START]) each side gets.
-    too_long = (src_ids.row_lengths() + 1 > max_length) | (
+    # +1 for the [END] (or [START]) the target gets.
+    too_long = (src_ids.row_lengths() > max_length) | (
         tgt_ids.row_lengths() + 1 > max_length
     )
     num_too_long = int(tf.reduce_sum(tf.cast(too_long, tf.int32)))
     if truncate:
-        src_ids = src_ids[:, : max_length - 1]
+        src_ids = src_ids[:, :max_length]
         tgt_ids = tgt_ids[:, : max_length - 1]
     else:
         keep = tf.logical_not(too_long)
@@ -157,7 +160,7 @@ def make_dataset(
     if shuffle:
         dataset = dataset.shuffle(stats.num_pairs, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(
-        _add_start_and_end,
+        _add_start_and_end_to_target,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -173,13 +176,10 @@ def make_dataset(
     return (dataset, stats) if return_stats else dataset
 
 
-def _add_start_and_end(src_tokens, tgt_tokens):
-    start = tf.constant([START_ID], tf.int32)
-    end = tf.constant([END_ID], tf.int32)
-    src = tf.concat([src_tokens, end], axis=0)
-    tgt_in = tf.concat([start, tgt_tokens], axis=0)
-    tgt_out = tf.concat([tgt_tokens, end], axis=0)
-    return (src, tgt_in), tgt_out
+def _add_start_and_end_to_target(src_tokens, tgt_tokens):
+    tgt_in = tf.concat([tf.constant([START_ID], tf.int32), tgt_tokens], axis=0)
+    tgt_out = tf.concat([tgt_tokens, tf.constant([END_ID], tf.int32)], axis=0)
+    return (src_tokens, tgt_in), tgt_out
 
 
 def _pair_length(inputs, tgt_out):

@@ -28,7 +28,7 @@ def _expected_examples(pairs, src_tok, tgt_tok):
     src = src_tok.tokenize([s for s, _ in pairs]).to_list()
     tgt = tgt_tok.tokenize([t for _, t in pairs]).to_list()
     return collections.Counter(
-        (tuple(s + [3]), tuple([2] + t), tuple(t + [3])) for s, t in zip(src, tgt)
+        (tuple(s), tuple([2] + t), tuple(t + [3])) for s, t in zip(src, tgt)
     )
 
 
@@ -41,8 +41,9 @@ def _collect(dataset):
         for s, ti, to in zip(src.numpy().tolist(), tgt_in.numpy().tolist(), tgt_out.numpy().tolist()):
             length = len(to) - to[::-1].index(3)  # up to and including [END]
             assert all(x == 0 for x in to[length:]) and all(x == 0 for x in ti[length:])
-            assert 0 not in s[: s.index(3)] and all(x == 0 for x in s[s.index(3) + 1 :])
-            examples[(tuple(s[: s.index(3) + 1]), tuple(ti[:length]), tuple(to[:length]))] += 1
+            src_length = len(s) - s.count(0)  # token ids are never 0
+            assert 0 not in s[:src_length] and 3 not in s
+            examples[(tuple(s[:src_length]), tuple(ti[:length]), tuple(to[:length]))] += 1
     return shapes, examples
 
 
@@ -96,7 +97,7 @@ def test_shared_tokenizer(pairs, tokenizers):
 
 def test_too_long_pairs_are_dropped_and_counted(pairs, tokenizers, caplog):
     src_tok, tgt_tok = tokenizers
-    src_lengths = src_tok.tokenize([s for s, _ in pairs]).row_lengths().numpy() + 1
+    src_lengths = src_tok.tokenize([s for s, _ in pairs]).row_lengths().numpy()
     tgt_lengths = tgt_tok.tokenize([t for _, t in pairs]).row_lengths().numpy() + 1
     max_length = 12
     fits = [p for p, s, t in zip(pairs, src_lengths, tgt_lengths) if max(s, t) <= max_length]
@@ -120,7 +121,7 @@ def test_truncate(pairs, tokenizers):
     _, examples = _collect(dataset)
     assert sum(examples.values()) == 400
     assert max(max(len(s), len(t)) for s, _, t in examples) == 6
-    assert all(s[-1] == 3 and t[-1] == 3 for s, _, t in examples)
+    assert all(t[-1] == 3 and 3 not in s for s, _, t in examples)
 
 
 def test_drop_remainder_keeps_only_full_batches(pairs, tokenizers):
