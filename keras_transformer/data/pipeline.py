@@ -19,8 +19,7 @@ inference feed the encoder the same ids.
 Lengths count the added token: a pair is too long when `len(src)` or `len(tgt_out)`
 exceeds `max_length`. Too long pairs are dropped, or with `truncate=True` cut to
 `max_length` source tokens and `max_length - 1` target tokens plus `[END]`; either way
-they are
-counted in `DatasetStats` and reported by one logging warning.
+they are counted in `DatasetStats` and reported by one logging warning.
 
 Batches follow `bucketing.token_budget_buckets`: within each batch,
 batch × src_length <= tokens_per_batch and batch × tgt_length <= tokens_per_batch.
