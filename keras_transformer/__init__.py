@@ -1,7 +1,10 @@
-"""keras_transformer: the Transformer of "Attention Is All You Need" as Keras 3 layers."""
+"""keras_transformer: the Transformer of "Attention Is All You Need" as Keras 3 layers,
+trained with `model.fit` and exported to TF Serving, LiteRT and ONNX Runtime."""
 
-from keras_transformer import data, layers, text, training
+from keras_transformer import data, decoding, distribute, export, layers, text, training
 from keras_transformer.config import TransformerConfig
+from keras_transformer.evaluation import evaluate
 from keras_transformer.model import Transformer
+from keras_transformer.translator import Translator
 
 __version__ = "0.1.0"

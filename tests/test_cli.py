@@ -31,6 +31,7 @@ def logged_epochs(run_dir):
 def optimizer_steps(run_dir):
     check = cli_python(f"""
 import keras
+import keras_transformer  # registers the model's classes for loading
 print(int(keras.saving.load_model({os.path.join(run_dir, 'model.keras')!r}).optimizer.iterations))
 """)
     return int(check.stdout.split()[-1])
