@@ -103,13 +103,14 @@ def forbid_tokens(log_probs, step, min_length, start_id, end_id):
 
 
 def write_column(buffer, step, values):
-    """buffer (..., width) + values (...) at column `step`, by a one-hot sum.
+    """buffer (..., width) with `values` (...) written at column `step`.
 
-    The buffer must be zero at `step`. A one-hot sum rather than a scatter or a
-    dynamic-update-slice keeps the loop to ops that XLA, TFLite and ONNX all take.
+    A select on the column index rather than a scatter or a dynamic-update-slice keeps
+    the loop to ops that XLA, TFLite and ONNX all take (tf2onnx also mis-converts an
+    int32 one-hot inside a loop body).
     """
-    column = tf.one_hot(step, buffer.shape[-1], dtype=buffer.dtype)
-    return buffer + values[..., None] * column
+    column = tf.equal(tf.range(tf.shape(buffer)[-1]), step)
+    return tf.where(column, values[..., None], buffer)
 
 
 def trim_padding(ids):
