@@ -151,7 +151,8 @@ def cmd_evaluate(args):
         pairs = pairs[: args.limit]
     translator = _translator(args)
     sources = [s for s, _ in pairs]
-    scores = evaluate(translator, sources, [t for _, t in pairs])
+    scores = evaluate(translator, sources, [t for _, t in pairs],
+                      bleu_tokenize=args.bleu_tokenize)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
     for source, hypothesis in zip(sources[: args.samples], translator(sources[: args.samples])):
         print(f"{source}  ->  {hypothesis}")
@@ -291,6 +292,8 @@ def build_parser():
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=int, help="evaluate the first N pairs only")
     evaluate.add_argument("--samples", type=int, default=5, help="sample translations to print")
+    evaluate.add_argument("--bleu-tokenize", default="13a",
+                          help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     translate = with_decoding(commands.add_parser(

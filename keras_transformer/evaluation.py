@@ -5,13 +5,18 @@ text with its standard "13a" tokenization, so scores compare across papers (Post
 chrF (Popović, 2015) scores character n-grams, kinder to morphology such as German
 compounds. Exact match is the fraction of hypotheses equal to their reference (after
 stripping outer whitespace), telling on small synthetic tasks.
+
+Languages that write a sentence as one word (the German numbers of the embedded corpus:
+"einundzwanzigtausend") have no word 4-grams, so word BLEU is 0 there whatever the
+quality: score them with `bleu_tokenize="char"`, BLEU over characters.
 """
 
 import sacrebleu
 from tqdm.auto import tqdm
 
 
-def evaluate(translator, sources, references, batch_size=64, progress=True):
+def evaluate(translator, sources, references, batch_size=64, progress=True,
+             bleu_tokenize="13a"):
     """Translates `sources` and scores them against `references`.
 
     Args:
@@ -20,6 +25,8 @@ def evaluate(translator, sources, references, batch_size=64, progress=True):
         references: list of reference translations, one per source.
         batch_size: sentences translated per call.
         progress: show a tqdm progress bar.
+        bleu_tokenize: sacreBLEU's tokenizer for BLEU: "13a" (standard), "char",
+            "intl", "zh", "ja-mecab", ...
 
     Returns:
         {"bleu": corpus BLEU in [0, 100], "chrf": corpus chrF in [0, 100],
@@ -49,7 +56,7 @@ def evaluate(translator, sources, references, batch_size=64, progress=True):
             bar.update(len(batch))
     exact = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references))
     return {
-        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+        "bleu": sacrebleu.corpus_bleu(hypotheses, [references], tokenize=bleu_tokenize).score,
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
         "exact_match": exact / len(sources),
         "num_sentences": len(sources),
