@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/decode_latency.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/export_latency.py
+	$(PY) benchmarks/distribute_throughput.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -20,8 +20,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
-               UnicodeDecodeError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               PermissionError, UnicodeDecodeError)
 
 
 class UsageError(Exception):

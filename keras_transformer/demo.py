@@ -6,6 +6,7 @@ so the model must learn a real reordering, not a word-for-word substitution.
 """
 
 import os
+import shutil
 import time
 
 import keras
@@ -41,7 +42,11 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
-    """Trains, evaluates, plots and exports; returns the evaluation scores."""
+    """Trains, evaluates, plots and exports; returns the evaluation scores. A finished
+    demo run in `run_dir` is replaced; an interrupted one resumes."""
+    if os.path.isfile(os.path.join(run_dir, "model.keras")):
+        print(f"replacing the finished demo run in {run_dir}")
+        shutil.rmtree(run_dir)
     corpus = numbers_corpus(**CORPUS)
     print(f"corpus: {len(corpus.train)} train, {len(corpus.dev)} dev, {len(corpus.test)} test "
           "pairs (English → German numbers; test numbers never seen in training)")

@@ -101,6 +101,9 @@ def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
     assert reference.returncode == 0, reference.stderr[-2000:]
     assert optimizer_steps(run_dir) == optimizer_steps(reference_dir) > 4
 
+    again = cli("train", "--run-dir", run_dir, *TINY, "--epochs", "4")
+    assert again.returncode == 2 and "holds a finished run" in again.stderr
+
     averaged = cli("average-checkpoints", "--run-dir", run_dir, "--last", "3")
     assert averaged.returncode == 0 and "averaged 3 checkpoints" in averaged.stdout
     for what in ("loss", "lr"):

@@ -112,13 +112,20 @@ class MultiHeadAttention(keras.layers.Layer):
     def _kernel_initializer(self, count):
         """`count` square d_model × d_model matrices, stacked on axis 1 and reshaped to
         the storage shape, so Glorot sees the fan-in and fan-out of the paper's dense
-        matrices rather than of the 3-D/4-D storage."""
-        initializer = self._clone(self.kernel_initializer)
+        matrices rather than of the 3-D/4-D storage. Each matrix gets its own clone of
+        the initializer (a Keras initializer repeats its values when called twice), with
+        the seed, if any, offset so that W^K and W^V differ."""
+        config = self.kernel_initializer.get_config()
         d = self.d_model
 
+        def matrix(i, dtype):
+            matrix_config = dict(config)
+            if matrix_config.get("seed") is not None:
+                matrix_config["seed"] += i
+            return self.kernel_initializer.__class__.from_config(matrix_config)((d, d), dtype=dtype)
+
         def init(shape, dtype=None):
-            matrices = [initializer((d, d), dtype=dtype) for _ in range(count)]
-            return ops.reshape(ops.stack(matrices, axis=1), shape)
+            return ops.reshape(ops.stack([matrix(i, dtype) for i in range(count)], axis=1), shape)
 
         return init
 

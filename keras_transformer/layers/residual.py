@@ -38,7 +38,7 @@ class AddNorm(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=epsilon, dtype=self.dtype_policy, name="layer_norm")
 
-    def build(self, residual_shape, sublayer_shape=None):
+    def build(self, residual_shape, sublayer_output_shape=None):
         self.layer_norm.build(residual_shape)
         self.built = True
 
@@ -50,7 +50,7 @@ class AddNorm(keras.layers.Layer):
         summed = residual + self.residual_dropout(sublayer_output, training=training)
         return summed if self.norm_first else self.layer_norm(summed)
 
-    def compute_output_shape(self, residual_shape, sublayer_shape=None):
+    def compute_output_shape(self, residual_shape, sublayer_output_shape=None):
         return residual_shape
 
     def get_config(self):

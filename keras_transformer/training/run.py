@@ -160,6 +160,10 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         callbacks: more Keras callbacks.
     """
     settings = settings or TrainingSettings()
+    if os.path.isfile(_path(run_dir, "model.keras")):
+        raise FileExistsError(
+            f"{run_dir} holds a finished run; train into a new run directory (an "
+            "interrupted run, which has no model.keras yet, resumes in place)")
     os.makedirs(run_dir, exist_ok=True)
     distribute.set_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
