@@ -182,7 +182,12 @@ def cmd_translate(args):
 def cmd_export(args):
     from keras_transformer import export
 
+    if args.quantization and args.format != "tflite":
+        raise UsageError("--quantization applies to --format tflite only")
     translator = _translator(args)
+    if args.format != "saved_model" and translator.beam_size != 1:
+        print(f"note: {args.format} exports decode greedily (beam search is in the "
+              "SavedModel only)", file=sys.stderr)
     name = args.name or os.path.basename(os.path.normpath(args.run_dir))
     if args.format == "saved_model":
         path = export.export_saved_model(translator, os.path.join(args.output, name),
@@ -190,9 +195,11 @@ def cmd_export(args):
     elif args.format == "tflite":
         suffix = f"_{args.quantization}" if args.quantization else ""
         path = export.export_tflite(translator, os.path.join(args.output, f"{name}{suffix}.tflite"),
-                                    quantization=args.quantization)
+                                    quantization=args.quantization, overwrite=args.overwrite)
     else:
-        path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"))
+        path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"),
+                                  overwrite=args.overwrite)[0]
+        path = os.path.dirname(path)
     print(path)
 
 

@@ -76,8 +76,10 @@ def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
     written = [
         export.export_saved_model(translator, os.path.join(export_dir, "numbers_en_de"),
                                   version=1, overwrite=True),
-        export.export_tflite(translator, os.path.join(export_dir, "numbers_en_de.tflite")),
-        export.export_onnx(translator, os.path.join(export_dir, "numbers_en_de_onnx")),
+        export.export_tflite(translator, os.path.join(export_dir, "numbers_en_de.tflite"),
+                             overwrite=True),
+        os.path.dirname(export.export_onnx(
+            translator, os.path.join(export_dir, "numbers_en_de_onnx"), overwrite=True)[0]),
     ]
     print("exported:", *written, sep="\n  ")
     return scores

@@ -3,9 +3,8 @@
     text ─tokenize─▶ source ids ─encode once, cached beam (or greedy) loop─▶ ids
          ─detokenize─▶ text
 
-A `tf.Module` holding the model, both tokenizers and the decoding settings, so that
-`tf.saved_model.save(translator, path, signatures={"translate": translator.translate})`
-writes everything a server needs. Three ways in:
+A `tf.Module` holding the model, both tokenizers and the decoding settings: everything
+a server needs (`kt.export.export_saved_model` writes it for TF Serving). Three ways in:
 
 * `translator(["ein satz", ...])` in Python: a list of str (a str for a str).
 * `translator.translate(text)`: a tf.function, text tf.string (batch,) ->
@@ -29,10 +28,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.decoding.beam import beam_loop
-from keras_transformer.decoding.compiled import pad_to_bucket
+from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
 from keras_transformer.decoding.lengths import trim_padding
 from keras_transformer.layers.masks import PAD_ID
+
+
+def best_hypothesis(model, src_ids, beam_size, alpha, **settings):
+    """The best translation of each source: greedy search for `beam_size` 1, else beam
+    search's first hypothesis. Returns ids (batch, W) and scores (batch,)."""
+    if beam_size == 1:
+        return greedy_loop(model, src_ids, **settings)
+    ids, scores = beam_loop(model, src_ids, beam_size=beam_size, alpha=alpha, **settings)
+    return ids[:, 0], scores[:, 0]
 
 
 @dataclasses.dataclass
@@ -83,8 +91,7 @@ class Translator(tf.Module):
     >>> translator = Translator(model, source_tokenizer, target_tokenizer)
     >>> translator(["ein kleiner test"])
     ['a small test']
-    >>> tf.saved_model.save(translator, "export/1",
-    ...                     signatures={"serving_default": translator.translate})
+    >>> kt.export.export_saved_model(translator, "saved_models/de_en", version=1)
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, beam_size=4, alpha=0.6,
@@ -112,20 +119,17 @@ class Translator(tf.Module):
         self.strict = strict
         self.jit_compile = jit_compile
         self.max_source_length = model.config.max_length
-        self._settings = dict(max_length=max_length, min_length=min_length,
-                              start_id=target_tokenizer.start_id,
+        self._settings = dict(beam_size=beam_size, alpha=self.alpha, max_length=max_length,
+                              min_length=min_length, start_id=target_tokenizer.start_id,
                               end_id=target_tokenizer.end_id)
+        # For graphs (SavedModel signatures): one function for every source width.
         self._compiled_decode = tf.function(
             self._decode, jit_compile=jit_compile,
             input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
     def _decode(self, src_ids):
         """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
-        if self.beam_size == 1:
-            return greedy_loop(self.model, src_ids, **self._settings)
-        ids, scores = beam_loop(self.model, src_ids, beam_size=self.beam_size,
-                                alpha=self.alpha, **self._settings)
-        return ids[:, 0], scores[:, 0]
+        return best_hypothesis(self.model, src_ids, **self._settings)
 
     def _tokenize(self, text):
         """tf.string (batch,) -> 0-padded int32 ids (batch, src_len), in graphs."""
@@ -185,7 +189,9 @@ class Translator(tf.Module):
                 raise ValueError(f"{message}; shorten them or pass strict=False to truncate")
             warnings.warn(f"{message}; they are truncated", stacklevel=3)
         src_ids = tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
-        ids, scores = self._compiled_decode(pad_to_bucket(src_ids, self.max_source_length))
+        # Eagerly, one compiled loop per source bucket, its buffers sized from the source.
+        ids, scores = compiled.run(best_hypothesis, self.model, src_ids, self._settings,
+                                   self.jit_compile)
         return src_ids, trim_padding(ids), scores
 
     def translate_with_details(self, sentences):

@@ -22,7 +22,7 @@ def test_attention_shape_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_learning_rate_and_loss_curves(tmp_path):
-    assert plots.plot_learning_rate(NoamSchedule(64, 100), 400, str(tmp_path / "lr.png"))
+    Image.open(plots.plot_learning_rate(NoamSchedule(64, 100), 400, str(tmp_path / "lr.png"))).verify()
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss,val_loss\n0,3.0,3.1\n1,2.0,2.2\n")
     assert plots.read_log(str(log))["val_loss"] == [3.1, 2.2]

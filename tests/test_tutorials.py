@@ -28,7 +28,7 @@ def test_01_attention_from_scratch(tmp_path):
 @pytest.mark.slow
 def test_02_train_a_translator():
     scores = load("02_train_a_translator").main(tiny=True)
-    assert scores["num_sentences"] == 50 and 0.0 <= scores["chrf"] <= 100.0
+    assert scores["num_sentences"] == 50 and scores["chrf"] > 0.0
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ Run:  python tutorials/03_export_tflite_and_onnx.py [--tiny] [--output-dir DIR]
 
 import argparse
 import os
+import shutil
 
 import numpy as np
 
@@ -24,7 +25,9 @@ def main(tiny=False, output_dir="tutorial_output"):
         **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)))
     model_config = kt.TransformerConfig.from_preset(
         "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512)))
-    run = train(os.path.join(output_dir, "03_run"), corpus, model_config,
+    run_dir = os.path.join(output_dir, "03_run")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the tutorial runs
+    run = train(run_dir, corpus, model_config,
                 TrainingSettings(epochs=1 if tiny else 8, tokens_per_batch=2048, max_length=40,
                                  warmup_steps=800, vocab_size=400, average_last=1),
                 verbose=0)
@@ -49,8 +52,9 @@ def main(tiny=False, output_dir="tutorial_output"):
     print(f"{'runtime':16s} same ids as TF   max |score - TF|")
     agreement = {}
     for name, (ids, scores) in results.items():
-        width = min(ids.shape[1], tf_ids.shape[1])
-        same = int(np.sum(np.all(ids[:, :width] == tf_ids[:, :width], axis=1)))
+        width = max(ids.shape[1], tf_ids.shape[1])  # pad both with 0 to compare whole rows
+        ids, expected = (np.pad(x, ((0, 0), (0, width - x.shape[1]))) for x in (ids, tf_ids))
+        same = int(np.sum(np.all(ids == expected, axis=1)))
         agreement[name] = same
         print(f"{name:16s} {same}/{len(sources)}            {np.abs(scores - tf_scores).max():.2e}")
     sizes = {p: os.path.getsize(p) for p in (tflite_path, int8_path)}

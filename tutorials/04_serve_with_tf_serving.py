@@ -14,6 +14,7 @@ Run:  python tutorials/04_serve_with_tf_serving.py [--tiny] [--output-dir DIR]
 import argparse
 import json
 import os
+import shutil
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the tokenizer ops the export uses
@@ -28,7 +29,9 @@ def main(tiny=False, output_dir="tutorial_output"):
         **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)))
     model_config = kt.TransformerConfig.from_preset(
         "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512)))
-    run = train(os.path.join(output_dir, "04_run"), corpus, model_config,
+    run_dir = os.path.join(output_dir, "04_run")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the tutorial runs
+    run = train(run_dir, corpus, model_config,
                 TrainingSettings(epochs=1 if tiny else 8, tokens_per_batch=2048, max_length=40,
                                  warmup_steps=800, vocab_size=400, average_last=1),
                 verbose=0)

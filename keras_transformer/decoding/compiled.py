@@ -2,10 +2,11 @@
 
 The loops in this package are plain functions of (model, src_ids, settings). Called
 eagerly, each would retrace and recompile on every call; `run` keeps one tf.function per
-(loop, model, settings) with a (batch, src_len) signature of unknown sizes, so it is
-traced once and XLA compiles once per concrete shape. Source columns are padded to a
-multiple of `SOURCE_BUCKET` so that sentences of similar length share one compilation;
-padding is masked, so it changes no result. Inside a traced function (a SavedModel
+(loop, model, settings, source width) with a (batch, width) signature, so the loop's
+buffers are sized from the source (width + 50, not the model's max_length) and XLA
+compiles once per batch size. Source columns are padded to a multiple of
+`SOURCE_BUCKET` so that sentences of similar length share one function; padding is
+masked, so it changes no result. Inside a traced function (a SavedModel
 signature, a TFLite conversion) the loop is called directly and joins that graph.
 """
 
@@ -54,11 +55,12 @@ def run(loop, model, src_ids, settings, jit_compile=True):
             f"{tuple(src_ids.shape)}")
     src_ids = pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length)
     functions = _FUNCTIONS.setdefault(model, {})
-    key = (loop, tuple(sorted(settings.items())), jit_compile)
+    width = src_ids.shape[1]
+    key = (loop, tuple(sorted(settings.items())), jit_compile, width)
     if key not in functions:
         # A weak reference, so that the cached function does not keep the model alive.
         model_ref = weakref.ref(model)
         functions[key] = tf.function(
             lambda ids: loop(model_ref(), ids, **settings), jit_compile=jit_compile,
-            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+            input_signature=[tf.TensorSpec([None, width], tf.int32)])
     return functions[key](src_ids)

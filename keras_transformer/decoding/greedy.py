@@ -4,7 +4,7 @@
 
 The source is encoded once; each step runs the decoder on the newest token only, reading
 earlier positions from the model's fixed-size cache. The loop state has fixed shapes
-(the output buffer is (batch, W), written by one-hot sums), so the same loop runs
+(the output buffer is (batch, W), written by a select on the column), so the same loop runs
 eagerly, compiles with `jit_compile=True`, and converts to a TFLite WHILE op.
 
 `greedy_loop` is the plain function to call inside a tf.function, SavedModel or TFLite

@@ -140,9 +140,9 @@ def export_onnx(translator, directory, overwrite=False):
     Raises:
         RuntimeError: a required graph did not convert to valid ONNX.
 
-    greedy.onnx is skipped with a warning when the decoding loop holds an op tf2onnx
-    emits wrongly (an int32 OneHot inside a Loop body, for one); decoder_step.onnx with
-    `OnnxTranslator` does the same decoding.
+    greedy.onnx is skipped with a warning should tf2onnx emit an invalid ONNX Loop for
+    the decoding loop (it did while the loop wrote its output with an int32 one-hot);
+    decoder_step.onnx with `OnnxTranslator` does the same decoding.
 
     Example:
     >>> paths = kt.export.export_onnx(translator, "saved_models/en_de_onnx")

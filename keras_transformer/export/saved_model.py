@@ -68,13 +68,10 @@ class _ServingModule(WeightsModule):
 
 def _without_xla(translator):
     """The same Translator, decoding without jit_compile (see the module docstring)."""
-    # TODO(translator): replace the private _settings read once Translator exposes
-    # max_length and min_length.
-    settings = translator._settings
     return Translator(
         model_of(translator), translator.source_tokenizer, translator.target_tokenizer,
         beam_size=translator.beam_size, alpha=translator.alpha,
-        max_length=settings["max_length"], min_length=settings["min_length"],
+        max_length=translator.max_length, min_length=translator.min_length,
         strict=translator.strict, jit_compile=False)
 
 

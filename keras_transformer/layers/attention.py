@@ -109,19 +109,20 @@ class MultiHeadAttention(keras.layers.Layer):
     def _clone(self, initializer):
         return initializer.__class__.from_config(initializer.get_config())
 
-    def _kernel_initializer(self, count):
+    def _kernel_initializer(self, count, first):
         """`count` square d_model × d_model matrices, stacked on axis 1 and reshaped to
         the storage shape, so Glorot sees the fan-in and fan-out of the paper's dense
         matrices rather than of the 3-D/4-D storage. Each matrix gets its own clone of
-        the initializer (a Keras initializer repeats its values when called twice), with
-        the seed, if any, offset so that W^K and W^V differ."""
+        the initializer (a Keras initializer repeats its values when called twice); a
+        seed, if any, is offset by the matrix's number (`first` + i: 0 for W^Q, 1 and 2
+        for W^K and W^V, 3 for W^O) so that the four differ."""
         config = self.kernel_initializer.get_config()
         d = self.d_model
 
         def matrix(i, dtype):
             matrix_config = dict(config)
             if matrix_config.get("seed") is not None:
-                matrix_config["seed"] += i
+                matrix_config["seed"] += first + i
             return self.kernel_initializer.__class__.from_config(matrix_config)((d, d), dtype=dtype)
 
         def init(shape, dtype=None):
@@ -138,16 +139,16 @@ class MultiHeadAttention(keras.layers.Layer):
         self._check_width(query_shape, "query")
         h, d_k, d = self.num_heads, self.head_dim, self.d_model
         self.query_kernel = self.add_weight(
-            name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1))
+            name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1, 0))
         self.query_bias = self.add_weight(
             name="query_bias", shape=(h, d_k), initializer=self._clone(self.bias_initializer))
         self.key_value_kernel = self.add_weight(
-            name="key_value_kernel", shape=(d, 2, h, d_k), initializer=self._kernel_initializer(2))
+            name="key_value_kernel", shape=(d, 2, h, d_k), initializer=self._kernel_initializer(2, 1))
         self.key_value_bias = self.add_weight(
             name="key_value_bias", shape=(2, h, d_k),
             initializer=self._clone(self.bias_initializer))
         self.output_kernel = self.add_weight(
-            name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1))
+            name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1, 3))
         self.output_bias = self.add_weight(
             name="output_bias", shape=(d,), initializer=self._clone(self.bias_initializer))
         self.built = True
@@ -198,7 +199,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 encoder output, from `compute_key_value`). For self-attention, the
                 scalar position the query's own key and value are written to before
                 attending; positions of the cache that were never written must be
-                masked out by `mask`.
+                masked out by `attention_mask`.
 
         Returns:
             (output (batch, q_len, d_model), (keys, values), weights (batch, h, q_len, cache_len)).

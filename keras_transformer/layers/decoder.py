@@ -20,9 +20,6 @@ from keras_transformer.layers.attention import MultiHeadAttention
 from keras_transformer.layers.feed_forward import PositionwiseFeedForward
 from keras_transformer.layers.residual import AddNorm
 
-CACHE_KEYS = ("self_keys", "self_values", "cross_keys", "cross_values")
-
-
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class DecoderLayer(keras.layers.Layer):
     """One decoder layer: masked self-attention, cross-attention, feed-forward.
@@ -192,7 +189,8 @@ class Decoder(keras.layers.Layer):
     def init_cache(self, memory, max_length):
         """The decoding cache for `memory` (batch, src_len, d_model): cross-attention
         keys and values of every layer, and zeroed self-attention buffers of
-        `max_length` positions. Returns a dict of the four tensors in `CACHE_KEYS`."""
+        `max_length` positions. Returns a dict of the four tensors self_keys, self_values,
+        cross_keys and cross_values."""
         cross = [layer.cross_attention.compute_key_value(memory) for layer in self.decoder_layers]
         batch = ops.shape(memory)[0]
         empty = ops.zeros(

@@ -176,15 +176,6 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         max_length=max(model_config.max_length, settings.max_length + 1))
     _write_config(run_dir, model_config, settings, data or {})
 
-    # Under XLA every new batch shape is a new compilation: padding batches to their
-    # bucket's length bounds the shapes to one per bucket.
-    batching = dict(tokens_per_batch=settings.tokens_per_batch, max_length=settings.max_length,
-                    pad_to_bucket=settings.jit_compile is True)
-    train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, shuffle=True,
-                              seed=settings.seed, **batching)
-    dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
-                            **batching) if corpus.dev else None
-
     model = distribute.build_in_scope(
         distribute.make_strategy(settings.strategy),
         model_fn=lambda: Transformer(**model_config.to_dict()),
@@ -192,6 +183,16 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
             model_config.d_model, settings.warmup_steps, settings.learning_rate_scale),
         loss=LabelSmoothedCrossEntropy(settings.label_smoothing), metrics=[MaskedAccuracy()],
         jit_compile=settings.jit_compile, precision=settings.precision)
+
+    # Under XLA every new batch shape is a new compilation: padding batches to their
+    # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
+    # resolved choice ("auto" means XLA with a GPU, none on CPU-only machines).
+    batching = dict(tokens_per_batch=settings.tokens_per_batch, max_length=settings.max_length,
+                    pad_to_bucket=bool(model.jit_compile))
+    train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, shuffle=True,
+                              seed=settings.seed, **batching)
+    dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
+                            **batching) if corpus.dev else None
 
     checkpoint_dir = _path(run_dir, "checkpoints")
     os.makedirs(checkpoint_dir, exist_ok=True)

@@ -119,3 +119,15 @@ def test_config_round_trip():
     mha = MultiHeadAttention(num_heads=2, d_model=8, dropout=0.2, name="mha")
     clone = MultiHeadAttention.from_config(mha.get_config())
     assert clone.get_config() == mha.get_config()
+
+
+def test_seeded_initializer_gives_four_different_matrices():
+    mha = MultiHeadAttention(num_heads=2, d_model=8,
+                             kernel_initializer=keras.initializers.GlorotUniform(seed=3))
+    mha.build((None, None, 8))
+    kv = np.asarray(mha.key_value_kernel)
+    matrices = [np.asarray(mha.query_kernel).reshape(8, 8), kv[:, 0].reshape(8, 8),
+                kv[:, 1].reshape(8, 8), np.asarray(mha.output_kernel).reshape(8, 8)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.allclose(matrices[i], matrices[j])
