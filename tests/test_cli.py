@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: in subprocesses."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -112,3 +113,37 @@ def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
         plotted = cli("plot", what, "--run-dir", run_dir)
         assert plotted.returncode == 0, plotted.stderr[-2000:]
         assert os.path.getsize(plotted.stdout.strip()) > 1000
+    plotted = cli("plot", "attention", "--run-dir", run_dir, "--sentence", "twenty-one",
+                  "--beam-size", "1")
+    assert plotted.returncode == 0 and os.path.getsize(plotted.stdout.strip()) > 1000
+
+
+@pytest.mark.slow
+def test_evaluate_translate_and_export_a_trained_run(tmp_path):
+    run_dir = str(tmp_path / "run")
+    assert cli("train", "--run-dir", run_dir, *TINY, "--epochs", "1").returncode == 0
+
+    evaluated = cli("evaluate", "--run-dir", run_dir, "--limit", "8", "--samples", "2",
+                    "--bleu-tokenize", "char")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    scores = json.loads(evaluated.stdout.splitlines()[0])
+    assert scores["num_sentences"] == 8 and 0.0 < scores["chrf"]
+    assert len(evaluated.stdout.strip().splitlines()) == 3  # the scores and 2 samples
+
+    translated = cli("translate", "--run-dir", run_dir, "--beam-size", "1", "one", "",
+                     "two hundred")
+    assert translated.returncode == 0, translated.stderr[-2000:]
+    lines = translated.stdout.split("\n")[:3]
+    assert lines[1] == "" and lines[0] and lines[2]  # an empty source gives an empty line
+    piped = cli("translate", "--run-dir", run_dir, "--beam-size", "1", input="one\ntwo\n")
+    assert piped.returncode == 0 and piped.stdout.splitlines()[0] == lines[0]
+
+    output = str(tmp_path / "exports")
+    for attempt in range(2):  # the second export must replace the first
+        exported = cli("export", "--run-dir", run_dir, "--format", "tflite", "--output", output,
+                       "--quantization", "int8", "--overwrite")
+        assert exported.returncode == 0, exported.stderr[-2000:]
+    assert exported.stdout.strip().endswith("run_int8.tflite")
+    assert os.path.getsize(exported.stdout.strip()) > 1000
+    refused = cli("export", "--run-dir", run_dir, "--format", "onnx", "--quantization", "int8")
+    assert refused.returncode == 2 and "applies to --format tflite only" in refused.stderr
