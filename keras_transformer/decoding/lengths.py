@@ -19,9 +19,8 @@ A hypothesis that reaches its limit without [END] stops there, without [END].
 import tensorflow as tf
 
 from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.text.vocabulary import END_ID, START_ID
 
-START_ID = 2
-END_ID = 3
 EXTRA_LENGTH = 50
 
 # Log-probability of a forbidden token or of an empty beam slot. Finite rather than

@@ -5,6 +5,8 @@
 
 import keras
 
+from keras_transformer.config import ACTIVATIONS
+
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class PositionwiseFeedForward(keras.layers.Layer):
@@ -26,8 +28,8 @@ class PositionwiseFeedForward(keras.layers.Layer):
     def __init__(self, d_model, d_ff, activation="relu", kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu'; got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
         self.d_model = d_model
         self.d_ff = d_ff
         self.activation = activation

@@ -24,9 +24,11 @@ Example:
 
 import hashlib
 
+from keras_transformer.layers.masks import PAD_ID  # the model's input format: 0 is padding
+
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 RESERVED_TOKENS = [PAD, UNK, START, END]
-PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+UNK_ID, START_ID, END_ID = 1, 2, 3
 
 
 def vocabulary_fingerprint(vocabulary):

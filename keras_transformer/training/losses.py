@@ -57,14 +57,18 @@ class LabelSmoothedCrossEntropy(keras.losses.Loss):
         return config
 
 
-def masked_accuracy(y_true, y_pred):
-    """Share of non-padding tokens whose argmax logit is the true id, in one batch."""
+def _correct_and_real(y_true, y_pred):
+    """float32 (batch, length) indicators: argmax is the true id; the token is not padding."""
     _check(y_true, y_pred)
     y_true = ops.cast(y_true, "int32")
-    correct = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true),
-                       "float32")
-    mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-    return ops.sum(correct * mask) / ops.maximum(ops.sum(mask), 1.0)
+    correct = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true)
+    return ops.cast(correct, "float32"), ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+
+
+def masked_accuracy(y_true, y_pred):
+    """Share of non-padding tokens whose argmax logit is the true id, in one batch."""
+    correct, real = _correct_and_real(y_true, y_pred)
+    return ops.sum(correct * real) / ops.maximum(ops.sum(real), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -78,12 +82,9 @@ class MaskedAccuracy(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        _check(y_true, y_pred)
-        y_true = ops.cast(y_true, "int32")
-        hits = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true)
-        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-        self.correct.assign_add(ops.sum(ops.cast(hits, "float32") * mask))
-        self.count.assign_add(ops.sum(mask))
+        correct, real = _correct_and_real(y_true, y_pred)
+        self.correct.assign_add(ops.sum(correct * real))
+        self.count.assign_add(ops.sum(real))
 
     def result(self):
         return self.correct / ops.maximum(self.count, 1.0)
