@@ -40,16 +40,10 @@ import sys
 import time
 import warnings
 
-BATCH = 32
-SRC_LEN = 64
-TGT_LEN = 64
-NUM_LAYERS = 2
-D_MODEL = 256
-NUM_HEADS = 4
-D_FF = 1024
-VOCAB = 8000
-DROPOUT = 0.1
-RESULT_PREFIX = "RESULT "
+# The core benchmark's configuration, defined once in train_throughput.py (this
+# folder is on sys.path when a benchmark runs as a script).
+from train_throughput import (  # noqa: E402
+    BATCH, D_FF, D_MODEL, DROPOUT, NUM_HEADS, NUM_LAYERS, RESULT_PREFIX, SRC_LEN, TGT_LEN, VOCAB)
 
 # (label, precision, strategy, replicas, jit requested)
 CONFIGURATIONS = (
