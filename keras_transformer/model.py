@@ -118,9 +118,9 @@ class Transformer(keras.Model):
                     f"values from {values.min()} to {values.max()}")
         return ids
 
-    def _embed(self, ids, embedding, dropout, training, start_index=0):
+    def _embed(self, ids, embedding, dropout, training):
         x = embedding(ids)
-        x = x + self.positional_encoding(x, start_index=start_index)
+        x = x + self.positional_encoding(x)
         return dropout(x, training=training)
 
     def encode(self, src_ids, training=None, return_attention_scores=False):
@@ -167,31 +167,35 @@ class Transformer(keras.Model):
         memory, memory_mask = self.encode(src_ids, training=training)
         return self.decode(tgt_in_ids, memory, memory_mask, training=training)
 
-    def init_cache(self, memory, max_length):
-        """The fixed-size decoding cache for `max_length` target positions: a dict of
-        self_keys, self_values (N, batch, h, max_length, d_k) zeroed, and cross_keys,
-        cross_values (N, batch, h, src_len, d_k) computed from `memory`."""
+    def init_cache(self, memory, max_length, beam_size=1):
+        """The fixed-size decoding cache for `max_length` target positions and
+        `beam_size` hypotheses per sentence (see `layers/decoder.py`): per-layer lists of
+        self_keys, self_values (batch, h, beam_size·max_length, d_k) zeroed and
+        cross_keys, cross_values (batch, h, src_len, d_k) computed from `memory`, and
+        the ancestry (batch, beam_size, max_length)."""
         if max_length > self.config.max_length:
             raise ValueError(
                 f"cannot decode {max_length} positions: the model's max_length is "
                 f"{self.config.max_length}")
-        return self.decoder.init_cache(memory, max_length)
+        return self.decoder.init_cache(memory, max_length, beam_size)
 
     def decode_step(self, tgt_ids, step, cache, memory_mask, return_attention_scores=False):
-        """One incremental decoding step.
+        """One incremental decoding step of k hypotheses per sentence.
 
         Args:
-            tgt_ids: (batch, 1) int32, the token at position `step`.
+            tgt_ids: (batch, k) int32, each hypothesis' token at position `step`
+                (k = 1 for greedy search; k = the beam_size the cache was made for).
             step: scalar int32 position (0 for the [START] token).
             cache: from `init_cache` or the previous step.
             memory_mask: (batch, 1, 1, src_len) bool from `encode`.
 
         Returns:
-            (logits (batch, tgt_vocab_size) float32, updated cache), plus the list of
-            per-layer cross-attention weights (batch, h, 1, src_len) on request.
+            (logits (batch, k, tgt_vocab_size) float32, updated cache), plus the list of
+            per-layer cross-attention weights (batch, h, k, src_len) on request.
         """
-        x = self._embed(tgt_ids, self.target_embedding, self.target_dropout, False,
-                        start_index=step)
+        x = self.target_embedding(tgt_ids)
+        # Every hypothesis is at the same position: one row of the table, broadcast.
+        x = x + self.positional_encoding(x[:, :1], start_index=step)
         y, cache, weights = self.decoder.call_cached(x, cache, step, memory_mask)
-        logits = self.project(y)[:, 0, :]
+        logits = self.project(y)
         return (logits, cache, weights) if return_attention_scores else (logits, cache)

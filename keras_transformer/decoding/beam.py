@@ -21,7 +21,6 @@ on, so it decodes to the same result alone and in a batch.
 import tensorflow as tf
 
 from keras_transformer.decoding import compiled
-from keras_transformer.decoding.cache import reorder_beams, tile_beams
 from keras_transformer.decoding.lengths import (
     END_ID, NEG_INF, START_ID, check_settings, forbid_tokens, output_limits, trim_padding,
     write_column)
@@ -75,7 +74,6 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
     memory, memory_mask = model.encode(src_ids, training=False)
     width, limits = output_limits(src_ids, max_length, model.config.max_length)
     batch = tf.shape(src_ids)[0]
-    memory_mask = tf.repeat(memory_mask, k, axis=0)
     best_possible_penalty = length_penalty(limits, alpha)
 
     def gather(values, indices):
@@ -87,21 +85,28 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
 
     def body(step, tokens, cache, alive_ids, alive_log_probs, finished_ids, finished_scores,
              done):
-        logits, cache = model.decode_step(
-            tf.reshape(tokens, [-1, 1]), step, cache, memory_mask)
-        log_probs = forbid_tokens(tf.nn.log_softmax(logits), step, min_length, start_id, end_id)
-        candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, k, vocab_size])
+        logits, cache = model.decode_step(tokens, step, cache, memory_mask)
+        # The 2k best extensions of a sentence are among the 2k best of each beam, so
+        # log p(y | ...) = logit - logsumexp is formed for those k·2k alone: the
+        # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
+        # top-k over all k·vocab candidates (lower beam, then lower token, first).
+        normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+        beam_best, beam_tokens = tf.math.top_k(
+            forbid_tokens(logits, step, min_length, start_id, end_id), k=2 * k)
+        candidates = alive_log_probs[:, :, None] + (beam_best - normalizer)
         top_log_probs, top_indices = tf.math.top_k(
-            tf.reshape(candidates, [batch, k * vocab_size]), k=2 * k)
-        origins = top_indices // vocab_size
-        top_tokens = top_indices % vocab_size
+            tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
+        origins = top_indices // (2 * k)
+        top_tokens = gather(tf.reshape(beam_tokens, [batch, k * 2 * k]), top_indices)
         top_ids = write_column(gather(alive_ids, origins), step, top_tokens)
         at_limit = (step + 1 >= limits)[:, None]
         ends = tf.equal(top_tokens, end_id) | at_limit
 
         alive_log_probs, chosen = tf.math.top_k(tf.where(ends, NEG_INF, top_log_probs), k=k)
         tokens = gather(top_tokens, chosen)
-        cache = reorder_beams(cache, gather(origins, chosen))
+        # Each new hypothesis inherits the ancestry of the beam it extends; the keys and
+        # values stay where they were written (see layers/decoder.py).
+        cache = dict(cache, ancestry=gather(cache["ancestry"], gather(origins, chosen)))
 
         within_top_k = tf.range(2 * k)[None, :] < k
         new_scores = tf.where(ends & within_top_k,
@@ -124,7 +129,7 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
     state = (
         tf.constant(0, tf.int32),
         tf.fill([batch, k], start_id),
-        tile_beams(model.init_cache(memory, width), k),
+        model.init_cache(memory, width, beam_size=k),
         tf.zeros([batch, k, width], tf.int32),
         first_beam_only,
         tf.zeros([batch, k, width], tf.int32),

@@ -20,9 +20,9 @@ from keras_transformer.decoding.lengths import (
 from keras_transformer.layers.masks import PAD_ID
 
 
-def argmax_choice(log_probs, step):
-    """The greedy choice: (batch, vocab) log-probabilities -> (batch,) int32 ids."""
-    return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+def argmax_choice(logits, step):
+    """The greedy choice: (batch, vocab) logits -> (batch,) int32 ids."""
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
 def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
@@ -35,8 +35,9 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
         max_length, min_length: output length bounds (see `lengths.py`); [END] is
             forbidden before `min_length` tokens.
         start_id, end_id: the [START] fed first and the [END] that stops a row.
-        choose: `(log_probs (batch, vocab), step) -> (batch,) int32`, applied after
-            padding, [START] and (before min_length) [END] were forbidden.
+        choose: `(logits (batch, vocab), step) -> (batch,) int32`, applied after
+            padding, [START] and (before min_length) [END] were forbidden. The logits
+            are unnormalised: log p = logits - logsumexp(logits).
 
     Returns:
         ids (batch, W) int32 without [START], each row ending with [END] (unless it
@@ -56,11 +57,13 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
 
     def body(step, tokens, cache, ids, scores, finished):
         logits, cache = model.decode_step(tokens[:, None], step, cache, memory_mask)
-        log_probs = tf.nn.log_softmax(logits)
-        token = choose(forbid_tokens(log_probs, step, min_length, start_id, end_id), step)
+        logits = logits[:, 0]
+        token = choose(forbid_tokens(logits, step, min_length, start_id, end_id), step)
         active = ~finished & (step < limits)
         token = tf.where(active, token, PAD_ID)
-        chosen = tf.gather(log_probs, token, batch_dims=1)
+        # log p(token) = logit - logsumexp: the (batch, vocab) log-softmax is not formed.
+        chosen = (tf.gather(logits, token, batch_dims=1)
+                  - tf.reduce_logsumexp(logits, axis=-1))
         scores = scores + tf.where(active, chosen, 0.0)
         ids = write_column(ids, step, token)
         finished = finished | ~active | tf.equal(token, end_id)

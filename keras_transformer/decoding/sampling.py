@@ -35,8 +35,9 @@ def _check_sampling(temperature, top_k, top_p, seed):
         raise ValueError(f"seed must be an int; got {seed!r}")
 
 
-def filter_logits(log_probs, temperature=1.0, top_k=0, top_p=1.0):
-    """Temperature, top-k and top-p (nucleus) filtering of (batch, vocab) log-probs.
+def filter_logits(logits, temperature=1.0, top_k=0, top_p=1.0):
+    """Temperature, top-k and top-p (nucleus) filtering of (batch, vocab) logits (or
+    log-probabilities: adding a constant per row changes nothing).
 
     Returns logits of the same shape, NEG_INF outside the kept tokens. Ties at the
     top-k or top-p boundary are all kept.
@@ -44,7 +45,7 @@ def filter_logits(log_probs, temperature=1.0, top_k=0, top_p=1.0):
     Example:
     >>> filter_logits(tf.math.log([[0.5, 0.3, 0.2]]), top_p=0.7)   # keeps 0.5 and 0.3
     """
-    logits = log_probs / temperature
+    logits = logits / temperature
     if top_k > 0:
         top_k = min(top_k, logits.shape[-1])
         kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]
@@ -61,9 +62,9 @@ def filter_logits(log_probs, temperature=1.0, top_k=0, top_p=1.0):
     return logits
 
 
-def sampled_choice(log_probs, step, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+def sampled_choice(logits, step, temperature=1.0, top_k=0, top_p=1.0, seed=0):
     """Draws (batch,) int32 ids from the filtered distribution with seed (seed, step)."""
-    logits = filter_logits(log_probs, temperature, top_k, top_p)
+    logits = filter_logits(logits, temperature, top_k, top_p)
     draw = tf.random.stateless_categorical(
         logits, 1, seed=tf.stack([tf.constant(seed, tf.int32), step]), dtype=tf.int32)
     return draw[:, 0]

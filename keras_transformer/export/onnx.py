@@ -11,8 +11,9 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
 | config.json | the sizes a driver needs (N, h, d_k, max_length, reserved ids) |
 
-The decoder step is `Transformer.decode_step`: it writes the token's keys and values at
-position `step` of the fixed-size self-attention cache (W positions, zeros to start)
+The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
+model's per-layer cache lists stacked (N first): it writes the token's keys and values
+at position `step` of the fixed-size self-attention cache (W positions, zeros to start)
 and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
 one ONNX Loop, W = the model's max_length; it is written only when the loop converts
 to a valid ONNX graph (see `export_onnx`).
@@ -76,16 +77,22 @@ class _OnnxModule(WeightsModule):
         # cross-attention keys and values depend on the source.
         cache = self.model.init_cache(memory, 1)
         return {"memory": memory, "memory_mask": memory_mask,
-                "cross_keys": cache["cross_keys"], "cross_values": cache["cross_values"]}
+                "cross_keys": tf.stack(cache["cross_keys"]),
+                "cross_values": tf.stack(cache["cross_values"])}
 
     def decoder_step(self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values,
                      memory_mask):
-        cache = {"self_keys": self_keys, "self_values": self_values,
-                 "cross_keys": cross_keys, "cross_values": cross_values}
+        # The graph's cache tensors stack the model's per-layer lists (N first); one
+        # hypothesis per sentence, so the ancestry is all zeros.
+        shape = tf.shape(self_keys)
+        cache = {name: tf.unstack(value, num=self.model.config.num_layers)
+                 for name, value in (("self_keys", self_keys), ("self_values", self_values),
+                                     ("cross_keys", cross_keys), ("cross_values", cross_values))}
+        cache["ancestry"] = tf.zeros([shape[1], 1, shape[3]], tf.int32)
         logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
         # Output names must differ from the input names in ONNX.
-        return {"logits": logits, "new_self_keys": cache["self_keys"],
-                "new_self_values": cache["self_values"]}
+        return {"logits": logits[:, 0], "new_self_keys": tf.stack(cache["self_keys"]),
+                "new_self_values": tf.stack(cache["self_values"])}
 
     def greedy(self, src_ids):
         ids, scores = greedy_loop(self.model, src_ids)

