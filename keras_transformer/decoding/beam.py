@@ -31,6 +31,42 @@ def length_penalty(length, alpha):
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
+def top_k_by_blocks(values, k, block=64):
+    """`tf.math.top_k(values, k)` over the last axis, from the maxima of blocks of `block`.
+
+    The k largest entries lie in the k blocks with the largest maxima (a block holding
+    one of them has a maximum at least as large, and k other blocks with larger maxima
+    would hold k larger entries). So one max-reduction, a top-k over the block maxima and
+    a top-k over k·block candidates replace a top-k over every entry, which XLA runs
+    about 2× slower on CPU. The chosen blocks are taken in index order, so ties come out
+    as top_k orders them: lower index first.
+
+    Args:
+        values: (..., n) float.
+        k: how many to keep.
+        block: entries per block; the last block is padded with -inf.
+
+    Returns:
+        (values (..., k), indices (..., k) int32), as `tf.math.top_k`.
+    """
+    n = values.shape[-1]
+    blocks = -(-n // block)
+    if blocks < 2 * k:
+        return tf.math.top_k(values, k)
+    lead = tf.shape(values)[:-1]
+    batch_dims = values.shape.rank - 1
+    if blocks * block != n:
+        padding = tf.fill(tf.concat([lead, [blocks * block - n]], 0), float("-inf"))
+        values = tf.concat([values, padding], axis=-1)
+    tiled = tf.reshape(values, tf.concat([lead, [blocks, block]], 0))
+    best_blocks = tf.sort(tf.math.top_k(tf.reduce_max(tiled, axis=-1), k).indices, axis=-1)
+    candidates = tf.gather(tiled, best_blocks, batch_dims=batch_dims)
+    top, position = tf.math.top_k(tf.reshape(candidates, tf.concat([lead, [k * block]], 0)), k)
+    indices = (tf.gather(best_blocks, position // block, batch_dims=batch_dims) * block
+               + position % block)
+    return top, indices
+
+
 def _check_beam(beam_size, alpha, num_return, vocab_size):
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be a positive int; got {beam_size!r}")
@@ -91,8 +127,8 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
         # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
         # top-k over all k·vocab candidates (lower beam, then lower token, first).
         normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
-        beam_best, beam_tokens = tf.math.top_k(
-            forbid_tokens(logits, step, min_length, start_id, end_id), k=2 * k)
+        beam_best, beam_tokens = top_k_by_blocks(
+            forbid_tokens(logits, step, min_length, start_id, end_id), 2 * k)
         candidates = alive_log_probs[:, :, None] + (beam_best - normalizer)
         top_log_probs, top_indices = tf.math.top_k(
             tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)

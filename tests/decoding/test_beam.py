@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from helpers import assert_well_formed, strip, teacher_forced_log_prob
 from keras_transformer import decoding
-from keras_transformer.decoding.beam import length_penalty
+from keras_transformer.decoding.beam import length_penalty, top_k_by_blocks
 
 A, B, END = 4, 5, 3
 
@@ -119,3 +119,14 @@ def test_batched_equals_one_by_one(tiny_model, sources):
 def test_bad_settings_are_refused(tiny_model, settings, message):
     with pytest.raises(ValueError, match=message):
         decoding.beam_search(tiny_model, [[5, 6]], jit_compile=False, **settings)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 8000), (2, 7999), (4, 300), (2, 40)])
+def test_top_k_by_blocks_equals_top_k_ties_included(shape):
+    # Integer values from a small range: many ties, also at the k-th place.
+    values = tf.constant(np.random.default_rng(0).integers(0, 50, size=shape), tf.float32)
+    expected = tf.math.top_k(values, 8)
+    for jit_compile in (False, True):
+        top, indices = tf.function(top_k_by_blocks, jit_compile=jit_compile)(values, 8)
+        np.testing.assert_array_equal(indices, expected.indices)
+        np.testing.assert_array_equal(top, expected.values)
