@@ -14,8 +14,8 @@ beam for beam search); the cache is a dict of per-layer lists:
                               j·W ... j·W + W - 1
     cross_keys, cross_values  N × (batch, h, src_len, d_k): once per sentence, shared by
                               its k hypotheses
-    ancestry                  (batch, k, W) int32        which of the k blocks holds
-                                                          position t of hypothesis j
+    ancestry                  (batch, k, W) int32: which of the k blocks holds
+                              position t of hypothesis j
 
 Beam search reorders hypotheses by gathering `ancestry` alone: a hypothesis that extends
 beam i inherits i's row of the table, so no key or value is ever copied, and hypothesis j
