@@ -1,8 +1,9 @@
 """Translation latency of one trained Translator in every runtime it exports to.
 
-Trains the tiny English -> French numbers model of the export tests (kt.data.numbers_corpus,
-2 layers, d_model 64; about a minute on 2 CPU cores), exports it with kt.export, then
-times one batch of sentences, text in and text out, per runtime:
+Trains the tiny English -> French numbers model of the export tests
+(tests/export/numbers_model.py: 2 layers, d_model 64; about a minute on 2 CPU cores),
+exports it with kt.export, then times one batch of sentences, text in and text out, per
+runtime:
 
     TF eager Translator      translator(list of str), greedy, XLA-compiled loop
     SavedModel (loaded)      tf.saved_model.load(...).signatures["serving_default"]
@@ -23,40 +24,21 @@ Translator's.
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "export"))
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import keras_transformer as kt  # noqa: E402
-from keras_transformer.data import numbers_corpus  # noqa: E402
 from keras_transformer.export import (  # noqa: E402
     OnnxTranslator, TFLiteTranslator, export_onnx, export_saved_model, export_tflite)
-from keras_transformer.text import WordPieceTokenizer  # noqa: E402
 from keras_transformer.translator import Translator  # noqa: E402
+from numbers_model import train_numbers_model  # noqa: E402
 
-
-def train(epochs):
-    keras.utils.set_random_seed(0)
-    corpus = numbers_corpus("fr", train_size=2500, dev_size=100, test_size=0, max_number=9999)
-    sources = [s for s, _ in corpus.train]
-    targets = [t for _, t in corpus.train]
-    tokenizer = WordPieceTokenizer.train(sources + targets, vocab_size=200)
-    src = tokenizer.tokenize(sources).to_tensor(0).numpy()
-    tgt = tokenizer.tokenize(targets)
-    rows = tgt.nrows()
-    tgt = tf.concat([tf.fill([rows, 1], tokenizer.start_id), tgt,
-                     tf.fill([rows, 1], tokenizer.end_id)], axis=1).to_tensor(0).numpy()
-    model = kt.Transformer(num_layers=2, d_model=64, num_heads=4, d_ff=128,
-                           src_vocab_size=tokenizer.vocab_size,
-                           tgt_vocab_size=tokenizer.vocab_size, dropout=0.0, max_length=48)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=kt.training.LabelSmoothedCrossEntropy(0.0))
-    model.fit((src, tgt[:, :-1]), tgt[:, 1:], batch_size=64, epochs=epochs, verbose=0)
-    return model, tokenizer, [s for s, _ in corpus.dev]
 
 
 def size_of(path):
@@ -84,8 +66,8 @@ def main():
     parser.add_argument("--out", default=None, help="export directory (default: a temp dir)")
     args = parser.parse_args()
 
-    model, tokenizer, dev = train(args.epochs)
-    sentences = dev[:args.batch]
+    model, tokenizer, dev = train_numbers_model(args.epochs)
+    sentences = [source for source, _ in dev[:args.batch]]
     translator = Translator(model, tokenizer, tokenizer, beam_size=1)
     out = args.out or tempfile.mkdtemp(prefix="export_latency_")
 

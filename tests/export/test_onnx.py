@@ -8,7 +8,6 @@ import onnxruntime as ort
 import pytest
 import tensorflow as tf
 
-from keras_transformer.decoding import greedy_search
 from keras_transformer.export import OnnxTranslator, export_onnx
 
 
@@ -72,14 +71,9 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
 
 def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
     onnx_translator = OnnxTranslator(onnx_dir)
-    for sentences in (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]):
-        src_ids = trained.src_ids(sentences)
-        ids, scores = onnx_translator.translate_ids(src_ids)
-        expected_ids, expected_scores = greedy_search(trained.model, src_ids, jit_compile=False)
-        np.testing.assert_array_equal(ids, expected_ids.numpy())
-        np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
-    ids, scores = onnx_translator.translate_ids(np.zeros((0, 7), np.int32))
-    assert ids.shape[0] == 0 and scores.shape == (0,)
+    trained.assert_decodes_as_greedy_search(
+        onnx_translator.translate_ids,
+        (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]))
     with pytest.raises(ValueError, match="int32 of shape"):
         onnx_translator.translate_ids(np.zeros((3,), np.int32))
 
@@ -92,8 +86,5 @@ def test_text_through_saved_tokenizers(onnx_dir, trained):
 
 def test_greedy_loop_graph(onnx_dir, trained):
     assert os.path.exists(onnx_dir / "greedy.onnx"), "the decoding loop no longer converts"
-    src_ids = trained.src_ids(trained.dev_sources[:8])
-    ids, scores = OnnxTranslator(onnx_dir, use_loop=True).translate_ids(src_ids)
-    expected_ids, expected_scores = greedy_search(trained.model, src_ids, jit_compile=False)
-    np.testing.assert_array_equal(ids, expected_ids.numpy())
-    np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
+    trained.assert_decodes_as_greedy_search(
+        OnnxTranslator(onnx_dir, use_loop=True).translate_ids, (trained.dev_sources[:8],))

@@ -7,7 +7,6 @@ import pytest
 import sacrebleu
 
 import keras_transformer as kt
-from keras_transformer.decoding import greedy_search
 from keras_transformer.export import TFLiteTranslator, export_tflite
 
 
@@ -24,14 +23,9 @@ def float32_path(trained, tflite_dir):
 def test_float32_ids_match_tensorflow(trained, float32_path):
     runner = TFLiteTranslator(float32_path)
     assert not runner.has_text
-    for sentences in (trained.dev_sources[:8], trained.dev_sources[8:11], ["zzz", ""]):
-        src_ids = trained.src_ids(sentences)
-        ids, scores = runner.translate_ids(src_ids)
-        expected_ids, expected_scores = greedy_search(trained.model, src_ids, jit_compile=False)
-        np.testing.assert_array_equal(ids, expected_ids.numpy())
-        np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
-    ids, scores = runner.translate_ids(np.zeros((0, 4), np.int32))
-    assert ids.shape[0] == 0 and scores.shape == (0,)
+    trained.assert_decodes_as_greedy_search(
+        runner.translate_ids,
+        (trained.dev_sources[:8], trained.dev_sources[8:11], ["zzz", ""]))
 
 
 def test_bad_arguments(trained, float32_path, tflite_dir):
