@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench bench-real-data clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/export_latency.py
 	$(PY) benchmarks/distribute_throughput.py
+
+# The library against a plain PyTorch script on real text, 30 minutes of training each,
+# English-French and English-Spanish: about two and a half hours.
+bench-real-data: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/real_data.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

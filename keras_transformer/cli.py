@@ -1,6 +1,8 @@
 """The `keras-transformer` command line.
 
     keras-transformer train     --run-dir runs/en-de --preset tiny --data embedded
+    keras-transformer train     --run-dir runs/en-fr --preset small --data gettext \
+                                --target-lang fr --time-budget 1800
     keras-transformer evaluate  --run-dir runs/en-de
     keras-transformer translate --run-dir runs/en-de "twenty-one" < more.txt
     keras-transformer export    --run-dir runs/en-de --format saved_model|tflite|onnx
@@ -42,9 +44,10 @@ def _parse_overrides(pairs):
     return overrides
 
 
-def _settings_from(args, settings_class, names):
-    """A dataclass of `settings_class` from a JSON config file, then flags on top."""
-    values = {}
+def _settings_from(args, settings_class, names, defaults=None):
+    """A dataclass of `settings_class` from `defaults`, then a JSON config file, then
+    flags on top."""
+    values = dict(defaults or {})
     if getattr(args, "config", None):
         with open(args.config) as handle:
             try:
@@ -79,6 +82,10 @@ def load_corpus(data):
         if not splits["train"]:
             raise ValueError(f"--data {source} needs --train files")
         return data_lib.Corpus(**splits)
+    if source == "gettext":
+        return data_lib.gettext_corpus(
+            data["target_lang"], locale_dir=data.get("locale_dir", data_lib.DEFAULT_LOCALE_DIR),
+            seed=data.get("seed", 0))
     if source == "tfds":
         name = data.get("tfds_name")
         if not name:
@@ -87,13 +94,17 @@ def load_corpus(data):
             train=data_lib.read_tfds(name, split="train", data_dir=data.get("data_dir")),
             dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
             test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
-    raise ValueError(f"unknown data source {source!r}; expected embedded, tsv, aligned or tfds")
+    raise ValueError(
+        f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned or tfds")
 
 
 def _data_description(args):
     data = {"source": args.data}
     if args.data == "embedded":
         data.update(target_lang=args.target_lang, train_size=args.train_size, seed=args.seed or 0)
+    elif args.data == "gettext":
+        data.update(target_lang=args.target_lang, locale_dir=os.path.abspath(args.locale_dir),
+                    seed=args.seed or 0)
     elif args.data in ("tsv", "aligned"):
         for split in ("train", "dev", "test"):
             paths = getattr(args, split)
@@ -109,9 +120,13 @@ def _data_description(args):
     return data
 
 
-TRAINING_FLAGS = ("epochs", "tokens_per_batch", "max_length", "warmup_steps",
+TRAINING_FLAGS = ("epochs", "time_budget", "tokens_per_batch", "max_length", "warmup_steps",
                   "learning_rate_scale", "label_smoothing", "tokenizer", "vocab_size",
                   "average_last", "seed", "strategy", "precision", "jit_compile")
+
+
+# With a time budget and no --epochs, the budget alone ends the run.
+UNBOUNDED_EPOCHS = 100_000
 
 
 def cmd_train(args):
@@ -124,7 +139,10 @@ def cmd_train(args):
             overrides.update(json.load(handle).get("model", {}))
     overrides.update(_parse_overrides(args.set))
     model_config = TransformerConfig.from_preset(args.preset, **overrides)
-    settings = _settings_from(args, run.TrainingSettings, TRAINING_FLAGS)
+    if args.time_budget is not None and args.epochs is None:
+        args.epochs = UNBOUNDED_EPOCHS
+    settings = _settings_from(args, run.TrainingSettings, TRAINING_FLAGS,
+                              defaults=run.PRESET_SETTINGS.get(args.preset))
     data = _data_description(args)
     result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
     print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}")
@@ -151,7 +169,7 @@ def cmd_evaluate(args):
         pairs = pairs[: args.limit]
     translator = _translator(args)
     sources = [s for s, _ in pairs]
-    scores = evaluate(translator, sources, [t for _, t in pairs],
+    scores = evaluate(translator, sources, [t for _, t in pairs], batch_size=args.batch_size,
                       bleu_tokenize=args.bleu_tokenize)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
     for source, hypothesis in zip(sources[: args.samples], translator(sources[: args.samples])):
@@ -166,14 +184,12 @@ def cmd_translate(args):
             print(line)
         return
     if args.file:
-        from tqdm import tqdm
+        from keras_transformer.translator import translate_in_batches
 
         with open(args.file, encoding="utf-8") as handle:
             lines = [line.rstrip("\n") for line in handle]
-        for start in tqdm(range(0, len(lines), args.batch_size), desc="translating",
-                          unit="batch", file=sys.stderr):
-            for line in translator(lines[start: start + args.batch_size]):
-                print(line)
+        for line in translate_in_batches(translator, lines, args.batch_size, progress=True):
+            print(line)
         return
     for line in sys.stdin:
         print(translator([line.rstrip("\n")])[0], flush=True)
@@ -270,15 +286,24 @@ def build_parser():
     train.add_argument("--config", help="JSON file with 'model' and 'training' sections")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                        help="model overrides, e.g. d_model=128 norm_first=true")
-    train.add_argument("--data", default="embedded", choices=("embedded", "tsv", "aligned", "tfds"))
+    train.add_argument("--data", default="embedded",
+                       choices=("embedded", "gettext", "tsv", "aligned", "tfds"))
     for split in ("train", "dev", "test"):
         train.add_argument(f"--{split}", nargs="+", metavar="PATH",
                            help=f"{split} pairs: a TSV file, or source and target files")
     train.add_argument("--tfds-name", help="e.g. ted_hrlr_translate/pt_to_en")
     train.add_argument("--data-dir", help="TFDS data directory")
-    train.add_argument("--target-lang", default="de", help="embedded corpus: num2words language")
+    train.add_argument("--target-lang", default="de",
+                       help="embedded: num2words language; gettext: catalog language (fr, es)")
+    train.add_argument("--locale-dir", default="/usr/share/locale",
+                       help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs")
     train.add_argument("--train-size", type=int, default=20000)
-    train.add_argument("--epochs", type=int)
+    train.add_argument("--epochs", type=int,
+                       help="passes over the data (with --time-budget: an upper bound, "
+                            "none by default)")
+    train.add_argument("--time-budget", type=float, metavar="SECONDS",
+                       help="stop training after this many seconds (resumed runs count "
+                            "the time already spent)")
     train.add_argument("--tokens-per-batch", type=int)
     train.add_argument("--max-length", type=int)
     train.add_argument("--warmup-steps", type=int)
@@ -289,7 +314,9 @@ def build_parser():
     train.add_argument("--average-last", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"))
-    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    train.add_argument("--precision",
+                       choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                       help="auto (default): bfloat16 compute on CPUs that have it")
     train.add_argument("--jit", dest="jit_compile", action="store_true", default=None,
                        help="compile with XLA (default: Keras's choice, off on CPU)")
     train.add_argument("--no-jit", dest="jit_compile", action="store_false")
@@ -299,6 +326,8 @@ def build_parser():
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=int, help="evaluate the first N pairs only")
     evaluate.add_argument("--samples", type=int, default=5, help="sample translations to print")
+    evaluate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+                          help="sentences decoded together (sorted by length)")
     evaluate.add_argument("--bleu-tokenize", default="13a",
                           help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -307,7 +336,8 @@ def build_parser():
         "translate", help="translate arguments, a file, or stdin line by line"))
     translate.add_argument("text", nargs="*")
     translate.add_argument("--file")
-    translate.add_argument("--batch-size", type=int, default=32)
+    translate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+                           help="--file: sentences decoded together (sorted by length)")
     translate.set_defaults(handler=cmd_translate)
 
     export = with_decoding(commands.add_parser("export", help="SavedModel, TFLite or ONNX"))
@@ -340,9 +370,28 @@ def build_parser():
     return parser
 
 
+def _cache_compiled_decoders(run_dir):
+    """Keeps the XLA programs of the decoding loops in `run_dir`/xla_cache, so that a
+    later evaluate or translate of the run loads them instead of compiling again
+    (TensorFlow's persistent XLA cache; set before TensorFlow starts). The programs
+    hold no weights: they stay valid when the checkpoint changes."""
+    flag = "--tf_xla_persistent_cache_directory"
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if flag not in flags and "tensorflow" not in sys.modules:
+        cache = os.path.join(os.path.abspath(run_dir), XLA_CACHE_DIR)
+        os.environ["TF_XLA_FLAGS"] = f"{flags} {flag}={cache}".strip()
+
+
+XLA_CACHE_DIR = "xla_cache"
+# The translator's default, without importing TensorFlow to build the parser.
+DECODE_BATCH_SIZE = 16
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("evaluate", "translate") and os.path.isdir(args.run_dir):
+        _cache_compiled_decoders(args.run_dir)
     try:
         args.handler(args)
     except UsageError as error:

@@ -8,12 +8,15 @@ Table 3 of "Attention Is All You Need" (Vaswani et al., 2017):
 | big    | 6 | 1024    | 4096 | 16| 0.3     |
 
 `tiny` is ours: small enough to train in seconds on a CPU, for tests and the demo.
+`small` is ours too: N = 3, d_model 256, h = 4, d_ff 1024, for corpora of tens of
+thousands of sentences trained for half an hour on a few CPU cores (benchmarks/real_data.py).
 """
 
 import dataclasses
 
 PRESETS = {
     "tiny": dict(num_layers=2, d_model=64, num_heads=4, d_ff=256, dropout=0.1),
+    "small": dict(num_layers=3, d_model=256, num_heads=4, d_ff=1024, dropout=0.1),
     "base": dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, dropout=0.1),
     "big": dict(num_layers=6, d_model=1024, num_heads=16, d_ff=4096, dropout=0.3),
 }

@@ -9,8 +9,6 @@ import os
 import shutil
 import time
 
-import keras
-
 from keras_transformer import export, plots
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import numbers_corpus
@@ -21,24 +19,9 @@ from keras_transformer.translator import Translator
 # Sized so that training fits in a few minutes on 2 CPU cores (see README, "Results").
 MODEL = dict(num_layers=3, d_model=128, num_heads=4, d_ff=512, dropout=0.1, max_length=64)
 SETTINGS = dict(epochs=10, tokens_per_batch=2048, max_length=40, warmup_steps=500,
-                learning_rate_scale=0.5, vocab_size=400, average_last=3, seed=0)
+                learning_rate_scale=0.5, tokenizer="wordpiece", vocab_size=400, average_last=3,
+                seed=0)
 CORPUS = dict(target_lang="de", train_size=20000, seed=0)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch that ends past `seconds`."""
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = seconds
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.monotonic() - self.start > self.seconds:
-            print(f"time budget of {self.seconds:.0f} s reached after epoch {epoch + 1}")
-            self.model.stop_training = True
 
 
 def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
@@ -51,9 +34,9 @@ def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
     print(f"corpus: {len(corpus.train)} train, {len(corpus.dev)} dev, {len(corpus.test)} test "
           "pairs (English → German numbers; test numbers never seen in training)")
     started = time.monotonic()
-    result = train(run_dir, corpus, TransformerConfig(**MODEL), TrainingSettings(**SETTINGS),
-                   data=dict(source="embedded", **CORPUS),
-                   callbacks=[TimeBudget(minutes * 60)], verbose=2)
+    result = train(run_dir, corpus, TransformerConfig(**MODEL),
+                   TrainingSettings(**SETTINGS, time_budget=minutes * 60),
+                   data=dict(source="embedded", **CORPUS), verbose=2)
     print(f"trained in {time.monotonic() - started:.0f} s")
 
     translator = Translator(result.model, result.source_tokenizer, result.target_tokenizer,

@@ -239,6 +239,43 @@ class Translator(tf.Module):
         return weights[-1]
 
 
+# Measured on the real-data benchmark (d_model 256, beam 4, XLA on a 2-core CPU): 16
+# sentences per batch decode faster than 64 or 256, whose larger key/value buffers no
+# longer fit the caches, and a batch waits for its longest sentence.
+DECODE_BATCH_SIZE = 16
+
+
+def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, progress=False):
+    """Translates a list of any size and mix of lengths with `translate` (a `Translator`
+    or any callable list of str -> list of str), in batches of sentences of similar
+    length (sorted by characters), and returns the translations in the input's order.
+
+    Sorting keeps the padding in each batch small, and with the compiled loop's shape
+    buckets (`decoding.compiled`) it keeps the number of compiled programs small.
+
+    Args:
+        translate: the translator.
+        sentences: list of str.
+        batch_size: sentences per call.
+        progress: show a tqdm progress bar (on stderr).
+    """
+    from tqdm.auto import tqdm
+
+    sentences = _check_sentences(sentences)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    translations = [None] * len(sentences)
+    with tqdm(total=len(sentences), unit="sentence", desc="translating",
+              disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            for i, translation in zip(batch, translate([sentences[i] for i in batch])):
+                translations[i] = translation
+            bar.update(len(batch))
+    return translations
+
+
 def _check_sentences(sentences):
     if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
         raise ValueError(

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "data"))
+from mo_files import write_mo  # noqa: E402
+
 TINY = ["--preset", "tiny", "--set", "d_model=32", "d_ff=64", "num_layers=1",
         "--train-size", "1500", "--vocab-size", "200", "--tokens-per-batch", "512",
         "--warmup-steps", "50", "--max-length", "40"]
@@ -52,6 +55,9 @@ def cli_python(code):
     (["train", "--run-dir", "RUN", "--data", "tsv", "--train", "/nonexistent/pairs.tsv"],
      "/nonexistent/pairs.tsv"),
     (["train", "--run-dir", "RUN", "--data", "tfds"], "needs --tfds-name"),
+    (["train", "--run-dir", "RUN", "--data", "gettext", "--target-lang", "xx",
+      "--locale-dir", "/nonexistent/locale"], "no gettext catalogs"),
+    (["train", "--run-dir", "RUN", "--time-budget", "0"], "time_budget must be a positive"),
 ])
 def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, args, message):
     args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
@@ -147,3 +153,27 @@ def test_evaluate_translate_and_export_a_trained_run(tmp_path):
     assert os.path.getsize(exported.stdout.strip()) > 1000
     refused = cli("export", "--run-dir", run_dir, "--format", "onnx", "--quantization", "int8")
     assert refused.returncode == 2 and "applies to --format tflite only" in refused.stderr
+
+
+@pytest.mark.slow
+def test_train_on_gettext_catalogs_for_a_time_budget(tmp_path):
+    # Catches: --data gettext not wired to the catalogs, --time-budget ignored (the run
+    # would train its epoch bound, 100,000 epochs, or the default 10), the summary not
+    # written, the tiny preset's settings taking the small preset's warm-up.
+    locale = tmp_path / "locale"
+    write_mo(str(locale / "fr" / "LC_MESSAGES" / "app.mo"),
+             {f"file {i} is open": f"le fichier {i} est ouvert" for i in range(2100)})
+    run_dir = str(tmp_path / "run")
+    trained = cli("train", "--run-dir", run_dir, "--preset", "tiny", "--set", "d_model=32",
+                  "d_ff=64", "num_layers=1", "--data", "gettext", "--target-lang", "fr",
+                  "--locale-dir", str(locale), "--vocab-size", "100", "--time-budget", "6")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    with open(os.path.join(run_dir, "training_summary.json")) as handle:
+        summary = json.load(handle)
+    assert summary["stopped_by_budget"] and 6 <= summary["train_seconds"] < 60
+    assert summary["steps"] > 0 and summary["target_tokens"] > 0
+    assert 1 <= summary["checkpoints_averaged"] <= 5
+    with open(os.path.join(run_dir, "config.json")) as handle:
+        config = json.load(handle)
+    assert config["data"]["source"] == "gettext" and config["training"]["warmup_steps"] == 4000
+    assert config["training"]["tokenizer"] == "sentencepiece"

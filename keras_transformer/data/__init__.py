@@ -6,3 +6,5 @@ from keras_transformer.data.numbers_corpus import numbers_corpus
 from keras_transformer.data.pipeline import DatasetStats, make_dataset
 from keras_transformer.data.readers import read_parallel
 from keras_transformer.data.tfds_reader import read_tfds
+from keras_transformer.data.gettext_corpus import (
+    DEFAULT_LOCALE_DIR, gettext_corpus, read_gettext_pairs)

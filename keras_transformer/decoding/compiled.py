@@ -3,11 +3,16 @@
 The loops in this package are plain functions of (model, src_ids, settings). Called
 eagerly, each would retrace and recompile on every call; `run` keeps one tf.function per
 (loop, model, settings, source width) with a (batch, width) signature, so the loop's
-buffers are sized from the source (width + 50, not the model's max_length) and XLA
-compiles once per batch size. Source columns are padded to a multiple of
-`SOURCE_BUCKET` so that sentences of similar length share one function; padding is
-masked, so it changes no result. Inside a traced function (a SavedModel
-signature, a TFLite conversion) the loop is called directly and joins that graph.
+buffers are sized from the source (width + 50, not the model's max_length). XLA
+compiles one program per input shape, so both dimensions are bucketed: source columns
+are padded to a multiple of `SOURCE_BUCKET` (padding is masked, so it changes no
+result), and the batch is filled up to a power of two (then a multiple of
+`BATCH_BUCKET`) with copies of its first row, which are decoded and dropped. A test set
+of any size and mix of lengths then compiles a handful of programs, not one per batch.
+(Copies, not empty rows: a copy finishes when its original does, where an empty
+source could keep the loop running to its length limit.) Inside a traced function (a
+SavedModel signature, a TFLite conversion) the loop is called directly and joins that
+graph.
 """
 
 import weakref
@@ -18,6 +23,7 @@ import tensorflow as tf
 from keras_transformer.layers.masks import PAD_ID
 
 SOURCE_BUCKET = 16
+BATCH_BUCKET = 64
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
@@ -32,6 +38,23 @@ def pad_to_bucket(src_ids, max_length):
             f"{max_length}; truncate the input or build with a larger max_length")
     bucket = min(-(-max(src_len, 1) // SOURCE_BUCKET) * SOURCE_BUCKET, max_length)
     return tf.pad(src_ids, [[0, 0], [0, bucket - src_len]], constant_values=PAD_ID)
+
+
+def batch_bucket(batch):
+    """The batch size a batch of `batch` rows is filled up to: the next power of two up
+    to BATCH_BUCKET, then the next multiple of BATCH_BUCKET."""
+    if batch <= BATCH_BUCKET:
+        return 1 << max(batch - 1, 0).bit_length()
+    return -(-batch // BATCH_BUCKET) * BATCH_BUCKET
+
+
+def _fill_batch(src_ids):
+    """(batch, width) -> (batch_bucket(batch), width), the new rows copies of row 0."""
+    batch = src_ids.shape[0]
+    extra = batch_bucket(batch) - batch
+    if batch == 0 or extra == 0:
+        return src_ids
+    return tf.concat([src_ids, tf.repeat(src_ids[:1], extra, axis=0)], axis=0)
 
 
 def run(loop, model, src_ids, settings, jit_compile=True):
@@ -53,14 +76,15 @@ def run(loop, model, src_ids, settings, jit_compile=True):
         raise ValueError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
             f"{tuple(src_ids.shape)}")
-    src_ids = pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length)
+    batch = src_ids.shape[0]
+    src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
     functions = _FUNCTIONS.setdefault(model, {})
-    width = src_ids.shape[1]
-    key = (loop, tuple(sorted(settings.items())), jit_compile, width)
+    shape = tuple(src_ids.shape)
+    key = (loop, tuple(sorted(settings.items())), jit_compile, shape)
     if key not in functions:
         # A weak reference, so that the cached function does not keep the model alive.
         model_ref = weakref.ref(model)
         functions[key] = tf.function(
             lambda ids: loop(model_ref(), ids, **settings), jit_compile=jit_compile,
-            input_signature=[tf.TensorSpec([None, width], tf.int32)])
-    return functions[key](src_ids)
+            input_signature=[tf.TensorSpec(shape, tf.int32)])
+    return tf.nest.map_structure(lambda t: t[:batch], functions[key](src_ids))

@@ -2,6 +2,12 @@
 obtained by averaging the last 5 checkpoints".
 
     θ̄ = (1 / K) Σ_k θ_k      over the K checkpoints, weight by weight
+
+Averaging pays once training has settled, as after the paper's 100,000 steps. In a short
+run the last epochs still differ much (the loss falls by a tenth per epoch in the first
+half hour on 26,000 sentences), and their average is worse than the last checkpoint.
+`best_average` therefore tries the averages of the last 1, 2, ..., K checkpoints and
+keeps the one with the lowest loss on held-out data.
 """
 
 import os
@@ -24,13 +30,7 @@ def average_checkpoints(model, checkpoint_paths):
             raise FileNotFoundError(f"checkpoint {path} does not exist")
     total = None
     for path in checkpoint_paths:
-        try:
-            model.load_weights(path)
-        except Exception as error:
-            raise ValueError(
-                f"cannot load checkpoint {path} into the model: {error}. Checkpoints must "
-                "come from a model of the same configuration") from error
-        weights = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+        weights = _load(model, path)
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
     model.set_weights([t / len(checkpoint_paths) for t in total])
     return model
@@ -45,3 +45,37 @@ def last_checkpoints(directory, count=5, suffix=".weights.h5"):
     if not names:
         raise FileNotFoundError(f"no *{suffix} checkpoints in {directory}")
     return [os.path.join(directory, n) for n in names[-count:]]
+
+
+def _load(model, path):
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        raise ValueError(
+            f"cannot load checkpoint {path} into the model: {error}. Checkpoints must "
+            "come from a model of the same configuration") from error
+    return [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+
+
+def best_average(model, checkpoint_paths, dataset):
+    """Sets `model`'s weights to the average of the last k of `checkpoint_paths` (in
+    order, oldest first) for the k in 1..K whose average has the lowest loss on
+    `dataset` (`model.evaluate`, the compiled loss), and returns (k, {k: loss}).
+
+    Each checkpoint is read once: the average of the last k is the running sum of the
+    newest k divided by k.
+    """
+    checkpoint_paths = list(checkpoint_paths)
+    if not checkpoint_paths:
+        raise ValueError("best_average needs at least one checkpoint path; got none")
+    total, losses, best = None, {}, None
+    for k, path in enumerate(reversed(checkpoint_paths), 1):
+        weights = _load(model, path)
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+        average = [t / k for t in total]
+        model.set_weights(average)
+        losses[k] = float(model.evaluate(dataset, verbose=0, return_dict=True)["loss"])
+        if best is None or losses[k] < losses[best[0]]:
+            best = (k, average)
+    model.set_weights(best[1])
+    return best[0], losses

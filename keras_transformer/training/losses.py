@@ -88,3 +88,21 @@ class MaskedAccuracy(keras.metrics.Metric):
 
     def result(self):
         return self.correct / ops.maximum(self.count, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class TargetTokens(keras.metrics.Metric):
+    """The number of non-padding target tokens seen since the last reset (one epoch in
+    `fit`'s logs): what throughput in target tokens per second counts."""
+
+    def __init__(self, name="target_tokens", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.count.assign_add(
+            ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), PAD_ID), "float32")))
+
+    def result(self):
+        # A copy: a log holding the variable itself would change when validation resets it.
+        return ops.convert_to_tensor(self.count) + 0.0

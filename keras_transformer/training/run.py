@@ -6,11 +6,17 @@
       tokenizers/target/      (the same files twice when the vocabulary is shared)
       checkpoints/epoch_NNN.weights.h5   one per epoch
       backup/                 keras.callbacks.BackupAndRestore state, for resuming
-      log.csv, tensorboard/   per-epoch metrics
+      log.csv, tensorboard/   per-epoch metrics (loss, accuracy, target tokens)
+      budget.json             training time, steps and tokens so far (see TimeBudget)
       model.keras             the final model; averaged.weights.h5 the checkpoint average
+      training_summary.json   epochs, steps, target tokens/s and cores used of the run
+
+config.json, model.keras, the averaged weights and the summary are written atomically
+(`keras_transformer.files`): a kill leaves the old file or the new one, never half of it.
 
 `train` resumes an interrupted run from its backup: epochs already finished are not
-repeated, and the run ends after the same number of epochs as an uninterrupted one.
+repeated, and the run ends after the same number of epochs as an uninterrupted one (or,
+with a time budget, when the budget is spent, counting the time before the interruption).
 """
 
 import dataclasses
@@ -20,12 +26,17 @@ import os
 import keras
 
 from keras_transformer import distribute
+from keras_transformer.files import atomic_path, atomic_write_text
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import make_dataset
 from keras_transformer.model import Transformer
 from keras_transformer.text import SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
-from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
-from keras_transformer.training.losses import LabelSmoothedCrossEntropy, MaskedAccuracy
+from keras_transformer.text.tokenizer import METADATA_FILE
+from keras_transformer.training.averaging import (
+    average_checkpoints, best_average, last_checkpoints)
+from keras_transformer.training.budget import TimeBudget
+from keras_transformer.training.losses import (
+    LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
 from keras_transformer.training.schedule import paper_optimizer
 
 TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
@@ -36,7 +47,9 @@ class TrainingSettings:
     """How a run trains (the model's own settings live in `TransformerConfig`).
 
     Args:
-        epochs: passes over the training pairs.
+        epochs: passes over the training pairs (an upper bound with `time_budget`).
+        time_budget: seconds of training after which the run stops at the next step
+            (None: train all `epochs`); see `TimeBudget`.
         tokens_per_batch: token budget of one batch (the paper: about 25,000).
         max_length: longest tokenized sentence kept (longer pairs are dropped).
         warmup_steps, learning_rate_scale: the Noam schedule.
@@ -44,29 +57,36 @@ class TrainingSettings:
         tokenizer: "wordpiece" or "sentencepiece".
         vocab_size: vocabulary size to learn.
         shared_vocabulary: one vocabulary (and tied embeddings) for both languages.
-        average_last: how many of the last epoch checkpoints to average at the end.
+        average_last: the most epoch checkpoints to average at the end; with dev data
+            the run keeps the average of the last k <= average_last with the lowest dev
+            loss (`averaging.best_average`).
         seed: for shuffling and weight initialisation.
         jit_compile: compile the training step with XLA: True, False, or "auto" (Keras's
-            rule: XLA on accelerators, not on CPU-only machines, where oneDNN's kernels
-            train about twice as fast; see benchmarks/train_throughput.py).
+            rule: XLA on accelerators, not on CPU-only machines: on real batches of
+            varying lengths XLA compiles one program per bucket shape, minutes of a
+            30-minute budget, and oneDNN's bfloat16 kernels are faster once compiled;
+            see benchmarks/real_data.py).
         strategy: "default", "mirrored", "multiworker" or "tpu".
-        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        precision: "float32", "mixed_bfloat16", "mixed_float16" or "auto"
+            (`distribute.resolve_precision`: bfloat16 compute on CPUs with bfloat16
+            instructions, where oneDNN runs it about 2× faster, float32 elsewhere).
     """
 
     epochs: int = 10
+    time_budget: float = None
     tokens_per_batch: int = 4096
     max_length: int = 128
     warmup_steps: int = 4000
     learning_rate_scale: float = 1.0
     label_smoothing: float = 0.1
-    tokenizer: str = "wordpiece"
+    tokenizer: str = "sentencepiece"
     vocab_size: int = 8000
     shared_vocabulary: bool = True
     average_last: int = 5
     seed: int = 0
     jit_compile: object = "auto"
     strategy: str = "default"
-    precision: str = "float32"
+    precision: str = "auto"
 
     def __post_init__(self):
         if self.tokenizer not in TOKENIZERS:
@@ -77,6 +97,19 @@ class TrainingSettings:
         for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)!r}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(
+                f"time_budget must be a positive number of seconds or None; got "
+                f"{self.time_budget!r}")
+
+
+# The training settings that go with a model preset when `keras-transformer train
+# --preset` names it (flags still override them). "small" is tuned on the real-data
+# benchmark (benchmarks/real_data.py): a half-hour CPU budget allows about 2,000 steps,
+# so the paper's 4,000 warm-up steps would end training before the peak rate.
+PRESET_SETTINGS = {
+    "small": dict(warmup_steps=400),
+}
 
 
 @dataclasses.dataclass
@@ -95,21 +128,27 @@ def _path(run_dir, *parts):
     return os.path.join(run_dir, *parts)
 
 
+def learn_tokenizers(pairs, settings):
+    """The (source, target) tokenizers `train` learns from training `pairs` under
+    `settings` (one shared tokenizer, returned twice, with `shared_vocabulary`)."""
+    learner = TOKENIZERS[settings.tokenizer]
+    sources = [source for source, _ in pairs]
+    targets = [target for _, target in pairs]
+    if settings.shared_vocabulary:
+        shared = learner.train(sources + targets, vocab_size=settings.vocab_size)
+        return shared, shared
+    return (learner.train(sources, vocab_size=settings.vocab_size),
+            learner.train(targets, vocab_size=settings.vocab_size))
+
+
 def _tokenizers(run_dir, corpus, settings):
-    """Learns the tokenizers from the training pairs, or loads those the run saved."""
+    """Learns the tokenizers from the training pairs, or loads those the run holds."""
     source_dir = _path(run_dir, "tokenizers", "source")
     target_dir = _path(run_dir, "tokenizers", "target")
-    if os.path.isdir(source_dir) and os.path.isdir(target_dir):
+    # tokenizer.json is written last: a save killed half-way is learned again.
+    if all(os.path.isfile(os.path.join(d, METADATA_FILE)) for d in (source_dir, target_dir)):
         return load_tokenizer(source_dir), load_tokenizer(target_dir)
-    learner = TOKENIZERS[settings.tokenizer]
-    sources = [source for source, _ in corpus.train]
-    targets = [target for _, target in corpus.train]
-    if settings.shared_vocabulary:
-        source_tokenizer = target_tokenizer = learner.train(
-            sources + targets, vocab_size=settings.vocab_size)
-    else:
-        source_tokenizer = learner.train(sources, vocab_size=settings.vocab_size)
-        target_tokenizer = learner.train(targets, vocab_size=settings.vocab_size)
+    source_tokenizer, target_tokenizer = learn_tokenizers(corpus.train, settings)
     source_tokenizer.save(source_dir)
     target_tokenizer.save(target_dir)
     return source_tokenizer, target_tokenizer
@@ -126,8 +165,7 @@ def _write_config(run_dir, model_config, settings, data):
             raise ValueError(
                 f"{run_dir} holds a run of another model configuration; use a new run "
                 "directory or the same settings to resume it")
-    with open(path, "w") as handle:
-        json.dump(config, handle, indent=2)
+    atomic_write_text(path, json.dumps(config, indent=2))
 
 
 def read_config(run_dir):
@@ -165,7 +203,8 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
             f"{run_dir} holds a finished run; train into a new run directory (an "
             "interrupted run, which has no model.keras yet, resumes in place)")
     os.makedirs(run_dir, exist_ok=True)
-    distribute.set_precision(settings.precision)
+    precision = distribute.resolve_precision(settings.precision)
+    distribute.set_precision(precision)
     keras.utils.set_random_seed(settings.seed)
     source_tokenizer, target_tokenizer = _tokenizers(run_dir, corpus, settings)
     shared = source_tokenizer.fingerprint == target_tokenizer.fingerprint
@@ -181,8 +220,9 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         model_fn=lambda: Transformer(**model_config.to_dict()),
         optimizer_fn=lambda: paper_optimizer(
             model_config.d_model, settings.warmup_steps, settings.learning_rate_scale),
-        loss=LabelSmoothedCrossEntropy(settings.label_smoothing), metrics=[MaskedAccuracy()],
-        jit_compile=settings.jit_compile, precision=settings.precision)
+        loss=LabelSmoothedCrossEntropy(settings.label_smoothing),
+        metrics=[MaskedAccuracy(), TargetTokens()],
+        jit_compile=settings.jit_compile, precision=precision)
 
     # Under XLA every new batch shape is a new compilation: padding batches to their
     # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
@@ -196,9 +236,11 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
 
     checkpoint_dir = _path(run_dir, "checkpoints")
     os.makedirs(checkpoint_dir, exist_ok=True)
+    budget = TimeBudget(settings.time_budget, state_path=_path(run_dir, "budget.json"))
     history = model.fit(
         train_data, validation_data=dev_data, epochs=settings.epochs, verbose=verbose,
         callbacks=[
+            budget,
             keras.callbacks.BackupAndRestore(_path(run_dir, "backup")),
             keras.callbacks.ModelCheckpoint(
                 os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"),
@@ -207,9 +249,23 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
             keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
             *callbacks,
         ])
-    model.save(_path(run_dir, "model.keras"))
-    average_checkpoints(model, last_checkpoints(checkpoint_dir, settings.average_last))
-    model.save_weights(_path(run_dir, "averaged.weights.h5"))
+    # The averaged weights are written before model.keras, whose presence marks the
+    # run finished: a kill in between leaves an unfinished run that resumes.
+    checkpoints = last_checkpoints(checkpoint_dir, settings.average_last)
+    if dev_data is not None:
+        averaged, dev_losses = best_average(model, checkpoints, dev_data)
+    else:
+        average_checkpoints(model, checkpoints)
+        averaged, dev_losses = len(checkpoints), {}
+    atomic_write_text(_path(run_dir, "training_summary.json"), json.dumps(dict(
+        budget.summary(), precision=precision, checkpoints_averaged=averaged,
+        dev_loss_by_checkpoints_averaged=dev_losses), indent=2))
+    with atomic_path(_path(run_dir, "averaged.weights.h5")) as temporary:
+        model.save_weights(temporary)
+    model.load_weights(last_checkpoints(checkpoint_dir, 1)[0])
+    with atomic_path(_path(run_dir, "model.keras")) as temporary:
+        model.save(temporary)
+    model.load_weights(_path(run_dir, "averaged.weights.h5"))
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history.history)
 
 
