@@ -163,16 +163,24 @@ class Translator(tf.Module):
 
     def __call__(self, sentences):
         """A str or a list of str -> the same kind of translations; a tf.string tensor
-        (batch,) -> a tf.string tensor (batch,), in graphs too."""
+        (batch,) -> a tf.string tensor (batch,), in graphs too. A list longer than
+        `DECODE_BATCH_SIZE` is decoded in batches of similar lengths
+        (`translate_in_batches`)."""
         if isinstance(sentences, (tf.Tensor, tf.Variable)):
             return self.translate(sentences)["translation"]
         single = isinstance(sentences, str)
         sentences = _check_sentences([sentences] if single else sentences)
+        if len(sentences) > DECODE_BATCH_SIZE:
+            return translate_in_batches(self._translate_batch, sentences)
+        translations = self._translate_batch(sentences)
+        return translations[0] if single else translations
+
+    def _translate_batch(self, sentences):
+        """A list of str, decoded as one batch -> a list of str."""
         if not sentences:
             return []
         _, ids, _ = self._translate_eagerly(sentences)
-        translations = _to_str(self.target_tokenizer.detokenize(ids))
-        return translations[0] if single else translations
+        return _to_str(self.target_tokenizer.detokenize(ids))
 
     def _translate_eagerly(self, sentences):
         """Tokenizes with a warning (or ValueError) for long sources, then decodes.

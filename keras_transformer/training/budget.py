@@ -33,7 +33,9 @@ class TimeBudget(keras.callbacks.Callback):
         seconds: the budget; None trains for the epochs `fit` was given, still counting.
         state_path: a JSON file where the totals are kept across interruptions, or None.
         steps_per_epoch: batches in one epoch, for the fractional epoch count (None:
-            learned from the first finished epoch).
+            Keras's count when the data has a known length, else learned from the first
+            finished epoch; a first epoch of unknown length cut by the budget counts as
+            one).
 
     Reads `logs["target_tokens"]` (the `TargetTokens` metric) when the model has it.
     """
@@ -65,6 +67,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._wall, self._cpu = time.monotonic(), time.process_time()
 
     def on_train_begin(self, logs=None):
+        self.steps_per_epoch = self.steps_per_epoch or (self.params or {}).get("steps")
         if self.seconds is not None and self.totals["train_seconds"] >= self.seconds:
             self.model.stop_training = True
         self._resume()
