@@ -60,7 +60,8 @@ class Translator(nn.Module):
         pe = torch.zeros(position.size(0), args.d_model)
         pe[:, 0::2] = torch.sin(position * rate)
         pe[:, 1::2] = torch.cos(position * rate)
-        self.register_buffer("pe", pe)
+        # Sized from the data, and a function of the position alone: not saved.
+        self.register_buffer("pe", pe, persistent=False)
 
     def embed(self, emb, ids):
         return self.dropout(emb(ids) * math.sqrt(self.d_model) + self.pe[:ids.size(1)])
@@ -275,7 +276,7 @@ def main():
 
     if args.load:
         saved = torch.load(args.load)
-        model.load_state_dict(saved["model"])
+        model.load_state_dict({k: v for k, v in saved["model"].items() if k != "pe"})
         decode(model, test_sources, dict(saved["results"]), args)
         return
     steps = target_tokens = 0
