@@ -22,6 +22,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Running this module imports the package first (its __init__ loads TensorFlow), so
+# taking the library's own defaults here costs nothing more.
+from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR  # noqa: E402
+from keras_transformer.translator import DECODE_BATCH_SIZE  # noqa: E402
+
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
                PermissionError, UnicodeDecodeError)
 
@@ -169,9 +174,8 @@ def cmd_evaluate(args):
         pairs = pairs[: args.limit]
     translator = _translator(args)
     sources = [s for s, _ in pairs]
-    batching = {"batch_size": args.batch_size} if args.batch_size else {}
-    scores = evaluate(translator, sources, [t for _, t in pairs],
-                      bleu_tokenize=args.bleu_tokenize, **batching)
+    scores = evaluate(translator, sources, [t for _, t in pairs], batch_size=args.batch_size,
+                      bleu_tokenize=args.bleu_tokenize)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
     for source, hypothesis in zip(sources[: args.samples], translator(sources[: args.samples])):
         print(f"{source}  ->  {hypothesis}")
@@ -189,8 +193,7 @@ def cmd_translate(args):
 
         with open(args.file, encoding="utf-8") as handle:
             lines = [line.rstrip("\n") for line in handle]
-        batching = {"batch_size": args.batch_size} if args.batch_size else {}
-        for line in translate_in_batches(translator, lines, progress=True, **batching):
+        for line in translate_in_batches(translator, lines, args.batch_size, progress=True):
             print(line)
         return
     for line in sys.stdin:
@@ -297,7 +300,7 @@ def build_parser():
     train.add_argument("--data-dir", help="TFDS data directory")
     train.add_argument("--target-lang", default="de",
                        help="embedded: num2words language; gettext: catalog language (fr, es)")
-    train.add_argument("--locale-dir", default="/usr/share/locale",
+    train.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR,
                        help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs")
     train.add_argument("--train-size", type=int, default=20000)
     train.add_argument("--epochs", type=int,
@@ -329,9 +332,8 @@ def build_parser():
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=int, help="evaluate the first N pairs only")
     evaluate.add_argument("--samples", type=int, default=5, help="sample translations to print")
-    evaluate.add_argument("--batch-size", type=int,
-                          help="sentences decoded together, sorted by length (default: "
-                               "the translator's DECODE_BATCH_SIZE, 16)")
+    evaluate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+                          help="sentences decoded together, sorted by length")
     evaluate.add_argument("--bleu-tokenize", default="13a",
                           help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -340,9 +342,8 @@ def build_parser():
         "translate", help="translate arguments, a file, or stdin line by line"))
     translate.add_argument("text", nargs="*")
     translate.add_argument("--file")
-    translate.add_argument("--batch-size", type=int,
-                           help="--file: sentences decoded together, sorted by length "
-                                "(default: the translator's DECODE_BATCH_SIZE, 16)")
+    translate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+                           help="--file: sentences decoded together, sorted by length")
     translate.set_defaults(handler=cmd_translate)
 
     export = with_decoding(commands.add_parser("export", help="SavedModel, TFLite or ONNX"))

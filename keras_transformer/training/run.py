@@ -257,6 +257,7 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     # The averaged weights are written before model.keras, whose presence marks the
     # run finished: a kill in between leaves an unfinished run that resumes.
     checkpoints = last_checkpoints(checkpoint_dir, settings.average_last)
+    last_weights = model.get_weights()  # what model.keras keeps, as before averaging
     if dev_data is not None:
         averaged, dev_losses = best_average(model, checkpoints, dev_data)
     else:
@@ -267,10 +268,11 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         dev_loss_by_checkpoints_averaged=dev_losses), indent=2))
     with atomic_path(_path(run_dir, "averaged.weights.h5")) as temporary:
         model.save_weights(temporary)
-    model.load_weights(last_checkpoints(checkpoint_dir, 1)[0])
+    averaged_weights = model.get_weights()
+    model.set_weights(last_weights)
     with atomic_path(_path(run_dir, "model.keras")) as temporary:
         model.save(temporary)
-    model.load_weights(_path(run_dir, "averaged.weights.h5"))
+    model.set_weights(averaged_weights)
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history.history)
 
 
