@@ -2,7 +2,7 @@
 
     pairs ──tokenize (once, up front)──▶ filter/truncate to max_length
           ──shuffle (seeded)──▶ add [START]/[END] ──bucket by length,
-          batch by token budget, 0-pad──▶ prefetch
+          batch by token budget, 0-pad──▶ shuffle the epoch's batches ──▶ prefetch
 
 Each element is `((src, tgt_in), tgt_out)`, all int32 and 0-padded:
 
@@ -171,6 +171,12 @@ def make_dataset(
         pad_to_bucket_boundary=pad_to_bucket,
         drop_remainder=drop_remainder,
     )
+    if shuffle:
+        # Buckets fill at different rates and the partial ones are flushed last, in
+        # length order: left as they come, every epoch would end on a run of small
+        # batches of ever longer pairs. Shuffling the epoch's batches (fewer than the
+        # pairs, so the buffer holds them all) spreads them like a shuffled batch list.
+        dataset = dataset.shuffle(stats.num_pairs, seed=seed + 1, reshuffle_each_iteration=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return (dataset, stats) if return_stats else dataset
 

@@ -1,3 +1,4 @@
+import bisect
 import collections
 import logging
 
@@ -87,6 +88,23 @@ def test_seeded_shuffle_is_deterministic(pairs, tokenizers):
     assert first_batch(0) == first_batch(0)
     assert first_batch(0) != first_batch(1)
     assert first_batch(0, shuffle=False) == first_batch(1, shuffle=False)
+
+
+def test_the_partial_batches_are_not_all_at_the_end_of_an_epoch(pairs, tokenizers):
+    """Buckets are flushed at the end of the input, so left in the order they come,
+    every epoch ends on the partial batches of every bucket, in length order (on a
+    real corpus that cost about one epoch of learning). The epoch's batches must come
+    shuffled."""
+    dataset, stats = make_dataset(
+        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True)
+    for _ in range(2):  # two epochs, each reshuffled
+        partial = []
+        for (src, _), tgt_out in dataset:
+            width = max(src.shape[1], tgt_out.shape[1])
+            bucket = bisect.bisect_right(stats.bucket_boundaries, width)
+            partial.append(src.shape[0] < stats.bucket_batch_sizes[bucket])
+        assert 2 < sum(partial) < len(partial) / 2
+        assert partial[-sum(partial):] != [True] * sum(partial), partial
 
 
 def test_shared_tokenizer(pairs, tokenizers):
