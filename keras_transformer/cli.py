@@ -24,15 +24,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Running this module imports the package first (its __init__ loads TensorFlow), so
 # taking the library's own defaults here costs nothing more.
+from keras_transformer.files import atomic_path  # noqa: E402
 from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR  # noqa: E402
 from keras_transformer.translator import DECODE_BATCH_SIZE  # noqa: E402
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               PermissionError, UnicodeDecodeError)
+               IsADirectoryError, PermissionError, UnicodeDecodeError)
 
 
 class UsageError(Exception):
     """A mistake in the command line itself."""
+
+
+def positive_int(text):
+    """argparse type: an int >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text):
+    """argparse type: an int >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, least):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int; got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected an int >= {least}; got {value}")
+    return value
 
 
 def _parse_overrides(pairs):
@@ -49,16 +70,25 @@ def _parse_overrides(pairs):
     return overrides
 
 
+def _config_file_section(path, section):
+    """The `section` object of the JSON file `path` given to --config ({} if absent)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except ValueError as error:
+        raise ValueError(f"--config {path} is not valid JSON: {error}") from error
+    if not isinstance(config, dict) or not isinstance(config.get(section, {}), dict):
+        raise ValueError(f"--config {path} must hold a JSON object with 'model' and "
+                         "'training' objects")
+    return config.get(section, {})
+
+
 def _settings_from(args, settings_class, names, defaults=None):
     """A dataclass of `settings_class` from `defaults`, then a JSON config file, then
     flags on top."""
     values = dict(defaults or {})
     if getattr(args, "config", None):
-        with open(args.config) as handle:
-            try:
-                values.update(json.load(handle).get("training", {}))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{args.config} is not valid JSON: {error}") from error
+        values.update(_config_file_section(args.config, "training"))
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
@@ -140,8 +170,7 @@ def cmd_train(args):
 
     overrides = {}
     if args.config:
-        with open(args.config) as handle:
-            overrides.update(json.load(handle).get("model", {}))
+        overrides.update(_config_file_section(args.config, "model"))
     overrides.update(_parse_overrides(args.set))
     model_config = TransformerConfig.from_preset(args.preset, **overrides)
     if args.time_budget is not None and args.epochs is None:
@@ -150,7 +179,8 @@ def cmd_train(args):
                               defaults=run.PRESET_SETTINGS.get(args.preset))
     data = _data_description(args)
     result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
-    print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}")
+    print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
+          f"{int(result.model.optimizer.iterations)} optimizer steps")
 
 
 def _translator(args):
@@ -235,7 +265,8 @@ def cmd_average(args):
     paths = last_checkpoints(os.path.join(args.run_dir, "checkpoints"), args.last)
     average_checkpoints(model, paths)
     output = args.output or os.path.join(args.run_dir, "averaged.weights.h5")
-    model.save_weights(output)
+    with atomic_path(output) as temporary:
+        model.save_weights(temporary)
     print(f"averaged {len(paths)} checkpoints into {output}")
 
 
@@ -281,7 +312,7 @@ def build_parser():
 
     def with_decoding(sub):
         with_run_dir(sub)
-        sub.add_argument("--beam-size", type=int, default=4)
+        sub.add_argument("--beam-size", type=positive_int, default=4)
         sub.add_argument("--alpha", type=float, default=0.6, help="length penalty α")
         sub.add_argument("--weights", choices=("averaged", "last"), default="averaged")
         return sub
@@ -302,7 +333,7 @@ def build_parser():
                        help="embedded: num2words language; gettext: catalog language (fr, es)")
     train.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR,
                        help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs")
-    train.add_argument("--train-size", type=int, default=20000)
+    train.add_argument("--train-size", type=positive_int, default=20000)
     train.add_argument("--epochs", type=int,
                        help="passes over the data (with --time-budget: an upper bound, "
                             "none by default)")
@@ -330,9 +361,9 @@ def build_parser():
 
     evaluate = with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
-    evaluate.add_argument("--limit", type=int, help="evaluate the first N pairs only")
-    evaluate.add_argument("--samples", type=int, default=5, help="sample translations to print")
-    evaluate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N pairs only")
+    evaluate.add_argument("--samples", type=non_negative_int, default=5, help="sample translations to print")
+    evaluate.add_argument("--batch-size", type=positive_int, default=DECODE_BATCH_SIZE,
                           help="sentences decoded together, sorted by length")
     evaluate.add_argument("--bleu-tokenize", default="13a",
                           help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
@@ -342,7 +373,7 @@ def build_parser():
         "translate", help="translate arguments, a file, or stdin line by line"))
     translate.add_argument("text", nargs="*")
     translate.add_argument("--file")
-    translate.add_argument("--batch-size", type=int, default=DECODE_BATCH_SIZE,
+    translate.add_argument("--batch-size", type=positive_int, default=DECODE_BATCH_SIZE,
                            help="--file: sentences decoded together, sorted by length")
     translate.set_defaults(handler=cmd_translate)
 
@@ -350,21 +381,21 @@ def build_parser():
     export.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     export.add_argument("--output", default="saved_models")
     export.add_argument("--name", help="export name (default: the run directory's name)")
-    export.add_argument("--version", type=int, default=1, help="SavedModel version folder")
+    export.add_argument("--version", type=positive_int, default=1, help="SavedModel version folder")
     export.add_argument("--overwrite", action="store_true")
     export.add_argument("--quantization", choices=("float16", "int8"), help="TFLite only")
     export.set_defaults(handler=cmd_export)
 
     average = with_run_dir(commands.add_parser(
         "average-checkpoints", help="average the last checkpoints of a run"))
-    average.add_argument("--last", type=int, default=5)
+    average.add_argument("--last", type=positive_int, default=5)
     average.add_argument("--output")
     average.set_defaults(handler=cmd_average)
 
     plot = with_decoding(commands.add_parser("plot", help="attention map, schedule, losses"))
     plot.add_argument("what", choices=("attention", "lr", "loss"))
     plot.add_argument("--sentence")
-    plot.add_argument("--steps", type=int, help="lr: steps to plot")
+    plot.add_argument("--steps", type=positive_int, help="lr: steps to plot")
     plot.add_argument("--output", help="PNG path (default: in the run directory)")
     plot.set_defaults(handler=cmd_plot)
 

@@ -68,6 +68,20 @@ class TransformerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int; got {value!r}")
+        for name in ("share_embeddings", "tie_output", "norm_first"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false; got {value!r}")
+        for name in ("dropout", "attention_dropout", "layer_norm_epsilon"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number; got {value!r}")
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"layer_norm_epsilon must be positive; got {self.layer_norm_epsilon!r}")
+        if self.d_model % 2:
+            raise ValueError(
+                f"d_model must be even (the positional encodings pair sin and cos "
+                f"columns); got {self.d_model}")
         if self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model must be divisible by num_heads so that d_k = d_model / h is "
@@ -89,6 +103,10 @@ class TransformerConfig:
         """The preset `name` ("tiny", "base" or "big") with `overrides` applied."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"unknown model settings {unknown}; known: {sorted(fields)}")
         values = dict(PRESETS[name])
         values.update(overrides)
         if values.get("src_vocab_size", 37000) != values.get("tgt_vocab_size", 37000):

@@ -13,6 +13,7 @@ from keras_transformer import export, plots
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import numbers_corpus
 from keras_transformer.evaluation import evaluate
+from keras_transformer.files import atomic_write_text
 from keras_transformer.training.run import TrainingSettings, train
 from keras_transformer.translator import Translator
 
@@ -24,12 +25,23 @@ SETTINGS = dict(epochs=10, tokens_per_batch=2048, max_length=40, warmup_steps=50
 CORPUS = dict(target_lang="de", train_size=20000, seed=0)
 
 
+DEMO_MARK = "demo_run.txt"
+
+
 def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
     """Trains, evaluates, plots and exports; returns the evaluation scores. A finished
-    demo run in `run_dir` is replaced; an interrupted one resumes."""
+    demo run in `run_dir` is replaced; an interrupted one resumes. A directory the demo
+    did not create (it marks its own with `DEMO_MARK`) is refused, never deleted."""
+    mark = os.path.join(run_dir, DEMO_MARK)
+    if os.path.isdir(run_dir) and os.listdir(run_dir) and not os.path.isfile(mark):
+        raise FileExistsError(
+            f"{run_dir} is not empty and the demo did not create it (it has no {DEMO_MARK}); "
+            "the demo replaces only its own runs: pass another --run-dir")
     if os.path.isfile(os.path.join(run_dir, "model.keras")):
         print(f"replacing the finished demo run in {run_dir}")
         shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(mark, "created by `keras-transformer demo`, which replaces it when run again\n")
     corpus = numbers_corpus(**CORPUS)
     print(f"corpus: {len(corpus.train)} train, {len(corpus.dev)} dev, {len(corpus.test)} test "
           "pairs (English → German numbers; test numbers never seen in training)")

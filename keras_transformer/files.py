@@ -12,7 +12,20 @@ Example:
 
 import contextlib
 import os
+import re
+import signal
 import tempfile
+
+# The temporary names `atomic_path` makes: "." + base name + "." + mkstemp's 8 random
+# characters + ".tmp" + extension.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\..+)?$")
+
+# Test hook: with KERAS_TRANSFORMER_KILL_BEFORE_REPLACE="NAME" (or "NAME#N" for the N-th
+# time), the process kills itself with SIGKILL when the new content of a file named
+# NAME is complete under its temporary name but not yet in place: the worst instant of a
+# write, which tests/test_kill_anywhere.py uses to prove that every write resumes.
+KILL_HOOK = "KERAS_TRANSFORMER_KILL_BEFORE_REPLACE"
+_writes = {}
 
 
 @contextlib.contextmanager
@@ -34,6 +47,7 @@ def atomic_path(path):
         if os.path.isfile(temporary):
             with open(temporary, "rb+") as written:
                 os.fsync(written.fileno())
+        _kill_hook(path)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -45,3 +59,27 @@ def atomic_write_text(path, text):
     with atomic_path(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
+
+
+def remove_temporaries(directory):
+    """Removes the temporary files that writes killed before their `os.replace` left in
+    `directory` (names of `atomic_path`'s pattern only); returns their names."""
+    if not os.path.isdir(directory):
+        return []
+    stale = sorted(name for name in os.listdir(directory) if _TEMPORARY.match(name))
+    for name in stale:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    return stale
+
+
+def _kill_hook(path):
+    target = os.environ.get(KILL_HOOK)
+    if not target:
+        return
+    name, _, count = target.partition("#")
+    if os.path.basename(path) == name:
+        _writes[name] = _writes.get(name, 0) + 1
+        if _writes[name] == int(count or 1):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.decoding.beam import beam_loop
+from keras_transformer.decoding.beam import beam_loop, check_beam
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
 from keras_transformer.decoding.lengths import trim_padding
@@ -99,6 +99,10 @@ class Translator(tf.Module):
         super().__init__(name=name)
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
+            raise ValueError(f"alpha must be a number >= 0 (0: no length penalty); got {alpha!r}")
+        if beam_size > 1:
+            check_beam(beam_size, alpha, 1, model.config.tgt_vocab_size)
         if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
             raise ValueError(
                 f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "
@@ -148,6 +152,12 @@ class Translator(tf.Module):
         """int32 source ids (batch, src_len), 0-padded, at most the model's max_length
         columns -> {"ids": int32 (batch, t) without [START], ending with [END] then
         padding; "score": float32 (batch,)}."""
+        vocab_size = self.model.config.src_vocab_size
+        # In the graph, so that TF Serving refuses what a compiled gather would clamp.
+        tf.debugging.assert_non_negative(src_ids, message="src ids must be >= 0")
+        tf.debugging.assert_less(
+            src_ids, vocab_size,
+            message=f"src ids must be < {vocab_size} (the source vocabulary size)")
         ids, scores = self._compiled_decode(src_ids)
         return {"ids": trim_padding(ids), "score": scores}
 
@@ -285,12 +295,18 @@ def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, pro
 
 
 def _check_sentences(sentences):
-    if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
-        raise ValueError(
-            f"expected a list of str sentences; got {type(sentences).__name__}"
-            + ("" if isinstance(sentences, str) else
-               f" holding {sorted({type(s).__name__ for s in sentences})}"))
-    return list(sentences)
+    """Any iterable of str (a list, a generator, a file's lines) -> a list of str."""
+    kind = type(sentences).__name__
+    if isinstance(sentences, (str, bytes)):
+        raise ValueError(f"expected an iterable of str sentences; got one {kind}")
+    try:
+        sentences = list(sentences)
+    except TypeError:
+        raise ValueError(f"expected an iterable of str sentences; got {kind}") from None
+    if not all(isinstance(s, str) for s in sentences):
+        raise ValueError(f"expected an iterable of str sentences; got a {kind} holding "
+                         f"{sorted({type(s).__name__ for s in sentences})}")
+    return sentences
 
 
 def _to_str(strings):

@@ -58,14 +58,61 @@ def cli_python(code):
     (["train", "--run-dir", "RUN", "--data", "gettext", "--target-lang", "xx",
       "--locale-dir", "/nonexistent/locale"], "no gettext catalogs"),
     (["train", "--run-dir", "RUN", "--time-budget", "0"], "time_budget must be a positive"),
+    (["train", "--run-dir", "RUN", "--set", "foo=1"], "unknown model settings ['foo']"),
+    (["train", "--run-dir", "RUN", "--set", "norm_first=off"], "norm_first must be true or false"),
+    (["train", "--run-dir", "RUN", "--set", 'dropout="x"'], "dropout must be a number"),
+    (["train", "--run-dir", "RUN", "--set", "d_model=63", "num_heads=7"], "d_model must be even"),
+    (["train", "--run-dir", "RUN", "--learning-rate-scale", "-1"],
+     "learning_rate_scale must be positive"),
+    (["train", "--run-dir", "RUN", "--warmup-steps", "0"], "warmup_steps must be an int"),
+    (["translate", "--run-dir", "TRAINED", "--alpha", "-1", "x"], "alpha must be a number >= 0"),
 ])
-def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, args, message):
-    args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, args, message, trained_run):
+    places = {"RUN": str(tmp_path / "run"), "TRAINED": trained_run}
+    args = [places.get(a, a) for a in args]
     result = cli(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert message in last and last.startswith(f"keras-transformer {args[0]}: error:")
+    # Refused before anything was written: the corrected command starts afresh.
+    assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished one-epoch tiny run, for the commands that need one."""
+    run_dir = str(tmp_path_factory.mktemp("trained") / "run")
+    result = cli("train", "--run-dir", run_dir, *TINY, "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run_dir
+
+
+@pytest.mark.parametrize("args", [
+    ["translate", "--batch-size", "-1", "x"], ["translate", "--beam-size", "0", "x"],
+    ["evaluate", "--limit", "-1"], ["average-checkpoints", "--last", "0"],
+    ["average-checkpoints", "--last", "-2"]])
+def test_non_positive_counts_are_usage_errors(tmp_path, args):
+    result = cli(*args[:1], "--run-dir", str(tmp_path), *args[1:])
+    assert result.returncode == 2 and "expected an int >= " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_config_file_must_be_an_object(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("[1, 2]")
+    result = cli("train", "--run-dir", str(tmp_path / "run"), "--config", str(config))
+    assert result.returncode == 2 and "must hold a JSON object" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_demo_refuses_a_directory_it_did_not_create(tmp_path):
+    run_dir = tmp_path / "real_run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(b"a finished run of someone's")
+    result = cli("demo", "--run-dir", str(run_dir), "--export-dir", str(tmp_path / "exports"))
+    assert result.returncode == 2 and "the demo did not create it" in result.stderr
+    assert (run_dir / "model.keras").read_bytes() == b"a finished run of someone's"
 
 
 def test_usage_errors_are_argparse_errors(tmp_path):

@@ -107,11 +107,22 @@ def test_greedy_translator_and_bad_arguments(translator):
     greedy = Translator(translator.model, translator.source_tokenizer,
                         translator.target_tokenizer, beam_size=1)
     assert greedy(["a b c"]) == ["c b a"]
-    with pytest.raises(ValueError, match="list of str"):
+    with pytest.raises(ValueError, match="iterable of str"):
         translator([1, 2])
+    with pytest.raises(ValueError, match="iterable of str"):
+        translator(5)
+    # A generator is read once, not consumed by the check and then found empty.
+    assert translator(s for s in ["a b c", "a"]) == translator(["a b c", "a"])
     with pytest.raises(ValueError, match="beam_size"):
         Translator(translator.model, translator.source_tokenizer,
                    translator.target_tokenizer, beam_size=0)
+    # Refused when the Translator is built, not at its first decode.
+    with pytest.raises(ValueError, match="alpha must be a number >= 0"):
+        Translator(translator.model, translator.source_tokenizer,
+                   translator.target_tokenizer, alpha=-1)
+    with pytest.raises(ValueError, match="at most half the target vocabulary"):
+        Translator(translator.model, translator.source_tokenizer,
+                   translator.target_tokenizer, beam_size=1000)
     with pytest.raises(ValueError, match="target tokenizer has"):
         Translator(translator.model, translator.source_tokenizer,
                    StandInTokenizer(WORDS[:3]))

@@ -67,7 +67,7 @@ def top_k_by_blocks(values, k, block=64):
     return top, indices
 
 
-def _check_beam(beam_size, alpha, num_return, vocab_size):
+def check_beam(beam_size, alpha, num_return, vocab_size):
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be a positive int; got {beam_size!r}")
     if 2 * beam_size > vocab_size:
@@ -105,7 +105,7 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
     """
     src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
     vocab_size = model.config.tgt_vocab_size
-    _check_beam(beam_size, alpha, num_return, vocab_size)
+    check_beam(beam_size, alpha, num_return, vocab_size)
     k = beam_size
     memory, memory_mask = model.encode(src_ids, training=False)
     width, limits = output_limits(src_ids, max_length, model.config.max_length)

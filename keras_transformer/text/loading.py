@@ -48,8 +48,9 @@ def load_tokenizer(directory, expected_fingerprint=None):
     files = metadata["files"]
 
     if cls is WordPieceTokenizer:
-        with open(_existing(directory, files["vocabulary"]), encoding="utf-8") as f:
-            vocabulary = f.read().splitlines()
+        # One token per "\n"-ended line; other line separators (U+2028...) are token text.
+        with open(_existing(directory, files["vocabulary"]), encoding="utf-8", newline="\n") as f:
+            vocabulary = f.read().split("\n")[:-1]
     else:
         with open(_existing(directory, files["model"]), "rb") as f:
             tokenizer = SentencePieceTokenizer(f.read(), **metadata["options"])
@@ -105,6 +106,11 @@ def _read_metadata(path):
 
 
 def _existing(directory, name):
+    """The file `name` lists, which must be a plain name inside `directory`."""
+    if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+        raise ValueError(
+            f"corrupt tokenizer metadata in {directory!r}: file {name!r} is not a plain file "
+            "name inside the tokenizer's directory")
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing {path}, listed in the tokenizer metadata")

@@ -27,6 +27,7 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_transformer.files import atomic_path
 from keras_transformer.text import tokenizer as tokenizer_lib
 from keras_transformer.text import vocabulary as vocab_lib
 
@@ -120,6 +121,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         return self._sentencepiece.detokenize(ids)
 
     def _write_model(self, directory):
-        with open(os.path.join(directory, MODEL_FILE), "wb") as f:
-            f.write(self._model_proto)
+        with atomic_path(os.path.join(directory, MODEL_FILE)) as temporary:
+            with open(temporary, "wb") as f:
+                f.write(self._model_proto)
         return {"model": MODEL_FILE}

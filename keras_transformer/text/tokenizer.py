@@ -36,6 +36,7 @@ import os
 
 import tensorflow as tf
 
+from keras_transformer.files import atomic_write_text
 from keras_transformer.text import vocabulary as vocab_lib
 
 METADATA_FILE = "tokenizer.json"
@@ -183,8 +184,7 @@ class Tokenizer(tf.Module):
         """
         os.makedirs(directory, exist_ok=True)
         vocabulary_path = os.path.join(directory, VOCABULARY_FILE)
-        with open(vocabulary_path, "w", encoding="utf-8") as f:
-            f.write("".join(token + "\n" for token in self._tokens))
+        atomic_write_text(vocabulary_path, "".join(token + "\n" for token in self._tokens))
         files = {"vocabulary": VOCABULARY_FILE, **self._write_model(directory)}
 
         export = _TokenizerExport(self, vocabulary_path)
@@ -208,9 +208,8 @@ class Tokenizer(tf.Module):
         }
         # Metadata last: a save that died half-way leaves no tokenizer.json, and
         # load_tokenizer then says so instead of loading a partial directory.
-        with open(os.path.join(directory, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        atomic_write_text(os.path.join(directory, METADATA_FILE),
+                          json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
         return directory
 
 

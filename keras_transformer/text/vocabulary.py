@@ -41,7 +41,13 @@ def vocabulary_fingerprint(vocabulary):
 
 
 def check_reserved_tokens(vocabulary):
-    """Raises ValueError unless `vocabulary` starts with `RESERVED_TOKENS`."""
+    """Raises ValueError unless `vocabulary` starts with `RESERVED_TOKENS` and every
+    token is one non-empty line (vocab.txt holds one token per line)."""
+    for token in vocabulary:
+        if not isinstance(token, str) or not token or "\n" in token or "\r" in token:
+            raise ValueError(
+                f"every token must be a non-empty str without line breaks (vocab.txt holds "
+                f"one token per line); got {token!r}")
     head = list(vocabulary[: len(RESERVED_TOKENS)])
     if head != RESERVED_TOKENS:
         raise ValueError(

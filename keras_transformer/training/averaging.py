@@ -41,7 +41,9 @@ def last_checkpoints(directory, count=5, suffix=".weights.h5"):
     order for the zero-padded names a run writes (`epoch_003.weights.h5`)."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
-    names = sorted(n for n in os.listdir(directory) if n.endswith(suffix))
+    # Names starting with "." are the temporary files of writes still in progress.
+    names = sorted(n for n in os.listdir(directory)
+                   if n.endswith(suffix) and not n.startswith("."))
     if not names:
         raise FileNotFoundError(f"no *{suffix} checkpoints in {directory}")
     return [os.path.join(directory, n) for n in names[-count:]]

@@ -47,14 +47,23 @@ class TimeBudget(keras.callbacks.Callback):
         self.seconds = seconds
         self.state_path = state_path
         self.steps_per_epoch = steps_per_epoch
-        self.totals = {"epochs": 0.0, "steps": 0, "target_tokens": 0, "train_seconds": 0.0,
-                       "cpu_seconds": 0.0, "stopped_by_budget": False}
+        self.totals = self._zero_totals()
         if state_path and os.path.isfile(state_path):
             try:
                 with open(state_path) as handle:
                     self.totals.update(json.load(handle))
             except (OSError, ValueError):
                 pass  # a damaged state file only loses the totals of earlier sessions
+
+    def set_totals(self, totals):
+        """Replaces the totals with those saved by an earlier session (None: zeros), as
+        `RunProgress` does when it restores a run."""
+        self.totals = dict(self._zero_totals(), **(totals or {}))
+
+    @staticmethod
+    def _zero_totals():
+        return {"epochs": 0.0, "steps": 0, "target_tokens": 0, "train_seconds": 0.0,
+                "cpu_seconds": 0.0, "stopped_by_budget": False}
 
     def _spent(self):
         return self.totals["train_seconds"] + (time.monotonic() - self._wall)

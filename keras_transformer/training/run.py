@@ -4,19 +4,21 @@
       config.json             model, training and data settings
       tokenizers/source/      tokenizers saved with `Tokenizer.save`
       tokenizers/target/      (the same files twice when the vocabulary is shared)
-      checkpoints/epoch_NNN.weights.h5   one per epoch
-      backup/                 keras.callbacks.BackupAndRestore state, for resuming
+      checkpoints/epoch_NNN.weights.h5   model and optimizer variables after each epoch
+      progress.json           the epochs finished, their logs and the time spent (the
+                              commit record of `RunProgress`, for resuming)
       log.csv, tensorboard/   per-epoch metrics (loss, accuracy, target tokens)
-      budget.json             training time, steps and tokens so far (see TimeBudget)
       model.keras             the final model; averaged.weights.h5 the checkpoint average
       training_summary.json   epochs, steps, target tokens/s and cores used of the run
 
-config.json, model.keras, the averaged weights and the summary are written atomically
-(`keras_transformer.files`): a kill leaves the old file or the new one, never half of it.
+Every file is written atomically (`keras_transformer.files`): a kill leaves the old file
+or the new one, never half of it.
 
-`train` resumes an interrupted run from its backup: epochs already finished are not
-repeated, and the run ends after the same number of epochs as an uninterrupted one (or,
-with a time budget, when the budget is spent, counting the time before the interruption).
+`train` resumes an interrupted run from its record (`training/progress.py`): epochs
+already finished are not repeated, and the run ends after the same number of epochs and
+optimizer steps as an uninterrupted one (or, with a time budget, when the budget is
+spent, counting the time before the interruption). A kill after training, while the
+averaged weights or model.keras are written, redoes only that last part.
 """
 
 import dataclasses
@@ -26,20 +28,22 @@ import os
 import keras
 
 from keras_transformer import distribute
-from keras_transformer.files import atomic_path, atomic_write_text
+from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import make_dataset
 from keras_transformer.model import Transformer
 from keras_transformer.text import SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
 from keras_transformer.text.tokenizer import METADATA_FILE
-from keras_transformer.training.averaging import (
-    average_checkpoints, best_average, last_checkpoints)
+from keras_transformer.training.averaging import average_checkpoints, best_average
 from keras_transformer.training.budget import TimeBudget
 from keras_transformer.training.losses import (
     LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
+from keras_transformer.training.progress import RunProgress
 from keras_transformer.training.schedule import paper_optimizer
 
 TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
 @dataclasses.dataclass
@@ -97,9 +101,31 @@ class TrainingSettings:
                 f"tokenizer must be one of {sorted(TOKENIZERS)}; got {self.tokenizer!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto'; got {self.jit_compile!r}")
-        for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)!r}")
+        for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last",
+                     "warmup_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int of at least 1; got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0; got {self.seed!r}")
+        for name in ("time_budget", "learning_rate_scale", "label_smoothing"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float))
+                                      or isinstance(value, bool)):
+                raise ValueError(f"{name} must be a number; got {value!r}")
+        if not self.learning_rate_scale > 0:
+            raise ValueError(
+                f"learning_rate_scale must be positive (a negative rate would climb the "
+                f"loss); got {self.learning_rate_scale!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
+        if not isinstance(self.shared_vocabulary, bool):
+            raise ValueError(f"shared_vocabulary must be true or false; got "
+                             f"{self.shared_vocabulary!r}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(
                 f"time_budget must be a positive number of seconds or None; got "
@@ -159,18 +185,37 @@ def _tokenizers(run_dir, corpus, settings):
     return source_tokenizer, target_tokenizer
 
 
-def _write_config(run_dir, model_config, settings, data):
+def _write_config(run_dir, model_config, settings, data, tokenizers):
+    """Writes config.json; refuses to resume a run of another model or tokenizers."""
     path = _path(run_dir, "config.json")
     config = {"model": model_config.to_dict(), "training": dataclasses.asdict(settings),
-              "data": data}
+              "data": data, "tokenizers": tokenizers}
     if os.path.isfile(path):
-        with open(path) as handle:
-            saved = json.load(handle)
-        if saved["model"] != config["model"]:
+        saved = _read_json(path)
+        if saved.get("model") != config["model"]:
             raise ValueError(
                 f"{run_dir} holds a run of another model configuration; use a new run "
                 "directory or the same settings to resume it")
+        if saved.get("tokenizers", tokenizers) != tokenizers:
+            raise ValueError(
+                f"the tokenizers in {run_dir} are not those the run was trained with "
+                f"(fingerprints {saved['tokenizers']} in config.json)")
     atomic_write_text(path, json.dumps(config, indent=2))
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a valid run configuration: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a valid run configuration: not a JSON object")
+    return config
 
 
 def read_config(run_dir):
@@ -180,12 +225,11 @@ def read_config(run_dir):
         raise FileNotFoundError(
             f"{run_dir} is not a training run: {path} is missing (create one with "
             "`keras-transformer train`)")
+    config = _read_json(path)
     try:
-        with open(path) as handle:
-            config = json.load(handle)
         return (TransformerConfig(**config["model"]), TrainingSettings(**config["training"]),
                 config.get("data", {}))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a valid run configuration: {error}") from error
 
 
@@ -208,6 +252,10 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
             f"{run_dir} holds a finished run; train into a new run directory (an "
             "interrupted run, which has no model.keras yet, resumes in place)")
     os.makedirs(run_dir, exist_ok=True)
+    for directory in (run_dir, _path(run_dir, "checkpoints"),
+                      _path(run_dir, "tokenizers", "source"),
+                      _path(run_dir, "tokenizers", "target")):
+        remove_temporaries(directory)  # left by writes that a kill interrupted
     precision = distribute.resolve_precision(settings.precision)
     distribute.set_precision(precision)
     keras.utils.set_random_seed(settings.seed)
@@ -218,7 +266,6 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         tgt_vocab_size=target_tokenizer.vocab_size,
         share_embeddings=model_config.share_embeddings and shared,
         max_length=max(model_config.max_length, settings.max_length + 1))
-    _write_config(run_dir, model_config, settings, data or {})
 
     model = distribute.build_in_scope(
         distribute.make_strategy(settings.strategy),
@@ -228,6 +275,11 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         loss=LabelSmoothedCrossEntropy(settings.label_smoothing),
         metrics=[MaskedAccuracy(), TargetTokens()],
         jit_compile=settings.jit_compile, precision=precision)
+    # Written once the model is built, so that a configuration the model refuses
+    # leaves no config.json that would hold the corrected command back.
+    _write_config(run_dir, model_config, settings, data or {},
+                  {"source": source_tokenizer.fingerprint,
+                   "target": target_tokenizer.fingerprint})
 
     # Under XLA every new batch shape is a new compilation: padding batches to their
     # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
@@ -239,24 +291,20 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
                             **batching) if corpus.dev else None
 
-    checkpoint_dir = _path(run_dir, "checkpoints")
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    budget = TimeBudget(settings.time_budget, state_path=_path(run_dir, "budget.json"))
-    history = model.fit(
-        train_data, validation_data=dev_data, epochs=settings.epochs, verbose=verbose,
-        callbacks=[
-            budget,
-            keras.callbacks.BackupAndRestore(_path(run_dir, "backup")),
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"),
-                save_weights_only=True),
-            keras.callbacks.CSVLogger(_path(run_dir, "log.csv"), append=True),
-            keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
-            *callbacks,
-        ])
+    budget = TimeBudget(settings.time_budget)
+    progress = RunProgress(run_dir, budget)
+    initial_epoch = progress.restore(model)
+    if not progress.finished:
+        model.fit(
+            train_data, validation_data=dev_data, epochs=settings.epochs,
+            initial_epoch=initial_epoch, verbose=verbose,
+            callbacks=[budget, keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
+                       *callbacks, progress])
+    history = {key: [row[key] for row in progress.history if key in row]
+               for key in {key for row in progress.history for key in row} - {"epoch"}}
     # The averaged weights are written before model.keras, whose presence marks the
     # run finished: a kill in between leaves an unfinished run that resumes.
-    checkpoints = last_checkpoints(checkpoint_dir, settings.average_last)
+    checkpoints = progress.checkpoints(settings.average_last)
     last_weights = model.get_weights()  # what model.keras keeps, as before averaging
     if dev_data is not None:
         averaged, dev_losses = best_average(model, checkpoints, dev_data)
@@ -273,7 +321,7 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     with atomic_path(_path(run_dir, "model.keras")) as temporary:
         model.save(temporary)
     model.set_weights(averaged_weights)
-    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history.history)
+    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history)
 
 
 def load_run(run_dir, weights="averaged"):
@@ -287,11 +335,29 @@ def load_run(run_dir, weights="averaged"):
         raise FileNotFoundError(
             f"{run_dir} has no trained model ({model_path} is missing): the run has not "
             "finished training")
-    model = keras.saving.load_model(model_path)
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as error:  # zipfile, h5py and Keras each raise their own kinds
+        raise ValueError(f"{model_path} is damaged and cannot be loaded ({_first_line(error)}); "
+                         "delete it and run the same train command again to rewrite it "
+                         "from the checkpoints") from error
     if weights == "averaged":
-        model.load_weights(_path(run_dir, "averaged.weights.h5"))
+        averaged_path = _path(run_dir, "averaged.weights.h5")
+        try:
+            model.load_weights(averaged_path)
+        except Exception as error:
+            raise ValueError(
+                f"{averaged_path} is damaged or missing ({_first_line(error)}); rewrite it "
+                "with `keras-transformer average-checkpoints`") from error
     source_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "source"))
     target_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "target"))
+    recorded = _read_json(_path(run_dir, "config.json")).get("tokenizers")
+    found = {"source": source_tokenizer.fingerprint, "target": target_tokenizer.fingerprint}
+    if recorded is not None and recorded != found:
+        raise ValueError(
+            f"the tokenizers in {run_dir} are not those the model was trained with "
+            f"(fingerprints {found}, config.json records {recorded}); restore the run's "
+            "tokenizers/ folder")
     if (source_tokenizer.vocab_size, target_tokenizer.vocab_size) != (
             model_config.src_vocab_size, model_config.tgt_vocab_size):
         raise ValueError(

@@ -1,6 +1,7 @@
 """Shape buckets of the compiled loops, and translating a test set in length order."""
 
 import numpy as np
+import pytest
 
 from helpers import strip
 from keras_transformer import decoding
@@ -43,3 +44,18 @@ def test_translate_in_batches_sorts_by_length_and_restores_the_order():
     assert calls == [["", "x"], ["hi", "medium one"],
                      ["another long one", "a much longer sentence"]]
     assert translate_in_batches(upper, [], batch_size=2) == []
+
+
+@pytest.mark.parametrize("bad,dtype", [
+    (lambda v: v, np.int32), (lambda v: v + 1000, np.int32), (lambda v: -1, np.int32),
+    (lambda v: 2 ** 32 + 10, np.int64)], ids=["V", "V+1000", "-1", "2^32+10"])
+def test_out_of_range_ids_are_refused_with_the_offending_value(tiny_model, sources, bad,
+                                                               dtype):
+    # Catches: ids clamped or wrapped by the compiled gathers (V + 1000 decoding as V - 1,
+    # -1 as the last id), and int64 ids wrapped by the cast to int32 (2^32 + 10 -> 10).
+    bad = bad(tiny_model.config.src_vocab_size)
+    src_ids = sources.astype(dtype)
+    src_ids[1, 2] = bad
+    for search in (decoding.greedy_search, decoding.beam_search):
+        with pytest.raises(ValueError, match=rf"got {bad} at position \(1, 2\)"):
+            search(tiny_model, src_ids, max_length=5)
