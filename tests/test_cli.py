@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,6 +96,32 @@ def trained_run(tmp_path_factory):
 def test_non_positive_counts_are_usage_errors(tmp_path, args):
     result = cli(*args[:1], "--run-dir", str(tmp_path), *args[1:])
     assert result.returncode == 2 and "expected an int >= " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_is_bound_to_its_tokenizers(tmp_path, trained_run):
+    # Catches: load_run comparing vocabulary sizes only (a same-size tokenizer swapped in
+    # translates with the wrong words and no error).
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained_run, run_dir)
+    path = os.path.join(run_dir, "config.json")
+    with open(path) as handle:
+        config = json.load(handle)
+    assert set(config["tokenizers"]) == {"source", "target"}
+    config["tokenizers"]["target"] = "0123456789abcdef"
+    with open(path, "w") as handle:
+        json.dump(config, handle)
+    result = cli("translate", "--run-dir", run_dir, "--beam-size", "1", "twenty-one")
+    assert result.returncode == 2 and "not those the model was trained with" in result.stderr
+
+
+def test_a_damaged_model_file_is_reported_with_the_way_out(tmp_path, trained_run):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained_run, run_dir)
+    with open(os.path.join(run_dir, "model.keras"), "r+b") as handle:
+        handle.truncate(100)
+    result = cli("translate", "--run-dir", run_dir, "twenty-one")
+    assert result.returncode == 2 and "model.keras is damaged" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -25,7 +25,7 @@ class ScriptedModel:
     """
 
     def __init__(self):
-        self.config = types.SimpleNamespace(max_length=16, tgt_vocab_size=6)
+        self.config = types.SimpleNamespace(max_length=16, src_vocab_size=8, tgt_vocab_size=6)
         self.steps = 0
 
     def encode(self, src_ids, training=None):

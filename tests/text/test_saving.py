@@ -151,3 +151,35 @@ def test_sentencepiece_model_from_another_tokenizer(sentencepiece, tmp_path):
         f.write(other.model_proto)
     with pytest.raises(ValueError, match="belongs to another vocabulary"):
         load_tokenizer(directory)
+
+
+@pytest.mark.parametrize("name", ["../vocab.txt", "/etc/hostname", ".."])
+def test_metadata_cannot_point_outside_the_tokenizer_directory(saved_wordpiece, tmp_path, name):
+    # Catches: file names from tokenizer.json joined without confinement (a crafted
+    # tokenizer reading any file on the machine).
+    directory = str(tmp_path / "tok")
+    shutil.copytree(saved_wordpiece, directory)
+    shutil.copy(os.path.join(directory, "vocab.txt"), str(tmp_path / "vocab.txt"))
+    path = os.path.join(directory, "tokenizer.json")
+    with open(path) as f:
+        metadata = json.load(f)
+    metadata["files"]["vocabulary"] = name
+    with open(path, "w") as f:
+        json.dump(metadata, f)
+    with pytest.raises(ValueError, match="not a plain file name inside the tokenizer's directory"):
+        load_tokenizer(directory)
+
+
+@pytest.mark.parametrize("token", ["a\nb", "c\r", ""])
+def test_a_token_must_be_one_non_empty_line(wordpiece, token):
+    # Catches: a token with a line break saved to vocab.txt and read back as two tokens
+    # under a fingerprint that still matches (both join the tokens with newlines).
+    with pytest.raises(ValueError, match="without line breaks"):
+        WordPieceTokenizer(list(wordpiece.vocabulary) + [token])
+
+
+def test_a_token_with_another_line_separator_round_trips(wordpiece, tmp_path):
+    # U+2028 is a line boundary for str.splitlines but not for vocab.txt's reader.
+    tokenizer = WordPieceTokenizer(list(wordpiece.vocabulary) + ["x\u2028y"])
+    loaded = load_tokenizer(tokenizer.save(str(tmp_path / "tok")))
+    assert loaded.vocabulary == tokenizer.vocabulary
