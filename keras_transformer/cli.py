@@ -362,7 +362,8 @@ def build_parser():
     evaluate = with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N pairs only")
-    evaluate.add_argument("--samples", type=non_negative_int, default=5, help="sample translations to print")
+    evaluate.add_argument("--samples", type=non_negative_int, default=5,
+                          help="sample translations to print")
     evaluate.add_argument("--batch-size", type=positive_int, default=DECODE_BATCH_SIZE,
                           help="sentences decoded together, sorted by length")
     evaluate.add_argument("--bleu-tokenize", default="13a",

@@ -77,7 +77,8 @@ class TransformerConfig:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ValueError(f"{name} must be a number; got {value!r}")
         if not self.layer_norm_epsilon > 0:
-            raise ValueError(f"layer_norm_epsilon must be positive; got {self.layer_norm_epsilon!r}")
+            raise ValueError(
+                f"layer_norm_epsilon must be positive; got {self.layer_norm_epsilon!r}")
         if self.d_model % 2:
             raise ValueError(
                 f"d_model must be even (the positional encodings pair sin and cos "

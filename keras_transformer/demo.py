@@ -41,7 +41,8 @@ def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
         print(f"replacing the finished demo run in {run_dir}")
         shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(mark, "created by `keras-transformer demo`, which replaces it when run again\n")
+    atomic_write_text(mark, "created by `keras-transformer demo`, which replaces it when run "
+                            "again\n")
     corpus = numbers_corpus(**CORPUS)
     print(f"corpus: {len(corpus.train)} train, {len(corpus.dev)} dev, {len(corpus.test)} test "
           "pairs (English → German numbers; test numbers never seen in training)")

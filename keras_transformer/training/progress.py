@@ -78,7 +78,8 @@ class RunProgress(keras.callbacks.Callback):
                 model.load_weights(path)
             except Exception as error:  # h5py and Keras raise many kinds for a bad file
                 logger.warning("checkpoint %s cannot be read (%s); resuming from the "
-                               "epoch before it", path, str(error).splitlines()[0])
+                               "epoch before it", path,
+                               (str(error).strip().splitlines() or [type(error).__name__])[0])
                 continue
             self._set(usable[position:][::-1])
             return self.epoch
@@ -132,7 +133,7 @@ class RunProgress(keras.callbacks.Callback):
 
     def _commit(self, checkpoint, finished):
         entry = {"epoch": self.epoch, "checkpoint": checkpoint, "finished": finished,
-                 "history": self.history,
+                 "history": list(self.history),
                  "budget": dict(self.budget.totals) if self.budget is not None else None}
         if self._entries and self._entries[-1]["checkpoint"] == checkpoint:
             self._entries[-1] = entry  # the same epoch, now finished

@@ -85,10 +85,12 @@ def test_a_damaged_checkpoint_falls_back_to_the_epoch_before(tmp_path, caplog):
     with open(os.path.join(run_dir, "checkpoints", checkpoint_name(2)), "wb") as handle:
         handle.write(b"\0" * 96)
 
-    fresh = model()
+    fresh, restored = model(), RunProgress(run_dir)
     with caplog.at_level(logging.WARNING, logger="keras_transformer.training"):
-        assert RunProgress(run_dir).restore(fresh) == 1
+        assert restored.restore(fresh) == 1
     assert "cannot be read" in caplog.text and checkpoint_name(2) in caplog.text
+    # The fallback's logs are epoch 1's alone (not a list shared with the later entry).
+    assert [row["epoch"] for row in restored.history] == [0]
     for a, b in zip(after_one, fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert int(fresh.optimizer.iterations) == BATCHES
