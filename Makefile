@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/export_latency.py
 	$(PY) benchmarks/distribute_throughput.py
+	$(PY) benchmarks/chaos.py
 
 # The library against a plain PyTorch script on real text, 30 minutes of training each,
 # English-French and English-Spanish: about two and a half hours.
