@@ -20,6 +20,17 @@ from keras_transformer.layers.encoder import Encoder
 from keras_transformer.layers.masks import causal_mask, merge_masks, padding_mask
 
 
+
+def check_id_range(ids, name, vocab_size):
+    """Raises ValueError naming the first of the integer NumPy `ids` outside
+    [0, vocab_size): compiled gathers would clamp or wrap it into a wrong token."""
+    bad = (ids < 0) | (ids >= vocab_size)
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} ids must be in [0, {vocab_size}) (the {name} vocabulary, 0 = padding); "
+            f"got {int(ids[position])} at position {position}")
+
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class Transformer(keras.Model):
     """The paper's encoder-decoder Transformer as a subclassed `keras.Model`.
@@ -109,14 +120,10 @@ class Transformer(keras.Model):
             raise ValueError(
                 f"{name} ids have length {shape[1]}, longer than the model's max_length="
                 f"{self.config.max_length}; truncate the input or build with a larger max_length")
-        ids = ops.cast(ids, "int32")
         if tf.executing_eagerly():
-            values = ops.convert_to_numpy(ids)
-            if values.size and (values.min() < 0 or values.max() >= vocab_size):
-                raise ValueError(
-                    f"{name} ids must lie in [0, {vocab_size}) (the {name} vocabulary); got "
-                    f"values from {values.min()} to {values.max()}")
-        return ids
+            # Before the cast, which would wrap int64 values beyond 2^31 into valid ids.
+            check_id_range(ops.convert_to_numpy(ids), name, vocab_size)
+        return ops.cast(ids, "int32")
 
     def _embed(self, ids, embedding, dropout, training):
         x = embedding(ids)

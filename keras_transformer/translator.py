@@ -99,10 +99,7 @@ class Translator(tf.Module):
         super().__init__(name=name)
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
-            raise ValueError(f"alpha must be a number >= 0 (0: no length penalty); got {alpha!r}")
-        if beam_size > 1:
-            check_beam(beam_size, alpha, 1, model.config.tgt_vocab_size)
+        check_beam(beam_size, alpha, 1, model.config.tgt_vocab_size)
         if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
             raise ValueError(
                 f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "

@@ -77,8 +77,9 @@ def check_beam(beam_size, alpha, num_return, vocab_size):
     if not isinstance(num_return, int) or not 1 <= num_return <= beam_size:
         raise ValueError(
             f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0 (0 disables the length penalty); got {alpha!r}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
+        raise ValueError(
+            f"alpha must be a number >= 0 (0 disables the length penalty); got {alpha!r}")
 
 
 def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,

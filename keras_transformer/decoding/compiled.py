@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.model import check_id_range
 
 SOURCE_BUCKET = 16
 BATCH_BUCKET = 64
@@ -57,18 +58,6 @@ def _fill_batch(src_ids):
     return tf.concat([src_ids, tf.repeat(src_ids[:1], extra, axis=0)], axis=0)
 
 
-def check_ids(ids, vocab_size):
-    """Raises ValueError naming the first id of the integer array `ids` outside
-    [0, vocab_size): compiled gathers would clamp or wrap it into a wrong token (and a
-    cast to int32 would wrap int64 values beyond 2^31 into valid-looking ids)."""
-    bad = (ids < 0) | (ids >= vocab_size)
-    if bad.any():
-        position = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"src ids must be in [0, {vocab_size}) (the source vocabulary, 0 = padding); "
-            f"got {int(ids[position])} at position {position}")
-
-
 def run(loop, model, src_ids, settings, jit_compile=True):
     """`loop(model, src_ids, **settings)`, compiled and cached when called eagerly.
 
@@ -88,7 +77,8 @@ def run(loop, model, src_ids, settings, jit_compile=True):
         raise ValueError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
             f"{tuple(src_ids.shape)}")
-    check_ids(src_ids.numpy(), model.config.src_vocab_size)
+    # The model checks its ids only when called eagerly; the loop below is traced.
+    check_id_range(src_ids.numpy(), "src", model.config.src_vocab_size)
     batch = src_ids.shape[0]
     src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
     functions = _FUNCTIONS.setdefault(model, {})

@@ -33,11 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
-from keras_transformer.decoding.compiled import check_ids
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
 from keras_transformer.export.common import (
     SRC_IDS_SPEC, WeightsModule, check_new_path, model_of, tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.model import check_id_range
 
 OPSET = 17
 CONFIG_FILE = "config.json"
@@ -274,7 +274,7 @@ class OnnxTranslator:
                 f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
                 f"{src_ids.shape}")
         cfg = self.config
-        check_ids(src_ids, cfg["src_vocab_size"])
+        check_id_range(src_ids, "src", cfg["src_vocab_size"])
         if src_ids.shape[1] > cfg["max_length"]:
             raise ValueError(
                 f"src ids have length {src_ids.shape[1]}, longer than the model's "

@@ -78,8 +78,7 @@ class RunProgress(keras.callbacks.Callback):
                 model.load_weights(path)
             except Exception as error:  # h5py and Keras raise many kinds for a bad file
                 logger.warning("checkpoint %s cannot be read (%s); resuming from the "
-                               "epoch before it", path,
-                               (str(error).strip().splitlines() or [type(error).__name__])[0])
+                               "epoch before it", path, first_line(error))
                 continue
             self._set(usable[position:][::-1])
             return self.epoch
@@ -141,6 +140,11 @@ class RunProgress(keras.callbacks.Callback):
             self._entries = (self._entries + [entry])[-2:]
         previous = self._entries[0] if len(self._entries) == 2 else None
         atomic_write_text(self.record_path, json.dumps(dict(entry, previous=previous)))
+
+
+def first_line(error):
+    """The first line of an exception's message (its type's name if it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _csv(history):

@@ -38,7 +38,7 @@ from keras_transformer.training.averaging import average_checkpoints, best_avera
 from keras_transformer.training.budget import TimeBudget
 from keras_transformer.training.losses import (
     LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
-from keras_transformer.training.progress import RunProgress
+from keras_transformer.training.progress import RunProgress, first_line
 from keras_transformer.training.schedule import paper_optimizer
 
 TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
@@ -75,8 +75,9 @@ class TrainingSettings:
             (`distribute.resolve_precision`: bfloat16 compute on CPUs with bfloat16
             instructions, where oneDNN runs it about 2× faster, float32 elsewhere).
             float32 stays the default: a model trained in mixed_bfloat16 keeps bfloat16
-            layers, which TFLite's builtin ops do not take, and its learning per step
-            on real data is not yet shown equal (issue 11's note).
+            layers, which TFLite's builtin ops do not take, and in a whole `fit` on real
+            data its speed falls to float32's from the second epoch on (README, "Real
+            data"); per epoch it learns as float32 does.
     """
 
     epochs: int = 10
@@ -203,10 +204,6 @@ def _write_config(run_dir, model_config, settings, data, tokenizers):
     atomic_write_text(path, json.dumps(config, indent=2))
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _read_json(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -220,6 +217,12 @@ def _read_json(path):
 
 def read_config(run_dir):
     """(TransformerConfig, TrainingSettings, data description) of a run directory."""
+    model_config, settings, config = _read_run_config(run_dir)
+    return model_config, settings, config.get("data", {})
+
+
+def _read_run_config(run_dir):
+    """(TransformerConfig, TrainingSettings, the whole config.json dict) of a run."""
     path = _path(run_dir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -228,7 +231,7 @@ def read_config(run_dir):
     config = _read_json(path)
     try:
         return (TransformerConfig(**config["model"]), TrainingSettings(**config["training"]),
-                config.get("data", {}))
+                config)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a valid run configuration: {error}") from error
 
@@ -329,7 +332,7 @@ def load_run(run_dir, weights="averaged"):
     tokenizers."""
     if weights not in ("averaged", "last"):
         raise ValueError(f"weights must be 'averaged' or 'last'; got {weights!r}")
-    model_config, settings, _ = read_config(run_dir)
+    model_config, settings, config = _read_run_config(run_dir)
     model_path = _path(run_dir, "model.keras")
     if not os.path.isfile(model_path):
         raise FileNotFoundError(
@@ -338,7 +341,7 @@ def load_run(run_dir, weights="averaged"):
     try:
         model = keras.saving.load_model(model_path)
     except Exception as error:  # zipfile, h5py and Keras each raise their own kinds
-        raise ValueError(f"{model_path} is damaged and cannot be loaded ({_first_line(error)}); "
+        raise ValueError(f"{model_path} is damaged and cannot be loaded ({first_line(error)}); "
                          "delete it and run the same train command again to rewrite it "
                          "from the checkpoints") from error
     if weights == "averaged":
@@ -347,17 +350,13 @@ def load_run(run_dir, weights="averaged"):
             model.load_weights(averaged_path)
         except Exception as error:
             raise ValueError(
-                f"{averaged_path} is damaged or missing ({_first_line(error)}); rewrite it "
+                f"{averaged_path} is damaged or missing ({first_line(error)}); rewrite it "
                 "with `keras-transformer average-checkpoints`") from error
-    source_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "source"))
-    target_tokenizer = load_tokenizer(_path(run_dir, "tokenizers", "target"))
-    recorded = _read_json(_path(run_dir, "config.json")).get("tokenizers")
-    found = {"source": source_tokenizer.fingerprint, "target": target_tokenizer.fingerprint}
-    if recorded is not None and recorded != found:
-        raise ValueError(
-            f"the tokenizers in {run_dir} are not those the model was trained with "
-            f"(fingerprints {found}, config.json records {recorded}); restore the run's "
-            "tokenizers/ folder")
+    # Runs written before fingerprints were recorded are checked by vocabulary size only.
+    recorded = config.get("tokenizers") or {}
+    source_tokenizer, target_tokenizer = (
+        load_tokenizer(_path(run_dir, "tokenizers", side), expected_fingerprint=recorded.get(side))
+        for side in ("source", "target"))
     if (source_tokenizer.vocab_size, target_tokenizer.vocab_size) != (
             model_config.src_vocab_size, model_config.tgt_vocab_size):
         raise ValueError(
