@@ -1,10 +1,19 @@
 """keras_transformer: the Transformer of "Attention Is All You Need" as Keras 3 layers,
 trained with `model.fit` and exported to TF Serving, LiteRT and ONNX Runtime."""
 
-from keras_transformer import data, decoding, distribute, export, layers, text, training
-from keras_transformer.config import TransformerConfig
-from keras_transformer.evaluation import evaluate
-from keras_transformer.model import Transformer
-from keras_transformer.translator import Translator
+import os
+
+from keras_transformer.startup_logs import honour_log_level, run_as_command
+
+if run_as_command():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+with honour_log_level():
+    from keras_transformer import (
+        data, decoding, distribute, errors, export, layers, text, training)
+    from keras_transformer.config import TransformerConfig
+    from keras_transformer.evaluation import evaluate
+    from keras_transformer.model import Transformer
+    from keras_transformer.translator import Translator
 
 __version__ = "0.1.0"

@@ -11,7 +11,8 @@
     keras-transformer demo      (what `make demo` runs)
 
 A mistake a user can make (a missing run directory, an unknown preset, an unreadable
-file) prints one line to stderr and exits with status 2, without a traceback.
+file: an `InputError` or a file error) prints one line to stderr and exits with status
+2, without a traceback; any other exception is a fault of ours and keeps its traceback.
 """
 
 import argparse
@@ -20,16 +21,20 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Running this module imports the package first: its __init__ loads TensorFlow, with
+# TF_CPP_MIN_LOG_LEVEL at 3 unless the user set it (keras_transformer/startup_logs.py),
+# so taking the library's own defaults here costs nothing more.
+from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR
+from keras_transformer.errors import InputError
+from keras_transformer.files import atomic_path
+from keras_transformer.translator import DECODE_BATCH_SIZE
 
-# Running this module imports the package first (its __init__ loads TensorFlow), so
-# taking the library's own defaults here costs nothing more.
-from keras_transformer.files import atomic_path  # noqa: E402
-from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR  # noqa: E402
-from keras_transformer.translator import DECODE_BATCH_SIZE  # noqa: E402
-
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError, UnicodeDecodeError)
+
+# The library's errors name the Python argument that would accept the input; on the
+# command line the flag that sets it is named instead.
+FLAGS_FOR_ARGUMENTS = {"overwrite=True": "--overwrite", "skip_bad_lines=True": "--skip-bad-lines"}
 
 
 class UsageError(Exception):
@@ -76,9 +81,9 @@ def _config_file_section(path, section):
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except ValueError as error:
-        raise ValueError(f"--config {path} is not valid JSON: {error}") from error
+        raise InputError(f"--config {path} is not valid JSON: {error}") from error
     if not isinstance(config, dict) or not isinstance(config.get(section, {}), dict):
-        raise ValueError(f"--config {path} must hold a JSON object with 'model' and "
+        raise InputError(f"--config {path} must hold a JSON object with 'model' and "
                          "'training' objects")
     return config.get(section, {})
 
@@ -96,7 +101,7 @@ def _settings_from(args, settings_class, names, defaults=None):
     fields = {f.name for f in dataclasses.fields(settings_class)}
     unknown = set(values) - fields
     if unknown:
-        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(fields)}")
+        raise InputError(f"unknown training settings {sorted(unknown)}; known: {sorted(fields)}")
     return settings_class(**values)
 
 
@@ -113,9 +118,10 @@ def load_corpus(data):
         splits = {}
         for split in ("train", "dev", "test"):
             paths = data.get(split)
-            splits[split] = data_lib.read_parallel(*paths) if paths else []
+            splits[split] = (data_lib.read_parallel(
+                *paths, skip_bad_lines=data.get("skip_bad_lines", False)) if paths else [])
         if not splits["train"]:
-            raise ValueError(f"--data {source} needs --train files")
+            raise InputError(f"--data {source} needs --train files")
         return data_lib.Corpus(**splits)
     if source == "gettext":
         return data_lib.gettext_corpus(
@@ -124,12 +130,12 @@ def load_corpus(data):
     if source == "tfds":
         name = data.get("tfds_name")
         if not name:
-            raise ValueError("--data tfds needs --tfds-name, e.g. ted_hrlr_translate/pt_to_en")
+            raise InputError("--data tfds needs --tfds-name, e.g. ted_hrlr_translate/pt_to_en")
         return data_lib.Corpus(
             train=data_lib.read_tfds(name, split="train", data_dir=data.get("data_dir")),
             dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
             test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
-    raise ValueError(
+    raise InputError(
         f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned or tfds")
 
 
@@ -150,6 +156,7 @@ def _data_description(args):
                         f"--{split} takes {expected} path(s) with --data {args.data}; "
                         f"got {len(paths)}")
                 data[split] = [os.path.abspath(p) for p in paths]
+        data["skip_bad_lines"] = args.skip_bad_lines
     else:
         data.update(tfds_name=args.tfds_name, data_dir=args.data_dir)
     return data
@@ -199,7 +206,7 @@ def cmd_evaluate(args):
     _, _, data = read_config(args.run_dir)
     pairs = getattr(load_corpus(data), args.split)
     if not pairs:
-        raise ValueError(f"the run's data has no {args.split} split to evaluate on")
+        raise InputError(f"the run's data has no {args.split} split to evaluate on")
     if args.limit:
         pairs = pairs[: args.limit]
     translator = _translator(args)
@@ -236,9 +243,6 @@ def cmd_export(args):
     if args.quantization and args.format != "tflite":
         raise UsageError("--quantization applies to --format tflite only")
     translator = _translator(args)
-    if args.format != "saved_model" and translator.beam_size != 1:
-        print(f"note: {args.format} exports decode greedily (beam search is in the "
-              "SavedModel only)", file=sys.stderr)
     name = args.name or os.path.basename(os.path.normpath(args.run_dir))
     if args.format == "saved_model":
         path = export.export_saved_model(translator, os.path.join(args.output, name),
@@ -251,6 +255,9 @@ def cmd_export(args):
         path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"),
                                   overwrite=args.overwrite)[0]
         path = os.path.dirname(path)
+    if args.format != "saved_model" and translator.beam_size != 1:
+        print(f"note: {args.format} exports decode greedily (beam search is in the "
+              "SavedModel only)", file=sys.stderr)
     print(path)
 
 
@@ -297,7 +304,7 @@ def cmd_plot(args):
 def cmd_demo(args):
     from keras_transformer.demo import run_demo
 
-    run_demo(args.run_dir, args.export_dir, minutes=args.minutes)
+    run_demo(args.run_dir, args.export_dir, minutes=args.minutes, size=args.size)
 
 
 def build_parser():
@@ -327,6 +334,9 @@ def build_parser():
     for split in ("train", "dev", "test"):
         train.add_argument(f"--{split}", nargs="+", metavar="PATH",
                            help=f"{split} pairs: a TSV file, or source and target files")
+    train.add_argument("--skip-bad-lines", action="store_true",
+                       help="tsv, aligned: skip malformed lines (with a warning) instead of "
+                            "stopping at the first")
     train.add_argument("--tfds-name", help="e.g. ted_hrlr_translate/pt_to_en")
     train.add_argument("--data-dir", help="TFDS data directory")
     train.add_argument("--target-lang", default="de",
@@ -404,6 +414,9 @@ def build_parser():
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("--export-dir", default="saved_models")
     demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
+    demo.add_argument("--size", default="full",
+                      help="full (make demo) or small (a smaller model and corpus, about a "
+                           "minute of training)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -434,7 +447,10 @@ def main(argv=None):
     except UsageError as error:
         parser.error(str(error))
     except USER_ERRORS as error:
-        print(f"keras-transformer {args.command}: error: {error}", file=sys.stderr)
+        message = str(error)
+        for argument, flag in FLAGS_FOR_ARGUMENTS.items():
+            message = message.replace(argument, flag)
+        print(f"keras-transformer {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -14,6 +14,8 @@ thousands of sentences trained for half an hour on a few CPU cores (benchmarks/r
 
 import dataclasses
 
+from keras_transformer.errors import InputError
+
 PRESETS = {
     "tiny": dict(num_layers=2, d_model=64, num_heads=4, d_ff=256, dropout=0.1),
     "small": dict(num_layers=3, d_model=256, num_heads=4, d_ff=1024, dropout=0.1),
@@ -67,34 +69,34 @@ class TransformerConfig:
                      "tgt_vocab_size", "max_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+                raise InputError(f"{name} must be a positive int; got {value!r}")
         for name in ("share_embeddings", "tie_output", "norm_first"):
             value = getattr(self, name)
             if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false; got {value!r}")
+                raise InputError(f"{name} must be true or false; got {value!r}")
         for name in ("dropout", "attention_dropout", "layer_norm_epsilon"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ValueError(f"{name} must be a number; got {value!r}")
+                raise InputError(f"{name} must be a number; got {value!r}")
         if not self.layer_norm_epsilon > 0:
-            raise ValueError(
+            raise InputError(
                 f"layer_norm_epsilon must be positive; got {self.layer_norm_epsilon!r}")
         if self.d_model % 2:
-            raise ValueError(
+            raise InputError(
                 f"d_model must be even (the positional encodings pair sin and cos "
                 f"columns); got {self.d_model}")
         if self.d_model % self.num_heads:
-            raise ValueError(
+            raise InputError(
                 f"d_model must be divisible by num_heads so that d_k = d_model / h is "
                 f"whole; got d_model={self.d_model}, num_heads={self.num_heads}")
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+                raise InputError(f"{name} must be in [0, 1); got {value!r}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {self.activation!r}")
+            raise InputError(f"activation must be one of {ACTIVATIONS}; got {self.activation!r}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
-            raise ValueError(
+            raise InputError(
                 "share_embeddings=True needs one shared vocabulary; got "
                 f"src_vocab_size={self.src_vocab_size}, tgt_vocab_size={self.tgt_vocab_size}. "
                 "Pass share_embeddings=False for separate vocabularies.")
@@ -103,11 +105,11 @@ class TransformerConfig:
     def from_preset(cls, name, **overrides):
         """The preset `name` ("tiny", "base" or "big") with `overrides` applied."""
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+            raise InputError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
         fields = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise ValueError(f"unknown model settings {unknown}; known: {sorted(fields)}")
+            raise InputError(f"unknown model settings {unknown}; known: {sorted(fields)}")
         values = dict(PRESETS[name])
         values.update(overrides)
         if values.get("src_vocab_size", 37000) != values.get("tgt_vocab_size", 37000):

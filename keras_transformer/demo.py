@@ -12,6 +12,7 @@ import time
 from keras_transformer import export, plots
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import numbers_corpus
+from keras_transformer.errors import InputError
 from keras_transformer.evaluation import evaluate
 from keras_transformer.files import atomic_write_text
 from keras_transformer.training.run import TrainingSettings, train
@@ -23,15 +24,30 @@ SETTINGS = dict(epochs=10, tokens_per_batch=2048, max_length=40, warmup_steps=50
                 learning_rate_scale=0.5, tokenizer="wordpiece", vocab_size=400, average_last=3,
                 seed=0)
 CORPUS = dict(target_lang="de", train_size=20000, seed=0)
+# What each size changes; "small" learns the same task from a smaller model and corpus
+# in about a minute of training, for the test suite (tests/test_demo.py).
+SIZES = {
+    "full": dict(model={}, settings={}, corpus={}),
+    "small": dict(model=dict(num_layers=2, d_model=64, d_ff=256),
+                  settings=dict(epochs=8, tokens_per_batch=1024, warmup_steps=300,
+                                learning_rate_scale=1.0, vocab_size=300),
+                  corpus=dict(train_size=4000, dev_size=100, test_size=200)),
+}
 
 
 DEMO_MARK = "demo_run.txt"
 
 
-def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
+def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0, size="full"):
     """Trains, evaluates, plots and exports; returns the evaluation scores. A finished
     demo run in `run_dir` is replaced; an interrupted one resumes. A directory the demo
-    did not create (it marks its own with `DEMO_MARK`) is refused, never deleted."""
+    did not create (it marks its own with `DEMO_MARK`) is refused, never deleted.
+    `size` is a key of `SIZES`."""
+    if size not in SIZES:
+        raise InputError(f"size must be one of {sorted(SIZES)}; got {size!r}")
+    model_args = {**MODEL, **SIZES[size]["model"]}
+    settings = {**SETTINGS, **SIZES[size]["settings"]}
+    corpus_args = {**CORPUS, **SIZES[size]["corpus"]}
     mark = os.path.join(run_dir, DEMO_MARK)
     if os.path.isdir(run_dir) and os.listdir(run_dir) and not os.path.isfile(mark):
         raise FileExistsError(
@@ -43,13 +59,13 @@ def run_demo(run_dir="runs/demo", export_dir="saved_models", minutes=8.0):
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_text(mark, "created by `keras-transformer demo`, which replaces it when run "
                             "again\n")
-    corpus = numbers_corpus(**CORPUS)
+    corpus = numbers_corpus(**corpus_args)
     print(f"corpus: {len(corpus.train)} train, {len(corpus.dev)} dev, {len(corpus.test)} test "
           "pairs (English → German numbers; test numbers never seen in training)")
     started = time.monotonic()
-    result = train(run_dir, corpus, TransformerConfig(**MODEL),
-                   TrainingSettings(**SETTINGS, time_budget=minutes * 60),
-                   data=dict(source="embedded", **CORPUS), verbose=2)
+    result = train(run_dir, corpus, TransformerConfig(**model_args),
+                   TrainingSettings(**settings, time_budget=minutes * 60),
+                   data=dict(source="embedded", **corpus_args), verbose=2)
     print(f"trained in {time.monotonic() - started:.0f} s")
 
     translator = Translator(result.model, result.source_tokenizer, result.target_tokenizer,

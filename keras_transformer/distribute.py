@@ -17,13 +17,23 @@ the whole global batch, all-reduced), so that
 
     Σ_r S_r / N        = the one-device loss of the global batch, whatever the split.
 
-Example:
->>> split_logical_cpus(2)                       # before anything touches TensorFlow devices
+Example (without GPUs, `split_logical_cpus(2)` as the program's first statement gives
+two CPU replicas; here there is one replica per GPU, or the CPU):
+
 >>> strategy = make_strategy("mirrored")
 >>> set_precision("mixed_bfloat16")
->>> model = build_in_scope(strategy, lambda: Transformer.from_preset("tiny"),
-...                        lambda: paper_optimizer(256), LabelSmoothedCrossEntropy(0.1))
->>> model.fit(dataset, epochs=10, callbacks=[keras.callbacks.BackupAndRestore("backup")])
+>>> model = build_in_scope(
+...     strategy,
+...     lambda: kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+...                                        tgt_vocab_size=20),
+...     lambda: kt.training.paper_optimizer(64), kt.training.LabelSmoothedCrossEntropy(0.1),
+...     precision="mixed_bfloat16")
+>>> ids = np.array([[5, 6, 7, 3]] * 4, np.int32)     # a toy batch
+>>> dataset = tf.data.Dataset.from_tensors(((ids, ids), ids)).repeat(2)
+>>> history = model.fit(dataset, epochs=2, verbose=0,
+...                     callbacks=[keras.callbacks.BackupAndRestore("backup")])
+>>> len(history.history["loss"])
+2
 """
 
 import json
@@ -34,6 +44,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -47,7 +58,7 @@ def split_logical_cpus(n):
     Must run before TensorFlow initialises its devices (before the first op, tensor or
     strategy); calling again with the same n afterwards is a no-op."""
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int (the number of logical CPUs); got {n!r}")
+        raise InputError(f"n must be a positive int (the number of logical CPUs); got {n!r}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if current is not None and len(current) == n:
@@ -70,25 +81,25 @@ def _check_tf_config():
                '"task": {"type": "worker", "index": 0}}')
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise ValueError(
+        raise InputError(
             "the multiworker strategy reads the cluster from the TF_CONFIG environment "
             f"variable, which is not set; set it on every worker, e.g. TF_CONFIG='{example}' "
             "(same cluster everywhere, task.index = this worker's position in the list)")
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); expected e.g. {example}")
+        raise InputError(f"TF_CONFIG is not valid JSON ({error}); expected e.g. {example}")
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     workers = (cluster or {}).get("worker") if isinstance(cluster, dict) else None
     if not workers or not isinstance(workers, list) or not isinstance(task, dict):
-        raise ValueError(
+        raise InputError(
             "TF_CONFIG must hold a 'cluster' with a non-empty 'worker' list of host:port "
             f"and a 'task' with 'type' and 'index'; got {raw!r}; expected e.g. {example}")
     kind, index = task.get("type"), task.get("index")
     size = len(cluster.get(kind, [])) if isinstance(cluster.get(kind), list) else 0
     if kind not in ("worker", "chief") or not isinstance(index, int) or not 0 <= index < size:
-        raise ValueError(
+        raise InputError(
             f"TF_CONFIG task must be {{'type': 'worker' or 'chief', 'index': 0..{size - 1}}} "
             f"naming this process's entry in the cluster; got {task!r}")
     return config
@@ -111,9 +122,9 @@ def make_strategy(name, tpu=None, devices=None):
         (`build_in_scope`).
     """
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+        raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name != "mirrored" and devices is not None:
-        raise ValueError(f"devices applies to the mirrored strategy only; got it for {name!r}")
+        raise InputError(f"devices applies to the mirrored strategy only; got it for {name!r}")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -168,7 +179,7 @@ def set_precision(name):
     compute, float32 variables; GPUs, needs loss scaling: `wrap_optimizer`). Call before
     building the model."""
     if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+        raise InputError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
     keras.mixed_precision.set_global_policy(name)
 
 
@@ -177,7 +188,7 @@ def wrap_optimizer(optimizer, precision):
     "mixed_float16" (small float16 gradients would otherwise flush to zero), unchanged
     for the other precisions."""
     if precision not in PRECISIONS:
-        raise ValueError(
+        raise InputError(
             f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "mixed_float16" and not isinstance(
             optimizer, keras.optimizers.LossScaleOptimizer):
@@ -205,7 +216,7 @@ class GlobalTokenMean(keras.losses.Loss):
 
     def __init__(self, loss, name=None, reduction="sum", **kwargs):
         if reduction != "sum":
-            raise ValueError(f"GlobalTokenMean works with reduction='sum' only; got {reduction!r}")
+            raise InputError(f"GlobalTokenMean works with reduction='sum' only; got {reduction!r}")
         super().__init__(name=name or f"global_{loss.name}", reduction="sum", **kwargs)
         self.loss = loss
 

@@ -15,6 +15,7 @@ import time
 
 import sacrebleu
 
+from keras_transformer.errors import InputError
 from keras_transformer.translator import DECODE_BATCH_SIZE, translate_in_batches
 
 
@@ -37,15 +38,20 @@ def evaluate(translator, sources, references, batch_size=DECODE_BATCH_SIZE, prog
          "translate_seconds": wall time of translating, compilation included}.
 
     Example:
-    >>> evaluate(translator, ["ein test"], ["a test"])["bleu"]
+    >>> known = {"der hund lief nach hause": "the dog ran home"}
+    >>> translator = lambda sentences: [known.get(s, "") for s in sentences]  # a stand-in
+    >>> scores = evaluate(translator, ["der hund lief nach hause", "die katze"],
+    ...                   ["the dog ran home", "the cat"], progress=False)
+    >>> scores["exact_match"], scores["num_sentences"]
+    (0.5, 2)
     """
     sources, references = list(sources), list(references)
     if len(sources) != len(references):
-        raise ValueError(
+        raise InputError(
             f"expected one reference per source; got {len(sources)} sources and "
             f"{len(references)} references")
     if not sources:
-        raise ValueError("nothing to evaluate: sources and references are empty")
+        raise InputError("nothing to evaluate: sources and references are empty")
     start = time.perf_counter()
     hypotheses = translate_in_batches(translator, sources, batch_size, progress)
     seconds = time.perf_counter() - start

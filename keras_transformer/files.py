@@ -5,9 +5,13 @@ a truncated mix: the content goes to a temporary name in the same directory, is 
 to disk, and `os.replace` (atomic on POSIX within one file system) puts it in place.
 
 Example:
->>> atomic_write_text("runs/fr/config.json", json.dumps(config))
+>>> import json
+>>> atomic_write_text("runs/fr/config.json", json.dumps({"d_model": 512}))
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 >>> with atomic_path("runs/fr/model.keras") as tmp:
 ...     model.save(tmp)
+>>> sorted(os.listdir("runs/fr"))
+['config.json', 'model.keras']
 """
 
 import contextlib

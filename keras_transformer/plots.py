@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from keras_transformer.errors import InputError  # noqa: E402
 
 
 def _save(figure, path):
@@ -35,7 +36,7 @@ def plot_attention(weights, source_tokens, target_tokens, path, title=None):
     if weights.ndim == 2:
         weights = weights[None]
     if weights.ndim != 3 or weights.shape[1:] != (len(target_tokens), len(source_tokens)):
-        raise ValueError(
+        raise InputError(
             f"weights must have shape (heads, {len(target_tokens)}, {len(source_tokens)}) for "
             f"{len(target_tokens)} target and {len(source_tokens)} source tokens; got "
             f"{weights.shape}")
@@ -79,7 +80,7 @@ def read_log(path):
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
-        raise ValueError(f"training log {path} has no epochs yet")
+        raise InputError(f"training log {path} has no epochs yet")
     return {key: [float(row[key]) for row in rows] for key in rows[0]}
 
 

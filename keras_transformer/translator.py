@@ -31,6 +31,7 @@ from keras_transformer.decoding.beam import beam_loop, check_beam
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
 from keras_transformer.decoding.lengths import trim_padding
+from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID
 
 
@@ -88,28 +89,36 @@ class Translator(tf.Module):
         name: name of the tf.Module.
 
     Example:
-    >>> translator = Translator(model, source_tokenizer, target_tokenizer)
-    >>> translator(["ein kleiner test"])
-    ['a small test']
-    >>> kt.export.export_saved_model(translator, "saved_models/de_en", version=1)
+    >>> tok = kt.text.WordPieceTokenizer.train(["ein kleiner test", "a small test"],
+    ...                                        vocab_size=40)
+    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+    ...                                    tgt_vocab_size=tok.vocab_size)
+    >>> model.build()                          # untrained here; trained with fit() in practice
+    >>> translator = Translator(model, source_tokenizer=tok, target_tokenizer=tok)
+    >>> translator(["ein kleiner test"])      # ['a small test'] once trained
+    ['...']
+
+    Export it with `kt.export.export_saved_model(translator, "saved_models/de_en")`.
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, beam_size=4, alpha=0.6,
                  max_length=None, min_length=0, strict=False, jit_compile=True, name=None):
         super().__init__(name=name)
         if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
+            raise InputError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
         check_beam(beam_size, alpha, 1, model.config.tgt_vocab_size)
         if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "
                 f"model's target vocabulary has {model.config.tgt_vocab_size}; pass the "
                 f"tokenizer the model was trained with")
         if source_tokenizer.vocab_size != model.config.src_vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"the source tokenizer has {source_tokenizer.vocab_size} tokens but the "
                 f"model's source vocabulary has {model.config.src_vocab_size}; pass the "
                 f"tokenizer the model was trained with")
+        if not model.built:  # its variables must exist before any graph decodes with it
+            model.build()
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
@@ -150,11 +159,20 @@ class Translator(tf.Module):
         columns -> {"ids": int32 (batch, t) without [START], ending with [END] then
         padding; "score": float32 (batch,)}."""
         vocab_size = self.model.config.src_vocab_size
-        # In the graph, so that TF Serving refuses what a compiled gather would clamp.
-        tf.debugging.assert_non_negative(src_ids, message="src ids must be >= 0")
-        tf.debugging.assert_less(
-            src_ids, vocab_size,
-            message=f"src ids must be < {vocab_size} (the source vocabulary size)")
+        # In the graph, so that TF Serving refuses what a compiled gather would clamp,
+        # naming the first bad id and its position as `check_id_range` does, and a long
+        # row before a kernel of the decoder fails on it with its own message.
+        bad = tf.where((src_ids < 0) | (src_ids >= vocab_size))[:1]
+        length = tf.shape(src_ids)[1]
+        checks = [
+            tf.debugging.Assert(tf.size(bad) == 0, [
+                f"src ids must be in [0, {vocab_size}) (the src vocabulary, 0 = padding); "
+                "got", tf.gather_nd(src_ids, bad), "at position", bad]),
+            tf.debugging.Assert(length <= self.max_source_length, [
+                "src ids have length", length, f"longer than the model's max_length="
+                f"{self.max_source_length}; truncate the input"])]
+        with tf.control_dependencies(checks):
+            src_ids = tf.identity(src_ids)
         ids, scores = self._compiled_decode(src_ids)
         return {"ids": trim_padding(ids), "score": scores}
 
@@ -201,7 +219,7 @@ class Translator(tf.Module):
                 f"the model's max_length={self.max_source_length} tokens "
                 f"(longest: {max(lengths)})")
             if self.strict:
-                raise ValueError(f"{message}; shorten them or pass strict=False to truncate")
+                raise InputError(f"{message}; shorten them or pass strict=False to truncate")
             warnings.warn(f"{message}; they are truncated", stacklevel=3)
         src_ids = tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
         # Eagerly, one compiled loop per source bucket, its buffers sized from the source.
@@ -219,8 +237,14 @@ class Translator(tf.Module):
             `TranslationDetails`.
 
         Example:
-        >>> details = translator.translate_with_details(["ein test"])
-        >>> details.attention[0].shape        # (h, output tokens, source tokens)
+        >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
+        >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+        ...                                    tgt_vocab_size=tok.vocab_size)
+        >>> model.build()                          # untrained here; trained with fit() in practice
+        >>> translator = kt.Translator(model, tok, tok)
+        >>> details = translator.translate_with_details(["ein hund"])
+        >>> details.attention[0].shape == (4, len(details.ids[0]), len(details.source_ids[0]))
+        True
         """
         sentences = _check_sentences(sentences)
         if not sentences:
@@ -278,7 +302,7 @@ def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, pro
 
     sentences = _check_sentences(sentences)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive int; got {batch_size!r}")
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     translations = [None] * len(sentences)
     with tqdm(total=len(sentences), unit="sentence", desc="translating",
@@ -295,13 +319,13 @@ def _check_sentences(sentences):
     """Any iterable of str (a list, a generator, a file's lines) -> a list of str."""
     kind = type(sentences).__name__
     if isinstance(sentences, (str, bytes)):
-        raise ValueError(f"expected an iterable of str sentences; got one {kind}")
+        raise InputError(f"expected an iterable of str sentences; got one {kind}")
     try:
         sentences = list(sentences)
     except TypeError:
-        raise ValueError(f"expected an iterable of str sentences; got {kind}") from None
+        raise InputError(f"expected an iterable of str sentences; got {kind}") from None
     if not all(isinstance(s, str) for s in sentences):
-        raise ValueError(f"expected an iterable of str sentences; got a {kind} holding "
+        raise InputError(f"expected an iterable of str sentences; got a {kind} holding "
                          f"{sorted({type(s).__name__ for s in sentences})}")
     return sentences
 

@@ -192,3 +192,90 @@ def test_mixed_precision_trains_with_float32_logits(policy):
     assert logits.dtype == "float32" and weights[0].dtype == "float32"
     assert model.encoder.encoder_layers[0].self_attention.compute_dtype == policy[6:]
     assert all(w.dtype == "float32" for w in model.weights)
+
+
+# Table 3 of the paper (N, d_model, d_ff, h) with its parameter counts, and §5.1's
+# shared English-German vocabulary of "about 37000 tokens".
+TABLE_3 = {"base": dict(n=6, d_model=512, d_ff=2048, h=8, millions=65),
+           "big": dict(n=6, d_model=1024, d_ff=4096, h=16, millions=213)}
+PAPER_VOCABULARY = 37000
+
+
+def figure_1_layers(n, d_model, d_ff, h):
+    """Parameters of the 2N layers of Figure 1, counted from the paper's matrices.
+
+    Multi-head attention (§3.2.2): per head W_i^Q, W_i^K ∈ R^{d_model×d_k}, W_i^V ∈
+    R^{d_model×d_v}, then W^O ∈ R^{h·d_v×d_model}, each with a bias vector as our layers
+    have them. FFN (§3.3): W₁, b₁, W₂, b₂. LayerNorm: a gain and a bias per feature.
+    An encoder layer has one attention and 2 LayerNorms; a decoder layer two
+    attentions and 3 LayerNorms.
+    """
+    d_k = d_v = d_model // h
+    heads = h * (2 * (d_model * d_k + d_k) + d_model * d_v + d_v)
+    attention_biases = h * (2 * d_k + d_v) + d_model
+    attention = heads + h * d_v * d_model + d_model
+    ffn_biases = d_ff + d_model
+    ffn = d_model * d_ff + d_ff * d_model + ffn_biases
+    layer_norm = 2 * d_model
+    return dict(
+        encoder=n * (attention + ffn + 2 * layer_norm),
+        decoder=n * (2 * attention + ffn + 3 * layer_norm),
+        biases=n * (3 * attention_biases + 2 * ffn_biases),
+        layer_norms=n * 5 * layer_norm)
+
+
+@pytest.mark.parametrize("preset", ["base", "big"])
+def test_parameter_counts_from_table_3(preset):
+    """The presets hold exactly Figure 1's parameters at Table 3's sizes: one
+    vocabulary × d_model matrix shared by source, target and output (§3.4), and the
+    encoder and decoder layers; the README quotes the biases and LayerNorms."""
+    sizes = dict(TABLE_3[preset])
+    del sizes["millions"]
+    model = kt.Transformer.from_preset(preset, src_vocab_size=PAPER_VOCABULARY,
+                                       tgt_vocab_size=PAPER_VOCABULARY)
+    model.build()
+    parts = figure_1_layers(**sizes)
+    embedding = PAPER_VOCABULARY * sizes["d_model"]
+    assert model.target_embedding.count_params() == embedding
+    assert model.encoder.count_params() == parts["encoder"]
+    assert model.decoder.count_params() == parts["decoder"]
+    assert model.count_params() == embedding + parts["encoder"] + parts["decoder"]
+    counts = {}
+    for weight in model.weights:
+        name = weight.path.rsplit("/", 1)[-1]
+        kind = ("layer_norms" if name in ("gamma", "beta")
+                else "biases" if name.endswith("bias") else "other")
+        counts[kind] = counts.get(kind, 0) + int(np.prod(weight.shape))
+    assert counts["biases"] == parts["biases"]
+    assert counts["layer_norms"] == parts["layer_norms"]
+    readme = {"base": (63_082_496, 67_584, 30_720), "big": (214_245_376, 135_168, 61_440)}
+    assert (model.count_params(), parts["biases"], parts["layer_norms"]) == readme[preset]
+    # The README's gaps to the paper (1.9 M fewer, 1.2 M more) and "under 0.2 M".
+    gap = model.count_params() - TABLE_3[preset]["millions"] * 10**6
+    assert round(gap / 10**5) == {"base": -19, "big": 12}[preset]
+    assert parts["biases"] + parts["layer_norms"] < 200_000
+
+
+def vocabularies_matching_the_paper(preset, matrices):
+    """The vocabulary sizes V for which the layers plus `matrices` V × d_model
+    embedding matrices round to the paper's count in millions."""
+    sizes = dict(TABLE_3[preset])
+    millions = sizes.pop("millions")
+    parts = figure_1_layers(**sizes)
+    layers = parts["encoder"] + parts["decoder"]
+    per_token = matrices * sizes["d_model"]
+    low = -(-(millions * 10**6 - 500_000 - layers) // per_token)
+    high = -(-(millions * 10**6 + 500_000 - layers) // per_token)
+    return range(low, high)
+
+
+def test_no_vocabulary_gives_both_of_the_papers_counts():
+    """The README's account of 65 M and 213 M: with one shared matrix 65 M needs
+    39,769-41,721 tokens and 213 M 35,296-36,272; two or three matrices (separate
+    source, target, output) do not reconcile them either."""
+    assert vocabularies_matching_the_paper("base", 1) == range(39_769, 41_722)
+    assert vocabularies_matching_the_paper("big", 1) == range(35_296, 36_273)
+    for matrices in (1, 2, 3):
+        base = vocabularies_matching_the_paper("base", matrices)
+        big = vocabularies_matching_the_paper("big", matrices)
+        assert base.start > big.stop, matrices

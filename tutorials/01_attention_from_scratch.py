@@ -9,7 +9,12 @@ Run:  python tutorials/01_attention_from_scratch.py [--tiny] [--output-dir DIR]
 3. Masks: padding and causal, and what a masked weight becomes (exactly 0).
 4. Multi-head attention: h heads of width d_model / h, each a projection of the same
    input, concatenated and projected by W^O — checked against our layer.
-5. A heat map of the heads' weights, saved as PNG.
+5. Positional encoding (§3.5): PE(pos, 2i) = sin(pos / 10000^(2i/d_model)),
+   PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)), in NumPy and from our layer.
+6. A heat map of the heads' weights, saved as PNG.
+
+`main` returns what it computed (inputs, the NumPy results and the library's), which
+tests/test_tutorials.py checks against the paper's equations.
 """
 
 import argparse
@@ -33,6 +38,17 @@ def attention(q, k, v, mask=None):
         scores = np.where(mask, scores, -np.inf)
     weights = softmax(scores)
     return weights @ v, weights
+
+
+def positional_encoding(length, d_model):
+    """§3.5 in NumPy: (length, d_model), sin at even columns 2i, cos at odd 2i + 1."""
+    pos = np.arange(length)[:, None]
+    two_i = np.arange(0, d_model, 2)[None, :]
+    angles = pos / np.power(10000.0, two_i / d_model)
+    table = np.zeros((length, d_model))
+    table[:, 0::2] = np.sin(angles)
+    table[:, 1::2] = np.cos(angles)
+    return table
 
 
 def main(tiny=False, output_dir="tutorial_output"):
@@ -73,12 +89,22 @@ def main(tiny=False, output_dir="tutorial_output"):
     print(f"   max |by hand - layer| = {np.abs(by_hand - np.asarray(output)[0]).max():.2e}")
     assert np.allclose(by_hand, np.asarray(output)[0], atol=1e-4)
 
+    print("5. positional encoding: sin at even columns, cos at odd ones")
+    ours_pe = positional_encoding(length, d_model)
+    library_pe = np.asarray(kt.layers.SinusoidalPositionalEncoding(max_length=length)(x))
+    print(np.array2string(ours_pe[:4, :4], precision=2, suppress_small=True))
+    assert np.allclose(ours_pe, library_pe, atol=1e-6)
+
     tokens = [f"t{i}" for i in range(length)]
     path = plots.plot_attention(np.asarray(head_weights)[0], tokens, tokens,
                                 os.path.join(output_dir, "01_attention_heads.png"),
                                 title="self-attention weights per head (untrained)")
-    print(f"5. heat map written to {path}")
-    return path
+    print(f"6. heat map written to {path}")
+    return dict(q=q, k=k, v=v, attention=ours, attention_weights=weights,
+                library_attention=np.asarray(library), causal_mask=causal,
+                causal_weights=masked, x=x, layer=layer, multi_head=by_hand,
+                library_multi_head=np.asarray(output)[0], positional_encoding=ours_pe,
+                library_positional_encoding=library_pe, heat_map=path)
 
 
 if __name__ == "__main__":

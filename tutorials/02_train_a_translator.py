@@ -9,6 +9,11 @@ The whole flow of the library by hand, one step per arrow:
 
 The corpus is English numbers in words to German ("twenty-one" → "einundzwanzig"),
 generated on the spot; test numbers never occur in training.
+
+With --tiny (numbers below 1,000, one layer, 20 short epochs; about a minute on two
+CPU cores) the translator gets at least half of the 50 test numbers exactly right
+(about 0.8); `main` returns the scores, and tests/test_tutorials.py holds it to that.
+BLEU stays 0 here: a German number is one word, and BLEU counts up to 4-grams.
 """
 
 import argparse
@@ -20,7 +25,8 @@ import keras_transformer as kt
 
 def main(tiny=False):
     keras.utils.set_random_seed(0)
-    sizes = dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)
+    sizes = (dict(train_size=900, dev_size=50, test_size=50, max_number=999) if tiny
+             else dict(train_size=20000))
     corpus = kt.data.numbers_corpus(target_lang="de", seed=0, **sizes)
     print("a training pair:", corpus.train[0])
 
@@ -35,16 +41,17 @@ def main(tiny=False):
     dev_data = kt.data.make_dataset(corpus.dev, tokenizer, tokenizer, tokens_per_batch=2048,
                                     max_length=40, shuffle=False)
 
-    config = dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(
+    config = dict(num_layers=1, d_model=64, d_ff=128) if tiny else dict(
         num_layers=3, d_model=128, d_ff=512)
     model = kt.Transformer(num_heads=4, src_vocab_size=tokenizer.vocab_size,
                            tgt_vocab_size=tokenizer.vocab_size, dropout=0.1, max_length=64,
                            **config)
     # The paper's optimizer, schedule (shorter warm-up for a small corpus) and loss.
-    model.compile(optimizer=kt.training.paper_optimizer(model.config.d_model, warmup_steps=800),
+    warmup_steps = 100 if tiny else 800  # the tiny corpus makes about 7 batches an epoch
+    model.compile(optimizer=kt.training.paper_optimizer(model.config.d_model, warmup_steps),
                   loss=kt.training.LabelSmoothedCrossEntropy(0.1),
                   metrics=[kt.training.MaskedAccuracy()])
-    model.fit(train_data, validation_data=dev_data, epochs=1 if tiny else 8, verbose=2)
+    model.fit(train_data, validation_data=dev_data, epochs=20 if tiny else 8, verbose=2)
 
     translator = kt.Translator(model, tokenizer, tokenizer, beam_size=4, alpha=0.6)
     sources = [s for s, _ in corpus.test]

@@ -7,6 +7,9 @@ Run:  python tutorials/03_export_tflite_and_onnx.py [--tiny] [--output-dir DIR]
    float32 and dynamic-range int8, and ONNX graphs (encoder + decoder step).
 3. Decode the same source ids with TensorFlow, LiteRT and ONNX Runtime, and compare
    the token ids, the scores and the file sizes.
+
+`main` returns the source ids and every runtime's (ids, scores), which
+tests/test_tutorials.py compares with TensorFlow's.
 """
 
 import argparse
@@ -62,7 +65,8 @@ def main(tiny=False, output_dir="tutorial_output"):
                           for f in os.listdir(onnx_dir) if f.endswith(".onnx"))
     for path, size in sizes.items():
         print(f"{size / 1024:8.0f} KiB  {path}")
-    return agreement, len(sources)
+    return dict(src_ids=src_ids, tensorflow=(tf_ids, tf_scores), runtimes=results,
+                agreement=agreement)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ Example:
 [8, 7, 6, 5, 5, 4, 4, 4, 4, 1]
 """
 
+from keras_transformer.errors import InputError
+
 
 def token_budget_buckets(tokens_per_batch, max_length, min_length=8, step=1.1):
     """Returns (boundaries, batch_sizes) for `tf.data.Dataset.bucket_by_sequence_length`.
@@ -46,14 +48,14 @@ def token_budget_buckets(tokens_per_batch, max_length, min_length=8, step=1.1):
             max_length) is never used once long pairs are filtered out, and gets 1.
     """
     if max_length < 1:
-        raise ValueError(f"max_length must be at least 1; got {max_length}")
+        raise InputError(f"max_length must be at least 1; got {max_length}")
     if tokens_per_batch < max_length:
-        raise ValueError(
+        raise InputError(
             f"tokens_per_batch ({tokens_per_batch}) must be at least max_length "
             f"({max_length}), so that a batch of one longest pair fits the budget"
         )
     if step <= 1:
-        raise ValueError(f"step must be greater than 1; got {step}")
+        raise InputError(f"step must be greater than 1; got {step}")
     boundaries = []
     length = min(min_length, max_length)
     while length < max_length:

@@ -37,6 +37,7 @@ import random
 import re
 
 from keras_transformer.data.corpus import Corpus
+from keras_transformer.errors import InputError
 
 logger = logging.getLogger("keras_transformer.data")
 
@@ -109,7 +110,7 @@ def read_gettext_pairs(target_lang, locale_dir=DEFAULT_LOCALE_DIR,
         logger.warning("skipped %d unreadable catalog(s) in %s: %s", len(unreadable),
                        directory, "; ".join(unreadable[:5]))
     if not pairs:
-        raise ValueError(f"the catalogs in {directory} hold no usable message pairs")
+        raise InputError(f"the catalogs in {directory} hold no usable message pairs")
     return pairs
 
 
@@ -125,9 +126,9 @@ def gettext_corpus(target_lang, locale_dir=DEFAULT_LOCALE_DIR, dev_size=1000,
     """
     pairs = read_gettext_pairs(target_lang, locale_dir)
     if dev_size < 0 or test_size < 0:
-        raise ValueError(f"dev_size and test_size must be >= 0; got {dev_size}, {test_size}")
+        raise InputError(f"dev_size and test_size must be >= 0; got {dev_size}, {test_size}")
     if dev_size + test_size >= len(pairs):
-        raise ValueError(
+        raise InputError(
             f"the {target_lang} catalogs give {len(pairs)} pairs, too few for "
             f"dev_size={dev_size} plus test_size={test_size} and a training split")
     random.Random(seed).shuffle(pairs)

@@ -32,6 +32,7 @@ import random
 import num2words
 
 from keras_transformer.data.corpus import Corpus
+from keras_transformer.errors import InputError
 
 SOURCE_LANG = "en"
 
@@ -57,21 +58,21 @@ def numbers_corpus(
             asked for than 0..max_number holds.
     """
     if target_lang not in num2words.CONVERTER_CLASSES:
-        raise ValueError(
+        raise InputError(
             f"num2words does not support target_lang {target_lang!r}; supported: "
             f"{', '.join(sorted(num2words.CONVERTER_CLASSES))}"
         )
     sizes = {"train_size": train_size, "dev_size": dev_size, "test_size": test_size}
     for name, size in sizes.items():
         if not isinstance(size, int) or size < 0:
-            raise ValueError(f"{name} must be an int >= 0; got {size!r}")
+            raise InputError(f"{name} must be an int >= 0; got {size!r}")
     if train_size == 0:
-        raise ValueError("train_size must be at least 1")
+        raise InputError("train_size must be at least 1")
     total = train_size + dev_size + test_size
     if not isinstance(max_number, int) or max_number < 0:
-        raise ValueError(f"max_number must be an int >= 0; got {max_number!r}")
+        raise InputError(f"max_number must be an int >= 0; got {max_number!r}")
     if total > max_number + 1:
-        raise ValueError(
+        raise InputError(
             f"train_size + dev_size + test_size = {total} distinct numbers are "
             f"needed, but 0..{max_number} holds only {max_number + 1}; lower the "
             f"sizes or raise max_number"

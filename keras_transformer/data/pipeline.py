@@ -33,9 +33,16 @@ lets the dropped/truncated counts be exact and reported at once.
 
 Example:
 
->>> dataset, stats = make_dataset(corpus.train, src_tok, tgt_tok,  # doctest: +SKIP
-...                               tokens_per_batch=2048, return_stats=True)
->>> (src, tgt_in), tgt_out = next(iter(dataset))                   # doctest: +SKIP
+>>> corpus = kt.data.numbers_corpus("de", train_size=100, dev_size=0, test_size=0)
+>>> tok = kt.text.WordPieceTokenizer.train([s for pair in corpus.train for s in pair],
+...                                        vocab_size=200)
+>>> dataset, stats = make_dataset(corpus.train, tok, tok, tokens_per_batch=2048,
+...                               return_stats=True)
+>>> stats.num_pairs, stats.num_dropped
+(100, 0)
+>>> (src, tgt_in), tgt_out = next(iter(dataset))
+>>> bool(np.all(tgt_in[:, 0] == START_ID)), src.dtype
+(True, tf.int32)
 """
 
 import dataclasses
@@ -44,6 +51,7 @@ import logging
 import tensorflow as tf
 
 from keras_transformer.data.bucketing import token_budget_buckets
+from keras_transformer.errors import InputError
 from keras_transformer.text.vocabulary import END_ID, PAD_ID, START_ID
 
 logger = logging.getLogger("keras_transformer.data")
@@ -104,9 +112,9 @@ def make_dataset(
     """
     pairs = list(pairs)
     if not pairs:
-        raise ValueError("make_dataset needs at least one (source, target) pair; got none")
+        raise InputError("make_dataset needs at least one (source, target) pair; got none")
     if max_length < 2:
-        raise ValueError(
+        raise InputError(
             f"max_length must be at least 2 (one token plus [END]); got {max_length}"
         )
     boundaries, batch_sizes = token_budget_buckets(tokens_per_batch, max_length)
@@ -116,7 +124,7 @@ def make_dataset(
             START_ID,
             END_ID,
         ):
-            raise ValueError(
+            raise InputError(
                 f"tokenizers must use [PAD]=0, [START]=2, [END]=3 (the model's "
                 f"input format); {type(tokenizer).__name__} uses "
                 f"{tokenizer.pad_id}, {tokenizer.start_id}, {tokenizer.end_id}"
@@ -150,7 +158,7 @@ def make_dataset(
             num_too_long, len(pairs), max_length,
         )
     if stats.num_pairs == 0:
-        raise ValueError(
+        raise InputError(
             f"all {len(pairs)} pairs are longer than max_length={max_length}; "
             f"raise max_length or pass truncate=True"
         )

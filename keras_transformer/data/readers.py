@@ -18,14 +18,20 @@ was.
 
 Example:
 
->>> pairs = read_parallel("train.tsv")                      # doctest: +SKIP
->>> pairs = read_parallel("train.en", "train.de")           # doctest: +SKIP
->>> pairs[0]                                                # doctest: +SKIP
-('Hello, world!', 'Hallo, Welt!')
+>>> for name, text in [("train.tsv", "Hello, world!\\tHallo, Welt!\\n"),
+...                    ("train.en", "Hello, world!\\n"), ("train.de", "Hallo, Welt!\\n")]:
+...     with open(name, "w", encoding="utf-8") as f:
+...         _ = f.write(text)
+>>> read_parallel("train.tsv")
+[('Hello, world!', 'Hallo, Welt!')]
+>>> read_parallel("train.en", "train.de")
+[('Hello, world!', 'Hallo, Welt!')]
 """
 
 import logging
 import os
+
+from keras_transformer.errors import InputError
 
 logger = logging.getLogger("keras_transformer.data")
 
@@ -64,7 +70,7 @@ def read_parallel(path, target_path=None, skip_bad_lines=False):
         elif skip_bad_lines:
             skipped.append((line_number, problem))
         else:
-            raise ValueError(
+            raise InputError(
                 f"{problem} at line {line_number}; expected {expected}. Fix the "
                 f"line or pass skip_bad_lines=True."
             )
@@ -75,7 +81,7 @@ def read_parallel(path, target_path=None, skip_bad_lines=False):
             len(skipped), files, first_problem, first_line,
         )
     if not pairs:
-        raise ValueError(
+        raise InputError(
             f"{files} holds no sentence pairs"
             + (f" ({len(skipped)} malformed lines skipped)" if skipped else "")
         )
@@ -105,7 +111,7 @@ def _read_aligned(source_path, target_path):
     sources = _read_lines(source_path)
     targets = _read_lines(target_path)
     if len(sources) != len(targets):
-        raise ValueError(
+        raise InputError(
             f"aligned files differ in length: {os.fspath(source_path)} has "
             f"{len(sources)} lines, {os.fspath(target_path)} has {len(targets)}; "
             f"line i of one must translate line i of the other"
@@ -130,7 +136,7 @@ def _read_lines(path):
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line_number = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(
+        raise InputError(
             f"{path} is not valid UTF-8: byte 0x{data[error.start]:02x} at byte "
             f"offset {error.start} (line {line_number}); re-encode the file as "
             f"UTF-8"

@@ -10,6 +10,8 @@ Example:
 ('e quando melhoramos a procura , ...', 'and when you improve searchability , ...')
 """
 
+from keras_transformer.errors import InputError
+
 
 def read_tfds(name, split="train", data_dir=None, download=True):
     """Returns the (source, target) str pairs of a TFDS translation dataset.
@@ -37,7 +39,7 @@ def read_tfds(name, split="train", data_dir=None, download=True):
 
     builder = tfds.builder(name, data_dir=data_dir)
     if builder.info.supervised_keys is None:
-        raise ValueError(
+        raise InputError(
             f"TFDS dataset {name!r} has no supervised keys, so which feature is "
             f"the source and which the target is unknown; expected a translation "
             f"dataset such as 'ted_hrlr_translate/pt_to_en'"

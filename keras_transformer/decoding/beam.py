@@ -24,6 +24,7 @@ from keras_transformer.decoding import compiled
 from keras_transformer.decoding.lengths import (
     END_ID, NEG_INF, START_ID, check_settings, forbid_tokens, output_limits, trim_padding,
     write_column)
+from keras_transformer.errors import InputError
 
 
 def length_penalty(length, alpha):
@@ -69,16 +70,16 @@ def top_k_by_blocks(values, k, block=64):
 
 def check_beam(beam_size, alpha, num_return, vocab_size):
     if not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"beam_size must be a positive int; got {beam_size!r}")
+        raise InputError(f"beam_size must be a positive int; got {beam_size!r}")
     if 2 * beam_size > vocab_size:
-        raise ValueError(
+        raise InputError(
             f"beam search ranks 2 × beam_size candidates per sentence, so beam_size must be "
             f"at most half the target vocabulary ({vocab_size}); got {beam_size}")
     if not isinstance(num_return, int) or not 1 <= num_return <= beam_size:
-        raise ValueError(
+        raise InputError(
             f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
-        raise ValueError(
+        raise InputError(
             f"alpha must be a number >= 0 (0 disables the length penalty); got {alpha!r}")
 
 
@@ -102,7 +103,13 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
         hypothesis of score 0.
 
     Example:
+    >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+    ...                                    tgt_vocab_size=20)
+    >>> model.build()                                    # untrained: any ids will do here
+    >>> src_ids = tf.constant([[5, 6, 7], [8, 9, 0]])    # 0-padded
     >>> ids, scores = tf.function(beam_loop, jit_compile=True)(model, src_ids)
+    >>> ids.shape, scores.shape                         # (batch, k, W), (batch, k)
+    (TensorShape([2, 4, 53]), TensorShape([2, 4]))
     """
     src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
     vocab_size = model.config.tgt_vocab_size
@@ -198,8 +205,16 @@ def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length
         length-penalised log-probabilities.
 
     Example:
+    >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+    ...                                    tgt_vocab_size=20)
+    >>> model.build()                                    # untrained: any ids will do here
+    >>> src_ids = tf.constant([[5, 6, 7], [8, 9, 0]])    # 0-padded
     >>> ids, scores = kt.decoding.beam_search(model, src_ids, beam_size=4, alpha=0.6)
     >>> nbest, nbest_scores = kt.decoding.beam_search(model, src_ids, num_return=4)
+    >>> scores.shape, nbest_scores.shape
+    (TensorShape([2]), TensorShape([2, 4]))
+    >>> bool(np.allclose(nbest_scores[:, 0], scores))   # the n-best list starts with the best
+    True
     """
     settings = dict(beam_size=beam_size, alpha=float(alpha), num_return=num_return,
                     max_length=max_length, min_length=min_length, start_id=start_id,

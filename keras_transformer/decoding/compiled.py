@@ -20,6 +20,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID
 from keras_transformer.model import check_id_range
 
@@ -34,7 +35,7 @@ def pad_to_bucket(src_ids, max_length):
     `max_length`); raises ValueError when src_len is already beyond `max_length`."""
     src_len = src_ids.shape[1]
     if src_len > max_length:
-        raise ValueError(
+        raise InputError(
             f"src ids have length {src_len}, longer than the model's max_length="
             f"{max_length}; truncate the input or build with a larger max_length")
     bucket = min(-(-max(src_len, 1) // SOURCE_BUCKET) * SOURCE_BUCKET, max_length)
@@ -74,11 +75,13 @@ def run(loop, model, src_ids, settings, jit_compile=True):
         src_ids = np.asarray(src_ids)
     src_ids = tf.convert_to_tensor(src_ids)
     if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
-        raise ValueError(
+        raise InputError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
             f"{tuple(src_ids.shape)}")
     # The model checks its ids only when called eagerly; the loop below is traced.
     check_id_range(src_ids.numpy(), "src", model.config.src_vocab_size)
+    if not model.built:  # its variables must exist before the traced loop reads them
+        model.build()
     batch = src_ids.shape[0]
     src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
     functions = _FUNCTIONS.setdefault(model, {})

@@ -45,7 +45,13 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
         the model's log-probabilities of the emitted tokens.
 
     Example:
+    >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+    ...                                    tgt_vocab_size=20)
+    >>> model.build()                                    # untrained: any ids will do here
+    >>> src_ids = tf.constant([[5, 6, 7], [8, 9, 0]])    # 0-padded
     >>> ids, scores = tf.function(greedy_loop, jit_compile=True)(model, src_ids)
+    >>> ids.shape, scores.shape                         # W = 3 + 50: source length + 50
+    (TensorShape([2, 53]), TensorShape([2]))
     """
     src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
     memory, memory_mask = model.encode(src_ids, training=False)
@@ -100,7 +106,13 @@ def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_
         longest output; scores (batch,) float32 sums of log-probabilities.
 
     Example:
+    >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+    ...                                    tgt_vocab_size=20)
+    >>> model.build()                                    # untrained: any ids will do here
+    >>> src_ids = tf.constant([[5, 6, 7], [8, 9, 0]])    # 0-padded
     >>> ids, scores = kt.decoding.greedy_search(model, src_ids)
+    >>> ids.dtype, scores.shape
+    (tf.int32, TensorShape([2]))
     """
     settings = dict(max_length=max_length, min_length=min_length, start_id=start_id,
                     end_id=end_id)

@@ -18,6 +18,7 @@ A hypothesis that reaches its limit without [END] stops there, without [END].
 
 import tensorflow as tf
 
+from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID
 from keras_transformer.text.vocabulary import END_ID, START_ID
 
@@ -43,7 +44,9 @@ def output_limits(src_ids, max_length, model_max_length):
             its positional table and decoding cache hold.
 
     Example:
-    >>> output_limits(tf.constant([[5, 6, 0]]), None, 512)        # (53, [52])
+    >>> width, limits = output_limits(tf.constant([[5, 6, 0]]), None, 512)
+    >>> width, limits.numpy()          # W = 3 + 50 columns; this row: 2 tokens + 50
+    (53, array([52], dtype=int32))
     """
     if max_length is None:
         src_len = src_ids.shape[1]
@@ -52,9 +55,9 @@ def output_limits(src_ids, max_length, model_max_length):
         limits = tf.minimum(source_lengths(src_ids) + EXTRA_LENGTH, width)
     else:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise ValueError(f"max_length must be None or a positive int; got {max_length!r}")
+            raise InputError(f"max_length must be None or a positive int; got {max_length!r}")
         if max_length > model_max_length:
-            raise ValueError(
+            raise InputError(
                 f"max_length={max_length} is longer than the model's max_length="
                 f"{model_max_length} (its positional table and cache); pass at most "
                 f"{model_max_length}, or None for the source length + {EXTRA_LENGTH}")
@@ -68,17 +71,17 @@ def check_settings(model, src_ids, min_length, start_id, end_id):
     """Validates the settings every decoder shares; returns src_ids as int32."""
     src_ids = tf.convert_to_tensor(src_ids)
     if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
-        raise ValueError(
+        raise InputError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
             f"{tuple(src_ids.shape)}")
     vocab_size = model.config.tgt_vocab_size
     for name, value in (("start_id", start_id), ("end_id", end_id)):
         if not isinstance(value, int) or not 0 < value < vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"{name} must be an int id in [1, {vocab_size}) (the target vocabulary, "
                 f"0 is padding); got {value!r}")
     if not isinstance(min_length, int) or min_length < 0:
-        raise ValueError(f"min_length must be an int >= 0; got {min_length!r}")
+        raise InputError(f"min_length must be an int >= 0; got {min_length!r}")
     return tf.cast(src_ids, tf.int32)
 
 

@@ -20,19 +20,20 @@ import tensorflow as tf
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, NEG_INF, START_ID, trim_padding
+from keras_transformer.errors import InputError
 
 
 def _check_sampling(temperature, top_k, top_p, seed):
     if not temperature > 0:
-        raise ValueError(
+        raise InputError(
             f"temperature must be > 0; got {temperature!r} (use greedy_search for the "
             f"temperature-0 limit)")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
-        raise ValueError(f"top_k must be an int >= 0 (0 keeps every token); got {top_k!r}")
+        raise InputError(f"top_k must be an int >= 0 (0 keeps every token); got {top_k!r}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token); got {top_p!r}")
+        raise InputError(f"top_p must be in (0, 1] (1 keeps every token); got {top_p!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int; got {seed!r}")
+        raise InputError(f"seed must be an int; got {seed!r}")
 
 
 def filter_logits(logits, temperature=1.0, top_k=0, top_p=1.0):
@@ -43,7 +44,9 @@ def filter_logits(logits, temperature=1.0, top_k=0, top_p=1.0):
     top-k or top-p boundary are all kept.
 
     Example:
-    >>> filter_logits(tf.math.log([[0.5, 0.3, 0.2]]), top_p=0.7)   # keeps 0.5 and 0.3
+    >>> logits = filter_logits(tf.math.log([[0.5, 0.3, 0.2]]), top_p=0.7)
+    >>> np.round(tf.exp(logits).numpy(), 3)                        # keeps 0.5 and 0.3
+    array([[0.5, 0.3, 0. ]], dtype=float32)
     """
     logits = logits / temperature
     if top_k > 0:
@@ -102,7 +105,14 @@ def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_leng
         ids (batch, t) int32 without [START], ending with [END] then padding.
 
     Example:
+    >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+    ...                                    tgt_vocab_size=20)
+    >>> model.build()                                    # untrained: any ids will do here
+    >>> src_ids = tf.constant([[5, 6, 7], [8, 9, 0]])    # 0-padded
     >>> ids = kt.decoding.sample(model, src_ids, temperature=0.8, top_p=0.9, seed=7)
+    >>> again = kt.decoding.sample(model, src_ids, temperature=0.8, top_p=0.9, seed=7)
+    >>> bool(tf.reduce_all(ids == again))               # same seed and batch: same output
+    True
     """
     settings = dict(temperature=float(temperature), top_k=top_k, top_p=float(top_p),
                     seed=seed, max_length=max_length, min_length=min_length,

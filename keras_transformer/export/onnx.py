@@ -34,10 +34,10 @@ import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
+from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, model_of, tokenizers_of)
+    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
-from keras_transformer.model import check_id_range
 
 OPSET = 17
 CONFIG_FILE = "config.json"
@@ -153,8 +153,20 @@ def export_onnx(translator, directory, overwrite=False):
     decoder_step.onnx with `OnnxTranslator` does the same decoding.
 
     Example:
+    >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
+    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+    ...                                    tgt_vocab_size=tok.vocab_size)
+    >>> model.build()                          # untrained here; trained with fit() in practice
+    >>> translator = kt.Translator(model, tok, tok)
     >>> paths = kt.export.export_onnx(translator, "saved_models/en_de_onnx")
-    >>> OnnxTranslator("saved_models/en_de_onnx")(["a dog ran"])
+    >>> sorted(os.path.basename(p) for p in paths)
+    ['config.json', 'decoder_step.onnx', 'encoder.onnx', 'forward.onnx', 'greedy.onnx',
+     'source_tokenizer', 'target_tokenizer']
+    >>> onnx_translator = OnnxTranslator("saved_models/en_de_onnx")
+    >>> ids, scores = onnx_translator.translate_ids(np.array([[5, 6, 7]], np.int32))
+    >>> translations, scores = onnx_translator(["a dog ran"])   # with the saved tokenizers
+    >>> len(translations), scores.shape
+    (1, (1,))
     """
     directory = os.fspath(directory)
     check_new_path(directory, overwrite, what="directory")
@@ -222,10 +234,7 @@ class OnnxTranslator:
         use_loop: decode with greedy.onnx, the whole loop in one ONNX Runtime call,
             instead of one call per step (needs greedy.onnx in `directory`).
 
-    Example:
-    >>> onnx_translator = OnnxTranslator("saved_models/en_de_onnx")
-    >>> ids, scores = onnx_translator.translate_ids(src_ids)
-    >>> onnx_translator(["a dog ran"])      # with the tokenizers saved beside the graphs
+    Example: see `export_onnx`, which writes the directory and then translates with it.
     """
 
     def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False):
@@ -268,28 +277,18 @@ class OnnxTranslator:
             ids (batch, t) int32 without [START], ending with [END] then padding;
             scores (batch,) float32.
         """
-        src_ids = np.asarray(src_ids)
-        if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
-            raise ValueError(
-                f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
-                f"{src_ids.shape}")
         cfg = self.config
-        check_id_range(src_ids, "src", cfg["src_vocab_size"])
-        if src_ids.shape[1] > cfg["max_length"]:
-            raise ValueError(
-                f"src ids have length {src_ids.shape[1]}, longer than the model's "
-                f"max_length={cfg['max_length']}; truncate the input")
+        src_ids = check_src_ids(src_ids, cfg["src_vocab_size"], cfg["max_length"])
         if max_length is not None and not 1 <= max_length <= cfg["max_length"]:
-            raise ValueError(
+            raise InputError(
                 f"max_length must be None or an int in [1, {cfg['max_length']}]; got "
                 f"{max_length!r}")
-        src_ids = src_ids.astype(np.int32)
         batch = src_ids.shape[0]
         if batch == 0:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
         if self.use_loop:
             if max_length is not None:
-                raise ValueError("use_loop=True decodes with the default max_length only")
+                raise InputError("use_loop=True decodes with the default max_length only")
             ids, scores = self._greedy.run(["ids", "score"], {"src_ids": src_ids})
             return _trim(ids), scores
 
@@ -330,7 +329,7 @@ class OnnxTranslator:
     def __call__(self, texts):
         """list of str -> (list of str, scores); needs the tokenizers export_onnx saved."""
         if isinstance(texts, str):
-            raise ValueError("expected a list of strings; got one str, wrap it in a list")
+            raise InputError("expected a list of strings; got one str, wrap it in a list")
         src_tokenizer, tgt_tokenizer = self._load_tokenizers()
         if len(texts) == 0:
             return [], np.zeros((0,), np.float32)

@@ -32,6 +32,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
     SRC_IDS_SPEC, WeightsModule, Untracked, check_new_path, model_of)
 from keras_transformer.translator import Translator
@@ -104,6 +105,11 @@ def export_saved_model(translator, directory, version=1, overwrite=False,
         ValueError: a version that is not a positive int.
 
     Example:
+    >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
+    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+    ...                                    tgt_vocab_size=tok.vocab_size)
+    >>> model.build()                          # untrained here; trained with fit() in practice
+    >>> translator = kt.Translator(model, tok, tok)
     >>> kt.export.export_saved_model(translator, "saved_models/en_de", version=2)
     'saved_models/en_de/2'
     """
@@ -112,7 +118,7 @@ def export_saved_model(translator, directory, version=1, overwrite=False,
             f"export_saved_model expects a kt.Translator; got {type(translator).__name__}. "
             "Wrap the model: kt.Translator(model, source_tokenizer, target_tokenizer)")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
+        raise InputError(
             f"version must be a positive int (TF Serving reads numeric version "
             f"directories); got {version!r}")
     directory = os.fspath(directory)
@@ -158,7 +164,7 @@ def write_warmup_requests(export_dir, batches, model_name):
     with tf.io.TFRecordWriter(path) as writer:
         for batch in batches:
             if isinstance(batch, str):
-                raise ValueError(
+                raise InputError(
                     f"warmup_texts must be a sequence of batches of str; got the str "
                     f"{batch!r} as a batch, wrap it: [[{batch!r}]]")
             request = predict_pb2.PredictRequest()

@@ -14,6 +14,12 @@ padding; `score` is the sum of the log-probabilities of the emitted tokens, as
 `kt.decoding.greedy_search` returns them. Batch and source length may change from
 one call to the next.
 
+TFLite has no assert op, so the graph cannot refuse bad ids: a negative id is counted
+from the end of the vocabulary by GATHER, an id >= the vocabulary or a row longer than
+the model's max_length fails inside a GATHER or SLICE kernel without naming the value. The signature
+`input_limits` (no inputs -> src_vocab_size, max_length int32 scalars) says what the
+ids signature accepts; `TFLiteTranslator` checks ids against it before running.
+
 Quantization: "float16" stores the weights as float16 (computation stays float32 on
 CPU, half the file); "int8" is dynamic-range quantization: int8 weights, activations
 quantized on the fly, about a quarter of the file.
@@ -37,13 +43,15 @@ import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, trim_padding
+from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, model_of, tokenizers_of)
+    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
 
 QUANTIZATIONS = (None, "float16", "int8")
 IDS_SIGNATURE = "translate_ids"
 TEXT_SIGNATURE = "translate"
+LIMITS_SIGNATURE = "input_limits"
 
 
 class _TFLiteModule(WeightsModule):
@@ -56,6 +64,12 @@ class _TFLiteModule(WeightsModule):
     def translate_ids(self, src_ids):
         ids, scores = greedy_loop(self.model, src_ids)
         return {"ids": trim_padding(ids), "score": scores}
+
+    @tf.function(input_signature=[])
+    def input_limits(self):
+        config = self.model.config
+        return {"src_vocab_size": tf.constant(config.src_vocab_size, tf.int32),
+                "max_length": tf.constant(config.max_length, tf.int32)}
 
 
 class _TFLiteTextModule(_TFLiteModule):
@@ -90,7 +104,7 @@ def _wordpiece_vocabularies(translator):
     src_tokenizer, tgt_tokenizer = tokenizers_of(translator)
     for side, tokenizer in (("source", src_tokenizer), ("target", tgt_tokenizer)):
         if getattr(tokenizer, "kind", None) != "wordpiece" or tokenizer.lower_case:
-            raise ValueError(
+            raise InputError(
                 "text=True needs WordPieceTokenizers without lower_case on both sides "
                 f"(TFLite has FastWordpiece kernels but no lower-casing or regex ops); the "
                 f"{side} tokenizer is {type(tokenizer).__name__}"
@@ -113,10 +127,16 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         `path`.
 
     Example:
+    >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
+    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+    ...                                    tgt_vocab_size=tok.vocab_size)
+    >>> model.build()                          # untrained here; trained with fit() in practice
+    >>> translator = kt.Translator(model, tok, tok)
     >>> kt.export.export_tflite(translator, "saved_models/en_de.tflite", quantization="int8")
+    'saved_models/en_de.tflite'
     """
     if quantization not in QUANTIZATIONS:
-        raise ValueError(
+        raise InputError(
             f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
     path = os.fspath(path)
     check_new_path(path, overwrite)
@@ -125,7 +145,8 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         module = _TFLiteTextModule(model, *_wordpiece_vocabularies(translator))
     else:
         module = _TFLiteModule(model)
-    signatures = {IDS_SIGNATURE: module.translate_ids.get_concrete_function()}
+    signatures = {IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
+                  LIMITS_SIGNATURE: module.input_limits.get_concrete_function()}
     if text:
         signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()
 
@@ -157,13 +178,24 @@ def _convert(converter, quantization, text):
 class TFLiteTranslator:
     """Runs an exported .tflite file with the LiteRT interpreter (`ai_edge_litert`).
 
-    Registers the tensorflow-text custom ops when the file needs them, and answers an
-    empty batch itself (the LiteRT Python API cannot read back zero-sized outputs).
+    Registers the tensorflow-text custom ops when the file needs them, refuses the ids
+    the graph cannot (see the module docstring), and answers an empty batch itself (the
+    LiteRT Python API cannot read back zero-sized outputs).
 
     Example:
-    >>> tflite = TFLiteTranslator("translator.tflite")
+    >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
+    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
+    ...                                    tgt_vocab_size=tok.vocab_size)
+    >>> model.build()                          # untrained here; trained with fit() in practice
+    >>> translator = kt.Translator(model, tok, tok)
+    >>> path = kt.export.export_tflite(translator, "translator_text.tflite", text=True)
+    >>> tflite = TFLiteTranslator(path)
     >>> ids, scores = tflite.translate_ids(np.array([[5, 6, 7]], np.int32))
-    >>> TFLiteTranslator("translator_text.tflite")(["a dog ran"])   # text=True exports
+    >>> scores.shape
+    (1,)
+    >>> translations, scores = tflite(["a dog ran"])     # text in, text out: text=True only
+    >>> len(translations)
+    1
     """
 
     def __init__(self, path, num_threads=None):
@@ -175,10 +207,14 @@ class TFLiteTranslator:
             model_path=os.fspath(path), num_threads=num_threads,
             custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
         signatures = self.interpreter.get_signature_list()
-        if IDS_SIGNATURE not in signatures:
-            raise ValueError(
-                f"{path} has no {IDS_SIGNATURE!r} signature (it has {sorted(signatures)}); "
-                "was it written by kt.export.export_tflite?")
+        missing = [name for name in (IDS_SIGNATURE, LIMITS_SIGNATURE) if name not in signatures]
+        if missing:
+            raise InputError(
+                f"{path} has no {' or '.join(map(repr, missing))} signature (it has "
+                f"{sorted(signatures)}); write it with kt.export.export_tflite")
+        limits = self.interpreter.get_signature_runner(LIMITS_SIGNATURE)()
+        self.src_vocab_size = int(limits["src_vocab_size"])
+        self.max_length = int(limits["max_length"])
         self.has_text = TEXT_SIGNATURE in signatures
         self._ids_runner = self.interpreter.get_signature_runner(IDS_SIGNATURE)
         self._text_runner = (self.interpreter.get_signature_runner(TEXT_SIGNATURE)
@@ -186,24 +222,20 @@ class TFLiteTranslator:
 
     def translate_ids(self, src_ids):
         """(batch, src_len) int ids -> (ids (batch, length) int32, scores (batch,) float32)."""
-        src_ids = np.asarray(src_ids)
-        if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
-            raise ValueError(
-                f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
-                f"{src_ids.shape}")
+        src_ids = check_src_ids(src_ids, self.src_vocab_size, self.max_length)
         if src_ids.shape[0] == 0:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
-        out = self._ids_runner(src_ids=src_ids.astype(np.int32))
+        out = self._ids_runner(src_ids=src_ids)
         return out["ids"], out["score"]
 
     def __call__(self, texts):
         """list of str -> (list of str, scores (batch,) float32); text=True exports only."""
         if not self.has_text:
-            raise ValueError(
+            raise InputError(
                 "this .tflite has no text signature; export it with text=True, or call "
                 "translate_ids with token ids")
         if isinstance(texts, str):
-            raise ValueError("expected a list of strings; got one str, wrap it in a list")
+            raise InputError("expected a list of strings; got one str, wrap it in a list")
         if len(texts) == 0:
             return [], np.zeros((0,), np.float32)
         out = self._text_runner(text=np.array(list(texts), dtype=object))

@@ -12,6 +12,7 @@ import math
 
 import keras
 from keras import ops
+from keras_transformer.errors import InputError
 
 # Masked logits are set to this value in float32, where softmax always runs, so the
 # value is safe whatever the layer's compute dtype (bfloat16 or float16 included).
@@ -37,7 +38,9 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, tra
 
     Example:
     >>> q = k = v = keras.random.normal((2, 5, 16))
-    >>> out, w = scaled_dot_product_attention(q, k, v)   # out (2, 5, 16), w (2, 5, 5)
+    >>> out, w = scaled_dot_product_attention(q, k, v)
+    >>> tuple(out.shape), tuple(w.shape)
+    ((2, 5, 16), (2, 5, 5))
     """
     d_k = ops.shape(query)[-1]
     query = query * ops.cast(1.0 / math.sqrt(d_k), query.dtype)
@@ -88,14 +91,16 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Example:
     >>> mha = MultiHeadAttention(num_heads=8, d_model=512)
-    >>> y = mha(keras.random.normal((2, 10, 512)))            # (2, 10, 512)
+    >>> y = mha(keras.random.normal((2, 10, 512)))            # self-attention
+    >>> tuple(y.shape)
+    (2, 10, 512)
     """
 
     def __init__(self, num_heads, d_model, dropout=0.0, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if d_model % num_heads:
-            raise ValueError(
+            raise InputError(
                 f"d_model must be divisible by num_heads so that d_k = d_model / h is whole; "
                 f"got d_model={d_model}, num_heads={num_heads}")
         self.num_heads = num_heads
@@ -132,7 +137,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _check_width(self, shape, name):
         if shape[-1] is not None and shape[-1] != self.d_model:
-            raise ValueError(
+            raise InputError(
                 f"{name} must have shape (batch, length, d_model={self.d_model}); got {tuple(shape)}")
 
     def build(self, query_shape, key_value_shape=None):

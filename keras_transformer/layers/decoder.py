@@ -47,8 +47,14 @@ class DecoderLayer(keras.layers.Layer):
             (batch, h, tgt_len, src_len).
 
     Example:
+    >>> from keras_transformer.layers.masks import causal_mask, padding_mask
+    >>> src_ids = np.array([[5, 6, 7, 0]])            # 0 is padding
+    >>> memory = keras.random.normal((1, 4, 512))     # the encoder's output for src_ids
+    >>> x = keras.random.normal((1, 3, 512))          # three embedded target tokens
     >>> layer = DecoderLayer(d_model=512, num_heads=8, d_ff=2048)
-    >>> y = layer(x, memory, self_mask=causal_mask(tgt_len), memory_mask=padding_mask(src))
+    >>> y = layer(x, memory, self_mask=causal_mask(3), memory_mask=padding_mask(src_ids))
+    >>> tuple(y.shape)
+    (1, 3, 512)
     """
 
     def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
@@ -155,8 +161,17 @@ class Decoder(keras.layers.Layer):
     cross-attention weights (batch, h, tgt_len, src_len).
 
     Example:
+    >>> from keras_transformer.layers.masks import causal_mask, padding_mask
+    >>> src_ids = np.array([[5, 6, 7, 0]])            # 0 is padding
+    >>> memory = keras.random.normal((1, 4, 512))     # the encoder's output for src_ids
+    >>> embedded_tgt = keras.random.normal((1, 3, 512))
     >>> decoder = Decoder(num_layers=6, d_model=512, num_heads=8, d_ff=2048)
-    >>> y = decoder(embedded_tgt, memory, self_mask=causal, memory_mask=src_padding)
+    >>> y, weights = decoder(embedded_tgt, memory, self_mask=causal_mask(3),
+    ...                      memory_mask=padding_mask(src_ids), return_attention_scores=True)
+    >>> tuple(y.shape), len(weights), tuple(weights[0].shape)
+    ((1, 3, 512), 6, (1, 8, 3, 4))
+    >>> float(np.max(weights[0][..., 3]))              # nothing attends to the padding
+    0.0
     """
 
     def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,

@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 from keras import ops
+from keras_transformer.errors import InputError
 
 
 def sinusoidal_table(length, d_model):
@@ -43,19 +44,22 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
 
     Example:
     >>> pe = SinusoidalPositionalEncoding(max_length=512)
-    >>> x = x + pe(x)                                # x (batch, length, d_model)
+    >>> x = keras.random.normal((2, 10, 256))        # (batch, length, d_model) embeddings
+    >>> x = x + pe(x)
+    >>> np.asarray(pe(x))[1, :2]                     # PE(1, 0) = sin 1, PE(1, 1) = cos 1
+    array([0.84147..., 0.54030...], dtype=float32)
     """
 
     def __init__(self, max_length, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive int; got {max_length!r}")
+            raise InputError(f"max_length must be a positive int; got {max_length!r}")
         self.max_length = max_length
 
     def build(self, inputs_shape):
         d_model = inputs_shape[-1]
         if d_model is None or d_model % 2:
-            raise ValueError(f"d_model must be a known even width; got {inputs_shape}")
+            raise InputError(f"d_model must be a known even width; got {inputs_shape}")
         # A NumPy constant, not a weight: PE is fixed, so it is neither trained nor saved.
         self.table = sinusoidal_table(self.max_length, d_model)
         self.built = True
@@ -65,7 +69,7 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
         if length is None:
             length = ops.shape(inputs)[1]
         elif isinstance(start_index, int) and start_index + length > self.max_length:
-            raise ValueError(
+            raise InputError(
                 f"sequence of length {length} starting at {start_index} is longer than the "
                 f"positional encoding's max_length={self.max_length}; shorten the input or "
                 f"build the model with a larger max_length")
@@ -97,7 +101,10 @@ class TokenEmbedding(keras.layers.Layer):
 
     Example:
     >>> emb = TokenEmbedding(vocab_size=8000, d_model=256)
+    >>> ids = np.array([[5, 6, 7]])
     >>> x = emb(ids); logits = emb.attend(x)
+    >>> tuple(x.shape), tuple(logits.shape)
+    ((1, 3, 256), (1, 3, 8000))
     """
 
     def __init__(self, vocab_size, d_model, embeddings_initializer=None, **kwargs):

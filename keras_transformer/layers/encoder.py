@@ -30,8 +30,13 @@ class EncoderLayer(keras.layers.Layer):
         return_attention_scores: also return (batch, h, src_len, src_len) weights.
 
     Example:
+    >>> from keras_transformer.layers.masks import padding_mask
+    >>> src_ids = np.array([[5, 6, 7, 0]])            # 0 is padding
+    >>> x = keras.random.normal((1, 4, 512))          # the embedded source
     >>> layer = EncoderLayer(d_model=512, num_heads=8, d_ff=2048)
     >>> y = layer(x, attention_mask=padding_mask(src_ids))
+    >>> tuple(y.shape)
+    (1, 4, 512)
     """
 
     def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
@@ -96,8 +101,13 @@ class Encoder(keras.layers.Layer):
     `return_attention_scores=True` also a list of N weights (batch, h, src_len, src_len).
 
     Example:
+    >>> from keras_transformer.layers.masks import padding_mask
+    >>> src_ids = np.array([[5, 6, 7, 0]])            # 0 is padding
+    >>> embedded_src = keras.random.normal((1, 4, 512))
     >>> encoder = Encoder(num_layers=6, d_model=512, num_heads=8, d_ff=2048)
     >>> memory = encoder(embedded_src, attention_mask=padding_mask(src_ids))
+    >>> tuple(memory.shape)
+    (1, 4, 512)
     """
 
     def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,

@@ -6,6 +6,7 @@
 import keras
 
 from keras_transformer.config import ACTIVATIONS
+from keras_transformer.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -23,13 +24,15 @@ class PositionwiseFeedForward(keras.layers.Layer):
     Example:
     >>> ffn = PositionwiseFeedForward(d_model=512, d_ff=2048)
     >>> y = ffn(keras.random.normal((2, 10, 512)))
+    >>> tuple(y.shape)
+    (2, 10, 512)
     """
 
     def __init__(self, d_model, d_ff, activation="relu", kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
+            raise InputError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
         self.d_model = d_model
         self.d_ff = d_ff
         self.activation = activation

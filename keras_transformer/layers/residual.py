@@ -26,7 +26,11 @@ class AddNorm(keras.layers.Layer):
 
     Example:
     >>> add_norm = AddNorm(dropout=0.1)
+    >>> feed_forward = keras.layers.Dense(16)        # any sub-layer
+    >>> x = keras.random.normal((2, 5, 16))
     >>> x = add_norm(x, feed_forward(add_norm.normalize(x)), training=True)
+    >>> bool(np.allclose(np.mean(x, axis=-1), 0.0, atol=1e-5))   # post-norm: normalised
+    True
     """
 
     def __init__(self, dropout=0.0, norm_first=False, epsilon=1e-6, **kwargs):

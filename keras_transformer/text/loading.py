@@ -8,13 +8,18 @@ another run.
 
 Example:
 
->>> tok.save("/tmp/tok")                                   # doctest: +SKIP
->>> load_tokenizer("/tmp/tok", expected_fingerprint=tok.fingerprint)  # doctest: +SKIP
+>>> tok = WordPieceTokenizer.train(["hello world", "hello there"], vocab_size=40)
+>>> tok.save("tok")
+'tok'
+>>> loaded = load_tokenizer("tok", expected_fingerprint=tok.fingerprint)
+>>> loaded.vocabulary == tok.vocabulary
+True
 """
 
 import json
 import os
 
+from keras_transformer.errors import InputError
 from keras_transformer.text import tokenizer as tokenizer_lib
 from keras_transformer.text import vocabulary as vocab_lib
 from keras_transformer.text.sentencepiece_tokenizer import SentencePieceTokenizer
@@ -57,7 +62,7 @@ def load_tokenizer(directory, expected_fingerprint=None):
         vocabulary = tokenizer.vocabulary
     vocabulary_fingerprint = vocab_lib.vocabulary_fingerprint(vocabulary)
     if vocabulary_fingerprint != metadata["fingerprint"]:
-        raise ValueError(
+        raise InputError(
             f"the vocabulary in {directory!r} has fingerprint "
             f"{vocabulary_fingerprint} but {metadata_path} records "
             f"{metadata['fingerprint']}: the vocabulary file belongs to another "
@@ -66,7 +71,7 @@ def load_tokenizer(directory, expected_fingerprint=None):
     if cls is WordPieceTokenizer:
         tokenizer = WordPieceTokenizer(vocabulary, **metadata["options"])
     if expected_fingerprint is not None and tokenizer.fingerprint != expected_fingerprint:
-        raise ValueError(
+        raise InputError(
             f"the tokenizer in {directory!r} has vocabulary fingerprint "
             f"{tokenizer.fingerprint}, expected {expected_fingerprint}: it belongs "
             f"to another vocabulary than the one the model was trained with"
@@ -84,21 +89,21 @@ def _read_metadata(path):
         with open(path, encoding="utf-8") as f:
             metadata = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"corrupt tokenizer metadata in {path}: {error}") from error
+        raise InputError(f"corrupt tokenizer metadata in {path}: {error}") from error
     required = {"kind": str, "fingerprint": str, "options": dict, "files": dict}
     for key, expected_type in required.items():
         if not isinstance(metadata, dict) or not isinstance(metadata.get(key), expected_type):
-            raise ValueError(
+            raise InputError(
                 f"corrupt tokenizer metadata in {path}: expected key {key!r} of "
                 f"type {expected_type.__name__}"
             )
     if metadata["kind"] not in _KINDS:
-        raise ValueError(
+        raise InputError(
             f"corrupt tokenizer metadata in {path}: kind {metadata['kind']!r} is "
             f"not one of {sorted(_KINDS)}"
         )
     if metadata.get("format_version") != tokenizer_lib.FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path} has format_version {metadata.get('format_version')!r}; this "
             f"version of keras_transformer reads {tokenizer_lib.FORMAT_VERSION}"
         )
@@ -108,7 +113,7 @@ def _read_metadata(path):
 def _existing(directory, name):
     """The file `name` lists, which must be a plain name inside `directory`."""
     if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
-        raise ValueError(
+        raise InputError(
             f"corrupt tokenizer metadata in {directory!r}: file {name!r} is not a plain file "
             "name inside the tokenizer's directory")
     path = os.path.join(directory, name)

@@ -27,6 +27,7 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
 from keras_transformer.text import tokenizer as tokenizer_lib
 from keras_transformer.text import vocabulary as vocab_lib
@@ -52,7 +53,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         try:
             processor.LoadFromSerializedProto(model_proto)
         except (RuntimeError, TypeError) as error:
-            raise ValueError(
+            raise InputError(
                 f"model_proto is not a serialized SentencePiece model ({error})"
             ) from error
         vocabulary = [processor.IdToPiece(i) for i in range(processor.GetPieceSize())]
@@ -85,7 +86,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         """
         lines = [line for line in lines if line.strip()]
         if not lines:
-            raise ValueError("SentencePieceTokenizer.train needs at least one line of text")
+            raise InputError("SentencePieceTokenizer.train needs at least one line of text")
         model = io.BytesIO()
         # The trainer logs every step to stderr; keep it out of the user's way.
         with open(os.devnull, "w") as devnull:

@@ -36,6 +36,7 @@ import os
 
 import tensorflow as tf
 
+from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_write_text
 from keras_transformer.text import vocabulary as vocab_lib
 
@@ -116,7 +117,7 @@ class Tokenizer(tf.Module):
         """
         strings = tf.convert_to_tensor(strings)
         if strings.dtype != tf.string:
-            raise ValueError(
+            raise InputError(
                 f"tokenize expects strings (tf.string) of shape () or (batch,); "
                 f"got {strings.dtype.name} {strings.shape}"
             )
@@ -125,7 +126,7 @@ class Tokenizer(tf.Module):
             return self._tokenize(strings[tf.newaxis])[0]
         if rank == 1:
             return self._tokenize(strings)
-        raise ValueError(
+        raise InputError(
             f"tokenize expects strings of shape () or (batch,); got shape "
             f"{strings.shape}. Reshape to (batch,) first."
         )
@@ -144,7 +145,7 @@ class Tokenizer(tf.Module):
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.convert_to_tensor(ids)
         if not ids.dtype.is_integer:
-            raise ValueError(
+            raise InputError(
                 f"detokenize expects integer token ids of shape (length,) or "
                 f"(batch, length); got {ids.dtype.name} {ids.shape}"
             )
@@ -152,7 +153,7 @@ class Tokenizer(tf.Module):
         if rank == 1 and not isinstance(ids, tf.RaggedTensor):
             return self.detokenize(ids[tf.newaxis])[0]
         if rank != 2:
-            raise ValueError(
+            raise InputError(
                 f"detokenize expects ids of shape (length,) or (batch, length); "
                 f"got shape {ids.shape}"
             )

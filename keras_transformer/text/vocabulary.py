@@ -24,6 +24,7 @@ Example:
 
 import hashlib
 
+from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID  # the model's input format: 0 is padding
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
@@ -45,12 +46,12 @@ def check_reserved_tokens(vocabulary):
     token is one non-empty line (vocab.txt holds one token per line)."""
     for token in vocabulary:
         if not isinstance(token, str) or not token or "\n" in token or "\r" in token:
-            raise ValueError(
+            raise InputError(
                 f"every token must be a non-empty str without line breaks (vocab.txt holds "
                 f"one token per line); got {token!r}")
     head = list(vocabulary[: len(RESERVED_TOKENS)])
     if head != RESERVED_TOKENS:
-        raise ValueError(
+        raise InputError(
             f"a vocabulary must start with the reserved tokens {RESERVED_TOKENS} "
             f"(ids 0..3, fixed by the model's input format); got {head}"
         )

@@ -41,9 +41,11 @@ import collections
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_transformer.errors import InputError
 from keras_transformer.text import tokenizer as tokenizer_lib
 from keras_transformer.text import vocabulary as vocab_lib
 from keras_transformer.text.wordpiece_learner import (
+    MAX_BYTES_PER_WORD,
     SUFFIX_INDICATOR,
     learn_wordpiece_vocabulary,
 )
@@ -68,7 +70,6 @@ _SPACING_RULES = [
     (r"' (s|t|d|m|re|ve|ll)\b", r"'\1"),
 ]
 
-_MAX_BYTES_PER_WORD = 100
 _COUNT_BATCH = 4096  # lines split per eager call while counting words
 
 
@@ -93,7 +94,7 @@ class WordPieceTokenizer(tokenizer_lib.Tokenizer):
         self._wordpiece = tf_text.FastWordpieceTokenizer(
             vocab=list(self._tokens),
             suffix_indicator=SUFFIX_INDICATOR,
-            max_bytes_per_word=_MAX_BYTES_PER_WORD,
+            max_bytes_per_word=MAX_BYTES_PER_WORD,
             token_out_type=tf.int32,
             unknown_token=vocab_lib.UNK,
             no_pretokenization=True,  # we split ourselves, exactly as train() did
@@ -112,13 +113,13 @@ class WordPieceTokenizer(tokenizer_lib.Tokenizer):
             lines: iterable of str. For a vocabulary shared by source and target,
                 pass both sides (`src_lines + tgt_lines`).
             vocab_size: upper bound on the vocabulary, reserved tokens included
-                (the alphabet is always kept whole).
+                (an alphabet too large for it keeps its most frequent characters).
             lower_case: lower-case before learning and tokenizing.
             min_frequency: pieces seen fewer times are not learned.
         """
         lines = list(lines)
         if not lines:
-            raise ValueError("WordPieceTokenizer.train needs at least one line of text")
+            raise InputError("WordPieceTokenizer.train needs at least one line of text")
         word_counts = collections.Counter()
         for start in range(0, len(lines), _COUNT_BATCH):
             words = _split_words(

@@ -11,7 +11,12 @@ The vocabulary is grown by byte-pair-encoding merges, as Hugging Face's
 
 1. Start from the alphabet: every character that begins a word, and `##c` for
    every character `c` seen inside a word. With the whole alphabet in the
-   vocabulary, every word made of seen characters can be spelled.
+   vocabulary, every word made of seen characters can be spelled. When the alphabet
+   alone would overflow `vocab_size` (a script of thousands of characters), only its
+   most frequent symbols are kept; words that need a dropped one are [UNK] to the
+   tokenizer, so no merge is learned from them. Words longer than the tokenizer
+   reads (`max_bytes_per_word` UTF-8 bytes; longer ones are [UNK]) are skipped too,
+   so no piece is ever longer than that.
 2. Repeat until the vocabulary is full: count adjacent symbol pairs over all words
    (weighted by word frequency), merge the most frequent pair `(a, ##b)` into the
    new piece `ab` everywhere, and add it.
@@ -38,42 +43,56 @@ Example:
 import collections
 import heapq
 
+from keras_transformer.errors import InputError
 from keras_transformer.text.vocabulary import RESERVED_TOKENS
 
 SUFFIX_INDICATOR = "##"
+# Longer words are [UNK] to the tokenizer (tensorflow-text's max_bytes_per_word).
+MAX_BYTES_PER_WORD = 100
 
 
 def learn_wordpiece_vocabulary(
-    word_counts, vocab_size, reserved_tokens=RESERVED_TOKENS, min_frequency=2
+    word_counts, vocab_size, reserved_tokens=RESERVED_TOKENS, min_frequency=2,
+    max_bytes_per_word=MAX_BYTES_PER_WORD,
 ):
     """Returns a WordPiece vocabulary: reserved tokens, alphabet, merged pieces.
 
     Args:
         word_counts: mapping word (str, already split on whitespace and
             punctuation, already lower-cased if wanted) -> count.
-        vocab_size: the largest vocabulary to return. The alphabet is always kept
-            whole, so a corpus with many distinct characters can exceed it.
+        vocab_size: the largest vocabulary to return. An alphabet too large for it
+            keeps its most frequent symbols.
         reserved_tokens: tokens placed first, at ids 0, 1, ...
         min_frequency: merges of pairs seen fewer times than this stop learning
             early; a smaller vocabulary is returned.
+        max_bytes_per_word: words longer than this (UTF-8 bytes) are skipped.
 
     Returns:
         list of str: reserved tokens, then the alphabet sorted, then merged
         pieces in the order they were learned.
     """
     if vocab_size <= len(reserved_tokens):
-        raise ValueError(
+        raise InputError(
             f"vocab_size must exceed the {len(reserved_tokens)} reserved tokens; "
             f"got {vocab_size}"
         )
     # Each distinct word as a mutable list of symbols, with its corpus count.
     words = []
     for word, count in word_counts.items():
-        if word and count > 0:
+        if word and count > 0 and len(word.encode("utf-8")) <= max_bytes_per_word:
             words.append(([word[0]] + [SUFFIX_INDICATOR + c for c in word[1:]], count))
 
-    alphabet = sorted({symbol for symbols, _ in words for symbol in symbols})
-    vocabulary = list(reserved_tokens) + alphabet
+    symbol_counts = collections.Counter()
+    for symbols, count in words:
+        for symbol in symbols:
+            symbol_counts[symbol] += count
+    room = vocab_size - len(reserved_tokens)
+    # Most frequent first, ties on the text, so the result does not depend on dict order.
+    alphabet = sorted(sorted(symbol_counts), key=lambda s: -symbol_counts[s])[:room]
+    if len(alphabet) < len(symbol_counts):
+        kept = set(alphabet)
+        words = [(symbols, count) for symbols, count in words if kept.issuperset(symbols)]
+    vocabulary = list(reserved_tokens) + sorted(alphabet)
     known = set(vocabulary)
 
     pairs = _PairStatistics(words)

@@ -13,6 +13,7 @@ keeps the one with the lowest loss on held-out data.
 import os
 
 import numpy as np
+from keras_transformer.errors import InputError
 
 
 def average_checkpoints(model, checkpoint_paths):
@@ -24,7 +25,7 @@ def average_checkpoints(model, checkpoint_paths):
     """
     checkpoint_paths = list(checkpoint_paths)
     if not checkpoint_paths:
-        raise ValueError("average_checkpoints needs at least one checkpoint path; got none")
+        raise InputError("average_checkpoints needs at least one checkpoint path; got none")
     for path in checkpoint_paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -53,7 +54,7 @@ def _load(model, path):
     try:
         model.load_weights(path)
     except Exception as error:
-        raise ValueError(
+        raise InputError(
             f"cannot load checkpoint {path} into the model: {error}. Checkpoints must "
             "come from a model of the same configuration") from error
     return [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
@@ -69,7 +70,7 @@ def best_average(model, checkpoint_paths, dataset):
     """
     checkpoint_paths = list(checkpoint_paths)
     if not checkpoint_paths:
-        raise ValueError("best_average needs at least one checkpoint path; got none")
+        raise InputError("best_average needs at least one checkpoint path; got none")
     total, losses, best = None, {}, None
     for k, path in enumerate(reversed(checkpoint_paths), 1):
         weights = _load(model, path)

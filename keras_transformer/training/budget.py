@@ -12,9 +12,19 @@ state is written to `state_path` (JSON, atomically) at every epoch end, so a run
 and resumed spends only what is left of its budget, and its totals carry on.
 
 Example:
+>>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+...                                    tgt_vocab_size=20)
+>>> model.compile(optimizer="adam", loss=kt.training.LabelSmoothedCrossEntropy(0.1),
+...               metrics=[kt.training.TargetTokens()])
+>>> ids = np.array([[5, 6, 7, 3]] * 8, np.int32)     # a toy batch of 8 × 4 target tokens
+>>> data = tf.data.Dataset.from_tensors(((ids, ids), ids)).repeat(5)   # 5 steps an epoch
 >>> budget = TimeBudget(1800, state_path="runs/fr/budget.json")
->>> model.fit(data, epochs=1000, callbacks=[budget])   # stops after about 30 minutes
->>> budget.summary()["target_tokens_per_second"]
+>>> _ = model.fit(data, epochs=2, callbacks=[budget], verbose=0)  # 2 epochs, or 30 minutes
+>>> summary = budget.summary()
+>>> summary["steps"], summary["target_tokens"], summary["stopped_by_budget"]
+(10, 320, False)
+>>> summary["target_tokens_per_second"] > 0
+True
 """
 
 import json
@@ -23,6 +33,7 @@ import time
 
 import keras
 
+from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_write_text
 
 
@@ -43,7 +54,7 @@ class TimeBudget(keras.callbacks.Callback):
     def __init__(self, seconds=None, state_path=None, steps_per_epoch=None):
         super().__init__()
         if seconds is not None and seconds <= 0:
-            raise ValueError(f"the time budget must be a positive number of seconds; got {seconds!r}")
+            raise InputError(f"the time budget must be a positive number of seconds; got {seconds!r}")
         self.seconds = seconds
         self.state_path = state_path
         self.steps_per_epoch = steps_per_epoch

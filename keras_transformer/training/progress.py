@@ -19,10 +19,21 @@ the record of the epoch before it is used; the record keeps the two latest epoch
 that. A damaged record is reported and the run starts over.
 
 Example:
+>>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
+...                                    tgt_vocab_size=20)
+>>> model.compile(optimizer="adam", loss=kt.training.LabelSmoothedCrossEntropy(0.1),
+...               metrics=[kt.training.TargetTokens()])
+>>> ids = np.array([[5, 6, 7, 3]] * 8, np.int32)     # a toy batch of 8 × 4 target tokens
+>>> data = tf.data.Dataset.from_tensors(((ids, ids), ids)).repeat(5)   # 5 steps an epoch
+>>> model.build(); model.optimizer.build(model.trainable_variables)
+>>> budget = kt.training.TimeBudget(1800)
 >>> progress = RunProgress("runs/fr", budget=budget)
 >>> initial_epoch = progress.restore(model)      # 0 for a new run
 >>> if not progress.finished:
-...     model.fit(data, initial_epoch=initial_epoch, epochs=10, callbacks=[budget, progress])
+...     _ = model.fit(data, initial_epoch=initial_epoch, epochs=2, verbose=0,
+...                   callbacks=[budget, progress])
+>>> RunProgress("runs/fr").restore(model)        # run again: epoch 2 is done already
+2
 """
 
 import csv
@@ -33,6 +44,7 @@ import os
 
 import keras
 
+from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path, atomic_write_text
 
 logger = logging.getLogger("keras_transformer.training")
@@ -95,7 +107,7 @@ class RunProgress(keras.callbacks.Callback):
             with open(self.record_path, encoding="utf-8") as handle:
                 record = json.load(handle)
             if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
-                raise ValueError("not a progress record")
+                raise InputError("not a progress record")
             return record
         except (OSError, ValueError) as error:
             logger.warning("%s is damaged (%s); training starts over", self.record_path, error)

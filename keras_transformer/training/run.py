@@ -28,6 +28,7 @@ import os
 import keras
 
 from keras_transformer import distribute
+from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import make_dataset
@@ -98,37 +99,37 @@ class TrainingSettings:
 
     def __post_init__(self):
         if self.tokenizer not in TOKENIZERS:
-            raise ValueError(
+            raise InputError(
                 f"tokenizer must be one of {sorted(TOKENIZERS)}; got {self.tokenizer!r}")
         if self.jit_compile not in (True, False, "auto"):
-            raise ValueError(f"jit_compile must be True, False or 'auto'; got {self.jit_compile!r}")
+            raise InputError(f"jit_compile must be True, False or 'auto'; got {self.jit_compile!r}")
         for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last",
                      "warmup_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int of at least 1; got {value!r}")
+                raise InputError(f"{name} must be an int of at least 1; got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0; got {self.seed!r}")
+            raise InputError(f"seed must be an int >= 0; got {self.seed!r}")
         for name in ("time_budget", "learning_rate_scale", "label_smoothing"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float))
                                       or isinstance(value, bool)):
-                raise ValueError(f"{name} must be a number; got {value!r}")
+                raise InputError(f"{name} must be a number; got {value!r}")
         if not self.learning_rate_scale > 0:
-            raise ValueError(
+            raise InputError(
                 f"learning_rate_scale must be positive (a negative rate would climb the "
                 f"loss); got {self.learning_rate_scale!r}")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
+            raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}")
+            raise InputError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
+            raise InputError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if not isinstance(self.shared_vocabulary, bool):
-            raise ValueError(f"shared_vocabulary must be true or false; got "
+            raise InputError(f"shared_vocabulary must be true or false; got "
                              f"{self.shared_vocabulary!r}")
         if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(
+            raise InputError(
                 f"time_budget must be a positive number of seconds or None; got "
                 f"{self.time_budget!r}")
 
@@ -194,11 +195,11 @@ def _write_config(run_dir, model_config, settings, data, tokenizers):
     if os.path.isfile(path):
         saved = _read_json(path)
         if saved.get("model") != config["model"]:
-            raise ValueError(
+            raise InputError(
                 f"{run_dir} holds a run of another model configuration; use a new run "
                 "directory or the same settings to resume it")
         if saved.get("tokenizers", tokenizers) != tokenizers:
-            raise ValueError(
+            raise InputError(
                 f"the tokenizers in {run_dir} are not those the run was trained with "
                 f"(fingerprints {saved['tokenizers']} in config.json)")
     atomic_write_text(path, json.dumps(config, indent=2))
@@ -209,9 +210,9 @@ def _read_json(path):
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not a valid run configuration: {error}") from error
+        raise InputError(f"{path} is not a valid run configuration: {error}") from error
     if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a valid run configuration: not a JSON object")
+        raise InputError(f"{path} is not a valid run configuration: not a JSON object")
     return config
 
 
@@ -233,7 +234,7 @@ def _read_run_config(run_dir):
         return (TransformerConfig(**config["model"]), TrainingSettings(**config["training"]),
                 config)
     except (KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a valid run configuration: {error}") from error
+        raise InputError(f"{path} is not a valid run configuration: {error}") from error
 
 
 def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(), verbose="auto"):
@@ -331,7 +332,7 @@ def load_run(run_dir, weights="averaged"):
     """Loads a finished run: its model with the averaged (or "last") weights and its
     tokenizers."""
     if weights not in ("averaged", "last"):
-        raise ValueError(f"weights must be 'averaged' or 'last'; got {weights!r}")
+        raise InputError(f"weights must be 'averaged' or 'last'; got {weights!r}")
     model_config, settings, config = _read_run_config(run_dir)
     model_path = _path(run_dir, "model.keras")
     if not os.path.isfile(model_path):
@@ -341,7 +342,7 @@ def load_run(run_dir, weights="averaged"):
     try:
         model = keras.saving.load_model(model_path)
     except Exception as error:  # zipfile, h5py and Keras each raise their own kinds
-        raise ValueError(f"{model_path} is damaged and cannot be loaded ({first_line(error)}); "
+        raise InputError(f"{model_path} is damaged and cannot be loaded ({first_line(error)}); "
                          "delete it and run the same train command again to rewrite it "
                          "from the checkpoints") from error
     if weights == "averaged":
@@ -349,7 +350,7 @@ def load_run(run_dir, weights="averaged"):
         try:
             model.load_weights(averaged_path)
         except Exception as error:
-            raise ValueError(
+            raise InputError(
                 f"{averaged_path} is damaged or missing ({first_line(error)}); rewrite it "
                 "with `keras-transformer average-checkpoints`") from error
     # Runs written before fingerprints were recorded are checked by vocabulary size only.
@@ -359,7 +360,7 @@ def load_run(run_dir, weights="averaged"):
         for side in ("source", "target"))
     if (source_tokenizer.vocab_size, target_tokenizer.vocab_size) != (
             model_config.src_vocab_size, model_config.tgt_vocab_size):
-        raise ValueError(
+        raise InputError(
             f"the tokenizers in {run_dir} do not match the model's vocabularies "
             f"({source_tokenizer.vocab_size}/{target_tokenizer.vocab_size} tokens against "
             f"{model_config.src_vocab_size}/{model_config.tgt_vocab_size})")

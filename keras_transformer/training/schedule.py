@@ -7,6 +7,7 @@ It rises linearly for `warmup_steps` steps, then decays as 1/√step.
 
 import keras
 from keras import ops
+from keras_transformer.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -23,12 +24,13 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
     >>> schedule = NoamSchedule(d_model=512)
-    >>> float(schedule(3999))     # the peak, 512^-0.5 · 4000^-0.5 ≈ 7.0e-4
+    >>> f"{float(schedule(3999)):.3e}"     # the peak, 512^-0.5 · 4000^-0.5
+    '6.988e-04'
     """
 
     def __init__(self, d_model, warmup_steps=4000, scale=1.0):
         if d_model < 1 or warmup_steps < 1:
-            raise ValueError(
+            raise InputError(
                 f"d_model and warmup_steps must be positive; got {d_model}, {warmup_steps}")
         self.d_model = d_model
         self.warmup_steps = warmup_steps

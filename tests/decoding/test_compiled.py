@@ -59,3 +59,16 @@ def test_out_of_range_ids_are_refused_with_the_offending_value(tiny_model, sourc
     for search in (decoding.greedy_search, decoding.beam_search):
         with pytest.raises(ValueError, match=rf"got {bad} at position \(1, 2\)"):
             search(tiny_model, src_ids, max_length=5)
+
+
+def test_an_unbuilt_model_decodes():
+    # Catches: decoding a model that was created but never called or trained, which
+    # failed inside the traced loop with "no attribute 'key_value_kernel'".
+    import keras_transformer as kt
+
+    model = kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16, src_vocab_size=12,
+                           tgt_vocab_size=12, max_length=16)
+    greedy = decoding.greedy_search(model, np.array([[5, 6, 7]], np.int32), max_length=4)
+    beams = decoding.beam_search(model, np.array([[5, 6]], np.int32), beam_size=2,
+                                 max_length=4)
+    assert np.asarray(greedy[0]).shape[0] == np.asarray(beams[0]).shape[0] == 1

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_transformer import decoding
 from keras_transformer.decoding.lengths import (
-    NEG_INF, forbid_tokens, output_limits, trim_padding, write_column)
+    END_ID, NEG_INF, forbid_tokens, output_limits, trim_padding, write_column)
 
 
 def test_limits_are_source_length_plus_50_per_row_capped_and_0_when_empty():
@@ -51,3 +52,19 @@ def test_write_column_and_trim_padding():
     np.testing.assert_array_equal(ids, [[0, 7, 0, 0, 0], [0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(trim_padding(ids), [[0, 7], [0, 0]])
     assert trim_padding(tf.zeros((3, 2, 4), tf.int32)).shape == (3, 2, 0)
+
+
+def test_each_row_reaches_its_own_limit_end_to_end(tiny_model):
+    """With [END] forbidden throughout (min_length beyond every limit), greedy and beam
+    search run every row to exactly min(its source length + 50, the model's max_length=64),
+    not to the longest row's limit."""
+    src = np.array([[5, 6, 7] + [0] * 11, [4] + [0] * 13, list(range(4, 18)), [0] * 14],
+                   np.int32)
+    limits = [53, 51, 64, 0]
+    greedy, _ = decoding.greedy_search(tiny_model, src, min_length=100, jit_compile=False)
+    np.testing.assert_array_equal((greedy.numpy() != 0).sum(axis=1), limits)
+    beams, _ = decoding.beam_search(tiny_model, src, beam_size=2, num_return=2,
+                                    min_length=100, jit_compile=False)
+    for hypothesis in range(2):
+        np.testing.assert_array_equal((beams.numpy()[:, hypothesis] != 0).sum(axis=1), limits)
+    assert END_ID not in greedy.numpy() and END_ID not in beams.numpy()

@@ -89,3 +89,12 @@ def test_bad_inputs(wordpiece):
         wordpiece.detokenize(tf.zeros([1, 1, 2], tf.int32))
     with pytest.raises(ValueError, match=r"must start with the reserved tokens"):
         WordPieceTokenizer(["a", "b"])
+
+
+def test_a_megabyte_word_trains_and_tokenizes_as_unknown():
+    # Catches: the learner keeping a piece longer than tensorflow-text's 256-byte limit
+    # (the tokenizer then fails to build with a RuntimeError).
+    tokenizer = WordPieceTokenizer.train(["a" * 1_000_000, "hello world", "hello"] * 2, 60)
+    ids = tokenizer.tokenize(tf.constant(["hello " + "a" * 1_000_000])).to_list()[0]
+    unk = RESERVED_TOKENS.index("[UNK]")
+    assert len(ids) >= 2 and ids[-1] == unk and unk not in ids[:-1]

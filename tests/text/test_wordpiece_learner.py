@@ -71,3 +71,23 @@ def test_min_frequency_stops_learning():
 def test_vocab_size_must_exceed_reserved_tokens():
     with pytest.raises(ValueError, match="must exceed the 4 reserved tokens; got 4"):
         learn_wordpiece_vocabulary({"a": 1}, 4)
+
+
+def test_an_alphabet_too_large_for_the_vocabulary_keeps_its_most_frequent_symbols():
+    # Catches: the alphabet kept whole (a line of varied Hangul asked for 100 tokens got
+    # 11,204), or the rarest symbols kept instead of the most frequent.
+    rng = random.Random(0)
+    counts = {chr(0xAC00 + i): 1 for i in range(2000)}
+    counts.update({"가나": 50, "다": 40})
+    counts.update({chr(0xAC00 + rng.randrange(11172)) * 2: 1 for _ in range(100)})
+    vocabulary = learn_wordpiece_vocabulary(counts, 20)
+    assert len(vocabulary) == 20
+    assert {"가", "##나", "다"} <= set(vocabulary)
+
+
+def test_words_longer_than_the_tokenizer_reads_teach_nothing():
+    # Catches: a 1 MB word learned into pieces longer than tensorflow-text accepts
+    # (256 bytes: a RuntimeError when the tokenizer is built) or than it reads (100).
+    vocabulary = learn_wordpiece_vocabulary({"a" * 10_000: 50, "ab": 3}, 30)
+    assert max(len(piece.encode("utf-8")) for piece in vocabulary) <= 100
+    assert "ab" in vocabulary and "##a" not in vocabulary
