@@ -228,13 +228,28 @@ def cmd_translate(args):
     if args.file:
         from keras_transformer.translator import translate_in_batches
 
-        with open(args.file, encoding="utf-8") as handle:
-            lines = [line.rstrip("\n") for line in handle]
+        with open(args.file, "rb") as handle:
+            lines = list(_text_lines(handle, args.file))
         for line in translate_in_batches(translator, lines, args.batch_size, progress=True):
             print(line)
         return
-    for line in sys.stdin:
-        print(translator([line.rstrip("\n")])[0], flush=True)
+    for line in _text_lines(sys.stdin.buffer, "stdin"):
+        print(translator([line])[0], flush=True)
+
+
+def _text_lines(handle, name):
+    """The lines of a binary stream, decoded as UTF-8 (a leading byte-order mark
+    dropped), without their line ends (\\n or \\r\\n). Bytes that are not UTF-8 raise
+    InputError naming `name` and the line, where Python's own decoding error names
+    neither."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{name} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line {number}; "
+                "re-encode it as UTF-8") from None
+        yield line.removesuffix("\n").removesuffix("\r")
 
 
 def cmd_export(args):
@@ -415,8 +430,8 @@ def build_parser():
     demo.add_argument("--export-dir", default="saved_models")
     demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     demo.add_argument("--size", default="full",
-                      help="full (make demo) or small (a smaller model and corpus, about a "
-                           "minute of training)")
+                      help="full (make demo) or small (a smaller model and corpus, about "
+                           "30 s of training)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

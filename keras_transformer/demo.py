@@ -25,7 +25,7 @@ SETTINGS = dict(epochs=10, tokens_per_batch=2048, max_length=40, warmup_steps=50
                 seed=0)
 CORPUS = dict(target_lang="de", train_size=20000, seed=0)
 # What each size changes; "small" learns the same task from a smaller model and corpus
-# in about a minute of training, for the test suite (tests/test_demo.py).
+# in about 30 s of training, for the test suite (tests/test_demo.py).
 SIZES = {
     "full": dict(model={}, settings={}, corpus={}),
     "small": dict(model=dict(num_layers=2, d_model=64, d_ff=256),

@@ -1,6 +1,8 @@
 """A tiny English -> French numbers translator (`numbers_model.py`), trained once and
 shared by the export tests."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,40 @@ class Trained:
 
     def src_ids(self, sentences):
         return self.tokenizer.tokenize(sentences).to_tensor(0).numpy().astype(np.int32)
+
+    @functools.cached_property
+    def dev_greedy(self):
+        """greedy_search's (ids, scores) for every dev sentence, as NumPy arrays."""
+        ids, scores = greedy_search(self.model, self.src_ids(self.dev_sources),
+                                    jit_compile=False)
+        return ids.numpy(), scores.numpy()
+
+    def bad_src_ids(self):
+        """(ids, bad value, its position) for each kind of ids an export must not decode:
+        < 0, >= the source vocabulary, an int64 beyond int32 (a cast to int32 would wrap
+        it to 6, a valid id), and a row longer than max_length (value: its length,
+        position: None). Past the third column, where TensorFlow's assert messages stop
+        listing values."""
+        vocab_size, max_length = (self.model.config.src_vocab_size,
+                                  self.model.config.max_length)
+        good = [5, 6, 7, 8, 9, 10]
+        return [
+            (np.array([good, good[:-1] + [-1]]), -1, (1, 5)),
+            (np.array([good[:-1] + [vocab_size]]), vocab_size, (0, 5)),
+            (np.array([good[:-1] + [2**32 + 6]], np.int64), 2**32 + 6, (0, 5)),
+            (np.full([1, max_length + 1], 9, np.int32), max_length + 1, None),
+        ]
+
+    def assert_runtime_refuses_bad_ids(self, translate_ids):
+        """A runtime wrapper (TFLiteTranslator, OnnxTranslator) raises ValueError naming
+        each bad value of `bad_src_ids` and its position."""
+        max_length = self.model.config.max_length
+        for ids, value, position in self.bad_src_ids():
+            message = (rf"got {value} at position \({position[0]}, {position[1]}\)"
+                       if position else
+                       rf"length {value}, longer than the model's max_length={max_length}")
+            with pytest.raises(ValueError, match=message):
+                translate_ids(ids)
 
     def assert_decodes_as_greedy_search(self, translate_ids, batches):
         """`translate_ids(src_ids) -> (ids, scores)` of an exported runtime gives

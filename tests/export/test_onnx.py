@@ -1,4 +1,5 @@
-"""ONNX export run by ONNX Runtime: logits within 1e-4 of TensorFlow, greedy ids equal."""
+"""ONNX export run by ONNX Runtime: logits within 1e-4 of TensorFlow, greedy ids equal,
+bad ids refused by OnnxTranslator, long text truncated."""
 
 import json
 import os
@@ -88,3 +89,35 @@ def test_greedy_loop_graph(onnx_dir, trained):
     assert os.path.exists(onnx_dir / "greedy.onnx"), "the decoding loop no longer converts"
     trained.assert_decodes_as_greedy_search(
         OnnxTranslator(onnx_dir, use_loop=True).translate_ids, (trained.dev_sources[:8],))
+
+
+def test_translator_refuses_the_ids_the_graphs_cannot(onnx_dir, trained):
+    trained.assert_runtime_refuses_bad_ids(OnnxTranslator(onnx_dir).translate_ids)
+    trained.assert_runtime_refuses_bad_ids(
+        OnnxTranslator(onnx_dir, use_loop=True).translate_ids)
+
+
+def test_the_graph_alone_counts_a_negative_id_from_the_end(onnx_dir, trained):
+    """Why OnnxTranslator checks: ONNX has no assert op, and its Gather takes -1 for
+    the last row of the embedding table (README, "refused inputs")."""
+    greedy = _session(onnx_dir, "greedy.onnx")
+    vocab_size = trained.model.config.src_vocab_size
+    (ids_of_negative,) = greedy.run(["ids"], {"src_ids": np.array([[5, -1]], np.int32)})
+    (ids_of_last,) = greedy.run(
+        ["ids"], {"src_ids": np.array([[5, vocab_size - 1]], np.int32)})
+    np.testing.assert_array_equal(ids_of_negative, ids_of_last)
+    with pytest.raises(Exception, match=f"idx={vocab_size}"):
+        greedy.run(["ids"], {"src_ids": np.array([[5, vocab_size]], np.int32)})
+
+
+def test_text_truncates_a_long_source(onnx_dir, trained):
+    overlong = " ".join(["one"] * 80)  # 80 tokens, more than max_length=48
+    onnx_translator = OnnxTranslator(onnx_dir)
+    (translation,), _ = onnx_translator([overlong])
+    src_ids = trained.src_ids([overlong])
+    max_length = trained.model.config.max_length
+    assert src_ids.shape[1] > max_length
+    ids, _ = onnx_translator.translate_ids(src_ids[:, :max_length])
+    assert translation == trained.tokenizer.detokenize(ids).numpy()[0].decode()
+    with pytest.warns(UserWarning, match="truncated"):
+        assert translation == trained.greedy_translator(overlong)

@@ -94,6 +94,25 @@ def test_refuses_to_overwrite_a_version(export, trained):
         export_saved_model(trained.model, base, version=4)
 
 
+def test_translate_ids_refuses_bad_ids_in_the_graph(export, trained):
+    """TF Serving runs no Python: the signature itself refuses bad ids, naming them."""
+    import tensorflow_text  # noqa: F401  registers the FastWordpiece ops before loading
+
+    translate_ids = tf.saved_model.load(export).signatures["translate_ids"]
+    max_length = trained.model.config.max_length
+    for ids, value, position in trained.bad_src_ids():
+        if ids.dtype == np.int64:
+            # The signature takes int32 only: an int64 tensor is refused for its type.
+            with pytest.raises(tf.errors.InvalidArgumentError, match="int32"):
+                translate_ids(src_ids=tf.constant(ids))
+            continue
+        message = (rf"got\] \[{value}\] \[at position\] \[\[{position[0]} {position[1]}\]\]"
+                   if position else
+                   rf"length\] \[{value}\] \[longer than .* max_length={max_length}")
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            translate_ids(src_ids=tf.constant(ids, tf.int32))
+
+
 @pytest.mark.slow
 def test_fresh_process_matches_the_translator(export, trained, tmp_path):
     overlong = " ".join(["one"] * 80)  # more tokens than max_length=48: truncated
