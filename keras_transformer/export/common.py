@@ -51,6 +51,20 @@ def check_src_ids(src_ids, src_vocab_size, max_length):
     return src_ids.astype(np.int32)
 
 
+def refused_by_gather(ids, vocab_size):
+    """In an exported graph: every id outside [0, vocab_size) becomes vocab_size, an index
+    that the runtime's own embedding Gather refuses (LiteRT: "GATHER index out of
+    bounds"; ONNX Runtime: "indices element out of data bounds, idx=V"). Neither runtime
+    has an assert op, and both read a negative index as counted from the end of the
+    table, so without this a bare .tflite or .onnx file translates id -1 silently as the
+    vocabulary's last token. The wrappers (TFLiteTranslator, OnnxTranslator) check first
+    and name the value (`check_src_ids`); this is what remains when a graph runs alone.
+
+    ids: int32 (batch, length) -> int32 (batch, length)."""
+    inside = (ids >= 0) & (ids < vocab_size)
+    return tf.where(inside, ids, tf.constant(vocab_size, ids.dtype))
+
+
 def check_new_path(path, overwrite, what="file"):
     """Refuses to replace an existing `path` unless `overwrite`."""
     if os.path.lexists(path) and not overwrite:

@@ -36,7 +36,8 @@ from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
 from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, tokenizers_of)
+    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
+    tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
 
 OPSET = 17
@@ -70,9 +71,13 @@ class _OnnxModule(WeightsModule):
         }
 
     def forward(self, src_ids, tgt_in_ids):
+        config = self.model.config
+        src_ids = refused_by_gather(src_ids, config.src_vocab_size)
+        tgt_in_ids = refused_by_gather(tgt_in_ids, config.tgt_vocab_size)
         return {"logits": self.model((src_ids, tgt_in_ids), training=False)}
 
     def encoder(self, src_ids):
+        src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         memory, memory_mask = self.model.encode(src_ids, training=False)
         # The self-attention part of the cache is the driver's zeros; only the
         # cross-attention keys and values depend on the source.
@@ -96,6 +101,7 @@ class _OnnxModule(WeightsModule):
                 "new_self_values": tf.stack(cache["self_values"])}
 
     def greedy(self, src_ids):
+        src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         ids, scores = greedy_loop(self.model, src_ids)
         return {"ids": ids, "score": scores}
 

@@ -45,7 +45,8 @@ from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, trim_padding
 from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, tokenizers_of)
+    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
+    tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
 
 QUANTIZATIONS = (None, "float16", "int8")
@@ -62,6 +63,7 @@ class _TFLiteModule(WeightsModule):
 
     @tf.function(input_signature=[SRC_IDS_SPEC])
     def translate_ids(self, src_ids):
+        src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         ids, scores = greedy_loop(self.model, src_ids)
         return {"ids": trim_padding(ids), "score": scores}
 

@@ -97,17 +97,18 @@ def test_translator_refuses_the_ids_the_graphs_cannot(onnx_dir, trained):
         OnnxTranslator(onnx_dir, use_loop=True).translate_ids)
 
 
-def test_the_graph_alone_counts_a_negative_id_from_the_end(onnx_dir, trained):
-    """Why OnnxTranslator checks: ONNX has no assert op, and its Gather takes -1 for
-    the last row of the embedding table (README, "refused inputs")."""
-    greedy = _session(onnx_dir, "greedy.onnx")
+@pytest.mark.parametrize("graph", ["greedy.onnx", "encoder.onnx"])
+def test_the_graph_alone_refuses_an_id_out_of_range(onnx_dir, trained, graph):
+    """ONNX has no assert op, and its Gather takes -1 for the last row of the table: the
+    graphs map every id outside [0, V) to V, which Gather refuses. Catches: a graph that
+    translates -1 silently as the vocabulary's last token."""
+    session = _session(onnx_dir, graph)
+    output = session.get_outputs()[0].name
     vocab_size = trained.model.config.src_vocab_size
-    (ids_of_negative,) = greedy.run(["ids"], {"src_ids": np.array([[5, -1]], np.int32)})
-    (ids_of_last,) = greedy.run(
-        ["ids"], {"src_ids": np.array([[5, vocab_size - 1]], np.int32)})
-    np.testing.assert_array_equal(ids_of_negative, ids_of_last)
-    with pytest.raises(Exception, match=f"idx={vocab_size}"):
-        greedy.run(["ids"], {"src_ids": np.array([[5, vocab_size]], np.int32)})
+    for bad in (-1, -vocab_size, vocab_size):
+        with pytest.raises(Exception, match=f"idx={vocab_size}"):
+            session.run([output], {"src_ids": np.array([[5, bad]], np.int32)})
+    assert session.run([output], {"src_ids": np.array([[5, vocab_size - 1]], np.int32)})
 
 
 def test_text_truncates_a_long_source(onnx_dir, trained):

@@ -155,15 +155,15 @@ def test_translator_refuses_the_ids_the_graph_cannot(trained, float32_path):
     trained.assert_runtime_refuses_bad_ids(runner.translate_ids)
 
 
-def test_the_graph_alone_counts_a_negative_id_from_the_end(trained, float32_path):
-    """Why TFLiteTranslator checks: the .tflite has no assert op. Run without it, -1
-    decodes silently as the last token of the vocabulary, and an id past the vocabulary
-    fails in a kernel without naming the value (README, "refused inputs")."""
+def test_the_graph_alone_refuses_an_id_out_of_range(trained, float32_path):
+    """The .tflite has no assert op, and its GATHER reads -1 as the last row of the
+    table: the graph maps every id outside [0, V) to V, which GATHER refuses (without
+    naming the value; TFLiteTranslator does). Catches: a graph that translates -1
+    silently as the vocabulary's last token."""
     translate_ids = Interpreter(model_path=str(float32_path)).get_signature_runner(
         "translate_ids")
     vocab_size = trained.model.config.src_vocab_size
-    ids_of_negative = translate_ids(src_ids=np.array([[5, 6, -1]], np.int32))["ids"]
-    ids_of_last = translate_ids(src_ids=np.array([[5, 6, vocab_size - 1]], np.int32))["ids"]
-    np.testing.assert_array_equal(ids_of_negative, ids_of_last)
-    with pytest.raises(RuntimeError, match="GATHER"):
-        translate_ids(src_ids=np.array([[5, 6, vocab_size]], np.int32))
+    for bad in (-1, -vocab_size, vocab_size):
+        with pytest.raises(RuntimeError, match="GATHER"):
+            translate_ids(src_ids=np.array([[5, 6, bad]], np.int32))
+    assert translate_ids(src_ids=np.array([[5, 6, vocab_size - 1]], np.int32))["ids"].size
