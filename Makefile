@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/export_latency.py
 	$(PY) benchmarks/distribute_throughput.py
 	$(PY) benchmarks/chaos.py
+	$(PY) benchmarks/hostile_inputs.py
 
 # The library against a plain PyTorch script on real text, 30 minutes of training each,
 # English-French and English-Spanish: about two and a half hours.

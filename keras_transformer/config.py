@@ -13,6 +13,7 @@ thousands of sentences trained for half an hour on a few CPU cores (benchmarks/r
 """
 
 import dataclasses
+import math
 
 from keras_transformer.errors import InputError
 
@@ -78,9 +79,10 @@ class TransformerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise InputError(f"{name} must be a number; got {value!r}")
-        if not self.layer_norm_epsilon > 0:
+        if not 0 < self.layer_norm_epsilon < math.inf:
             raise InputError(
-                f"layer_norm_epsilon must be positive; got {self.layer_norm_epsilon!r}")
+                f"layer_norm_epsilon must be positive and finite; got "
+                f"{self.layer_norm_epsilon!r}")
         if self.d_model % 2:
             raise InputError(
                 f"d_model must be even (the positional encodings pair sin and cos "

@@ -52,6 +52,9 @@ def evaluate(translator, sources, references, batch_size=DECODE_BATCH_SIZE, prog
             f"{len(references)} references")
     if not sources:
         raise InputError("nothing to evaluate: sources and references are empty")
+    wrong = sorted({type(r).__name__ for r in references if not isinstance(r, str)})
+    if wrong:
+        raise InputError(f"references must be str, one per source; got {wrong}")
     start = time.perf_counter()
     hypotheses = translate_in_batches(translator, sources, batch_size, progress)
     seconds = time.perf_counter() - start

@@ -1,5 +1,6 @@
 import pytest
 
+import keras_transformer as kt
 from keras_transformer.evaluation import evaluate
 
 
@@ -40,3 +41,11 @@ def test_progress_bar(capsys):
 def test_bad_input(sources, references, message):
     with pytest.raises(ValueError, match=message):
         evaluate(upper_case_translator, sources, references, progress=False)
+
+
+@pytest.mark.parametrize("reference", [None, 3, b"A"])
+def test_references_must_be_str(reference):
+    # Catches: a reference that is not a str reaching exact match or sacreBLEU, which
+    # fail on it with an AttributeError or TypeError traceback after translating.
+    with pytest.raises(kt.errors.InputError, match="references must be str"):
+        evaluate(upper_case_translator, ["a", "b"], ["A", reference], progress=False)

@@ -279,3 +279,12 @@ def test_no_vocabulary_gives_both_of_the_papers_counts():
         base = vocabularies_matching_the_paper("base", matrices)
         big = vocabularies_matching_the_paper("big", matrices)
         assert base.start > big.stop, matrices
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -1e-6, float("inf"), float("nan")])
+def test_layer_norm_epsilon_must_be_positive_and_finite(epsilon):
+    # Catches: an infinite epsilon accepted (every LayerNorm then divides by infinity
+    # and the model outputs its biases whatever the input), e.g. from
+    # `--set layer_norm_epsilon=Infinity`.
+    with pytest.raises(kt.errors.InputError, match="layer_norm_epsilon must be positive and finite"):
+        kt.TransformerConfig.from_preset("tiny", layer_norm_epsilon=epsilon)

@@ -113,6 +113,12 @@ def make_dataset(
     pairs = list(pairs)
     if not pairs:
         raise InputError("make_dataset needs at least one (source, target) pair; got none")
+    for index, pair in enumerate(pairs):
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or not all(isinstance(side, str) for side in pair)):
+            raise InputError(
+                f"make_dataset expects pairs of (source str, target str); got {pair!r:.80} "
+                f"at index {index}")
     if max_length < 2:
         raise InputError(
             f"max_length must be at least 2 (one token plus [END]); got {max_length}"

@@ -8,6 +8,8 @@ lower-cased with `lower_case=True`), with no punctuation rules needed.
 Training happens in memory (`model_writer=`); the serialized model proto is all
 the tokenizer keeps, and `tensorflow_text.SentencepieceTokenizer` holds it as a
 tracked resource, so it is saved inside any SavedModel that holds the tokenizer.
+That resource is created under a name of its own (`_SharedModelResource`), so that it
+outlives TensorFlow's kernel cache, which `tf.random.set_seed` clears.
 
 The reserved tokens are SentencePiece's control symbols at the fixed ids:
 `pad_id=0 "[PAD]"`, `unk_id=1 "[UNK]"`, `bos_id=2 "[START]"`, `eos_id=3 "[END]"`.
@@ -20,12 +22,15 @@ Example:
 array([b'hello world'], dtype=object)
 """
 
+import hashlib
 import io
 import os
 
 import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow.python.trackable import resource
+from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
 
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
@@ -62,6 +67,7 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
         self._sentencepiece = tf_text.SentencepieceTokenizer(
             model=self._model_proto, out_type=tf.int32
         )
+        self._sentencepiece._model_resource = _SharedModelResource(self._model_proto)
 
     @classmethod
     def train(
@@ -126,3 +132,27 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
             with open(temporary, "wb") as f:
                 f.write(self._model_proto)
         return {"model": MODEL_FILE}
+
+
+class _SharedModelResource(resource.TrackableResource):
+    """The SentencePiece model as a TensorFlow resource, under a name of its own.
+
+    tensorflow-text creates it private to the kernel of the op that makes it, and
+    TensorFlow deletes such a resource with the kernel whenever it clears its kernel
+    cache, which `tf.random.set_seed` (so `keras.utils.set_random_seed`, which every
+    training run calls) does: every tokenizer built before would then fail with
+    "Resource ... SentencepieceResource does not exist". A resource with a shared name
+    lives in the resource manager until the process ends; the name is derived from the
+    model, so tokenizers of the same model (and SavedModels holding it) share one.
+    """
+
+    def __init__(self, model_proto):
+        super().__init__()
+        self._model_proto = model_proto
+        digest = hashlib.sha256(model_proto).hexdigest()[:32]
+        self._shared_name = f"keras_transformer_sentencepiece_{digest}"
+        _ = self.resource_handle  # creates the resource
+
+    def _create_resource(self):
+        return gen_sentencepiece_tokenizer.sentencepiece_op(
+            model=self._model_proto, shared_name=self._shared_name)

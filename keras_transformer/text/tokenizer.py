@@ -34,6 +34,7 @@ are tracked and saved with it).
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from keras_transformer.errors import InputError
@@ -157,7 +158,20 @@ class Tokenizer(tf.Module):
                 f"detokenize expects ids of shape (length,) or (batch, length); "
                 f"got shape {ids.shape}"
             )
+        if tf.executing_eagerly():
+            self._check_id_range(ids.flat_values if isinstance(ids, tf.RaggedTensor) else ids)
         return self._detokenize(_content_ids(ids))
+
+    def _check_id_range(self, ids):
+        """Raises InputError naming the first id outside [0, vocab_size), which the
+        tokenizer's lookup would fail on with an error from inside TensorFlow."""
+        ids = ids.numpy()
+        bad = np.argwhere((ids < 0) | (ids >= self.vocab_size))
+        if len(bad):
+            position = tuple(int(i) for i in bad[0])
+            raise InputError(
+                f"detokenize expects ids in [0, {self.vocab_size}) (the vocabulary); got "
+                f"{int(ids[position])} at position {position}")
 
     def _tokenize(self, strings):
         """(batch,) tf.string -> RaggedTensor (batch, (tokens)) int32."""

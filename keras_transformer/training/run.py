@@ -23,6 +23,7 @@ averaged weights or model.keras are written, redoes only that last part.
 
 import dataclasses
 import json
+import math
 import os
 
 import keras
@@ -115,10 +116,10 @@ class TrainingSettings:
             if value is not None and (not isinstance(value, (int, float))
                                       or isinstance(value, bool)):
                 raise InputError(f"{name} must be a number; got {value!r}")
-        if not self.learning_rate_scale > 0:
+        if not 0 < self.learning_rate_scale < math.inf:
             raise InputError(
-                f"learning_rate_scale must be positive (a negative rate would climb the "
-                f"loss); got {self.learning_rate_scale!r}")
+                f"learning_rate_scale must be positive and finite (a negative rate would "
+                f"climb the loss); got {self.learning_rate_scale!r}")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         if self.strategy not in STRATEGIES:
@@ -128,10 +129,14 @@ class TrainingSettings:
         if not isinstance(self.shared_vocabulary, bool):
             raise InputError(f"shared_vocabulary must be true or false; got "
                              f"{self.shared_vocabulary!r}")
-        if self.time_budget is not None and not self.time_budget > 0:
+        if self.time_budget is not None and not 0 < self.time_budget < math.inf:
             raise InputError(
-                f"time_budget must be a positive number of seconds or None; got "
-                f"{self.time_budget!r}")
+                f"time_budget must be a positive, finite number of seconds or None (no "
+                f"budget); got {self.time_budget!r}")
+        if self.tokens_per_batch < self.max_length:
+            raise InputError(
+                f"tokens_per_batch ({self.tokens_per_batch}) must be at least max_length "
+                f"({self.max_length}), so that a batch of one longest pair fits the budget")
 
 
 # The training settings that go with a model preset when `keras-transformer train
@@ -355,6 +360,9 @@ def load_run(run_dir, weights="averaged"):
                 "with `keras-transformer average-checkpoints`") from error
     # Runs written before fingerprints were recorded are checked by vocabulary size only.
     recorded = config.get("tokenizers") or {}
+    if not isinstance(recorded, dict):
+        raise InputError(f"{_path(run_dir, 'config.json')} is not a valid run configuration: "
+                         f"'tokenizers' must be an object of fingerprints; got {recorded!r}")
     source_tokenizer, target_tokenizer = (
         load_tokenizer(_path(run_dir, "tokenizers", side), expected_fingerprint=recorded.get(side))
         for side in ("source", "target"))

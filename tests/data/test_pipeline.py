@@ -159,3 +159,12 @@ def test_bad_arguments(pairs, tokenizers):
     long_pairs = [("one hundred and twenty-three", "einhundertdreiundzwanzig")] * 3
     with pytest.raises(ValueError, match="all 3 pairs are longer than max_length=2; raise max_length or pass truncate=True"):
         make_dataset(long_pairs, *tokenizers, max_length=2)
+
+
+@pytest.mark.parametrize("bad", [("one", 1), ("one", "eins", "extra"), "one\teins", ("one", None)])
+def test_pairs_must_be_two_strings(pairs, tokenizers, bad):
+    # Catches: a pair that is not (str, str) reaching tf.constant or the unpacking of
+    # pairs, which fail with "Can't convert Python sequence with mixed types" or "too
+    # many values to unpack" and no word of which pair.
+    with pytest.raises(ValueError, match=r"pairs of \(source str, target str\); got .* at index 3"):
+        make_dataset(pairs[:3] + [bad] + pairs[3:], *tokenizers)

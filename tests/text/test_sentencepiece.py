@@ -1,6 +1,7 @@
 import pytest
 import tensorflow as tf
 
+import keras_transformer as kt
 from keras_transformer.text import SentencePieceTokenizer
 
 
@@ -49,3 +50,35 @@ def test_lower_case():
 def test_bad_model_proto():
     with pytest.raises(ValueError, match="not a serialized SentencePiece model"):
         SentencePieceTokenizer(b"not a model")
+
+
+def test_a_tokenizer_outlives_a_new_random_seed(sentencepiece):
+    # Catches: the SentencePiece model held as a resource private to an op's kernel, which
+    # TensorFlow deletes when it clears its kernel cache, as tf.random.set_seed does (so
+    # keras.utils.set_random_seed, called by every training run): a tokenizer (and the
+    # Translator holding it) then fails with "Resource ... does not exist".
+    import keras
+
+    tokenizer = SentencePieceTokenizer(sentencepiece.model_proto)
+    traced = tf.function(lambda strings: tokenizer.tokenize(strings).to_tensor())
+    before = tokenizer.tokenize(["twenty-one"]).to_list()
+    traced(tf.constant(["twenty-one"]))
+    keras.utils.set_random_seed(0)
+    assert tokenizer.tokenize(["twenty-one"]).to_list() == before
+    assert traced(tf.constant(["twenty-one"])).numpy().tolist() == before
+    assert _decode(tokenizer.detokenize(tf.constant(before))) == ["twenty-one"]
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
+@pytest.mark.parametrize("bad", [-2, "V", "V+5"])
+def test_detokenize_refuses_ids_outside_the_vocabulary(request, kind, bad):
+    # Catches: an id outside [0, vocab_size) reaching SentencePiece's or WordPiece's
+    # lookup, which fails inside TensorFlow (OutOfRangeError, InvalidArgumentError).
+    tokenizer = request.getfixturevalue(kind)
+    bad = {"V": tokenizer.vocab_size, "V+5": tokenizer.vocab_size + 5}.get(bad, bad)
+    message = (rf"ids in \[0, {tokenizer.vocab_size}\) \(the vocabulary\); "
+               rf"got {bad} at position \(1, 2\)")
+    with pytest.raises(kt.errors.InputError, match=message):
+        tokenizer.detokenize(tf.constant([[5, 6, 7], [5, 6, bad]]))
+    with pytest.raises(kt.errors.InputError, match=f"got {bad}"):
+        tokenizer.detokenize(tf.ragged.constant([[5], [6, bad]]))

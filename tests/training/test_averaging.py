@@ -59,3 +59,43 @@ def test_bad_checkpoints(tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no \\*.weights.h5"):
         last_checkpoints(str(empty))
+
+
+def _a_good_and_a_bad_checkpoint(tmp_path):
+    good = tmp_path / "epoch_001.weights.h5"
+    small_model(1).save_weights(good)
+    bad = tmp_path / "epoch_002.weights.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)   # an HDF5 signature, then nothing
+    return str(good), str(bad)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_a_bad_checkpoint_leaves_the_models_weights_as_they_were(tmp_path):
+    # Catches: averaging that loads checkpoint after checkpoint into the caller's model
+    # and, refused at a bad one, leaves it holding the weights of the good one before.
+    import tensorflow as tf
+
+    from keras_transformer.training.averaging import best_average
+
+    good, bad = _a_good_and_a_bad_checkpoint(tmp_path)
+    model = small_model(0)
+    model.compile(loss=kt.training.LabelSmoothedCrossEntropy(0.1))
+    ids = np.array([[5, 6, 7, 3]] * 4, np.int32)
+    before = model.get_weights()
+    with pytest.raises(kt.errors.InputError, match="cannot load checkpoint .*epoch_002"):
+        average_checkpoints(model, [good, bad])
+    # best_average reads the newest first: the good one is loaded and scored, then the bad.
+    with pytest.raises(kt.errors.InputError, match="cannot load checkpoint .*epoch_002"):
+        best_average(model, [bad, good], tf.data.Dataset.from_tensors(((ids, ids), ids)))
+    for after, was in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(after, was)
+
+
+@pytest.mark.parametrize("count", [0, -1, 2.0, True])
+def test_last_checkpoints_refuses_a_count_below_one(tmp_path, count):
+    # Catches: names[-count:], which for 0 takes every checkpoint and for -1 all but the
+    # first, averaging another set than the one asked for without a word.
+    for epoch in (1, 2, 3):
+        (tmp_path / f"epoch_{epoch:03d}.weights.h5").write_bytes(b"")
+    with pytest.raises(kt.errors.InputError, match="count must be an int >= 1"):
+        last_checkpoints(str(tmp_path), count)
