@@ -168,3 +168,11 @@ def test_pairs_must_be_two_strings(pairs, tokenizers, bad):
     # many values to unpack" and no word of which pair.
     with pytest.raises(ValueError, match=r"pairs of \(source str, target str\); got .* at index 3"):
         make_dataset(pairs[:3] + [bad] + pairs[3:], *tokenizers)
+
+
+def test_the_pipeline_runs_without_tf_data_autotuning(pairs, tokenizers):
+    # Catches: autotuning switched back on. Its model thread sleeps in waits that grow to
+    # a minute, and destroying an iterator waits for it: Keras drops the dev iterator at
+    # every validation, and training stalled for up to 40 s in one epoch out of two.
+    dataset = make_dataset(pairs, *tokenizers, tokens_per_batch=256, max_length=32)
+    assert dataset.options().autotune.enabled is False
