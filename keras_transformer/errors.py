@@ -11,3 +11,9 @@ mistake.
 
 class InputError(ValueError):
     """Bad input: the message names what was expected and what was given."""
+
+
+def first_line(error):
+    """The first line of an exception's message (its type's name if it has none), for
+    an InputError that reports what a library below us said."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.lengths import (
-    END_ID, NEG_INF, START_ID, check_settings, forbid_tokens, output_limits, trim_padding,
-    write_column)
+    END_ID, NEG_INF, START_ID, check_lengths, check_settings, forbid_tokens, output_limits,
+    trim_padding, write_column)
 from keras_transformer.errors import InputError
 
 
@@ -78,9 +78,10 @@ def check_beam(beam_size, alpha, num_return, vocab_size):
     if not isinstance(num_return, int) or not 1 <= num_return <= beam_size:
         raise InputError(
             f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
+    if (not isinstance(alpha, (int, float)) or isinstance(alpha, bool)
+            or not 0 <= alpha < float("inf")):
         raise InputError(
-            f"alpha must be a number >= 0 (0 disables the length penalty); got {alpha!r}")
+            f"alpha must be a number >= 0, finite (0 disables the length penalty); got {alpha!r}")
 
 
 def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,
@@ -111,7 +112,7 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
     >>> ids.shape, scores.shape                         # (batch, k, W), (batch, k)
     (TensorShape([2, 4, 53]), TensorShape([2, 4]))
     """
-    src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
+    src_ids = check_settings(model, src_ids, max_length, min_length, start_id, end_id)
     vocab_size = model.config.tgt_vocab_size
     check_beam(beam_size, alpha, num_return, vocab_size)
     k = beam_size
@@ -216,6 +217,8 @@ def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length
     >>> bool(np.allclose(nbest_scores[:, 0], scores))   # the n-best list starts with the best
     True
     """
+    check_beam(beam_size, alpha, num_return, model.config.tgt_vocab_size)
+    check_lengths(model, max_length, min_length, start_id, end_id)
     settings = dict(beam_size=beam_size, alpha=float(alpha), num_return=num_return,
                     max_length=max_length, min_length=min_length, start_id=start_id,
                     end_id=end_id)

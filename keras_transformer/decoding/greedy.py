@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.lengths import (
-    END_ID, START_ID, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
+    END_ID, START_ID, check_lengths, check_settings, forbid_tokens, output_limits, trim_padding,
+    write_column)
 from keras_transformer.layers.masks import PAD_ID
 
 
@@ -53,7 +54,7 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
     >>> ids.shape, scores.shape                         # W = 3 + 50: source length + 50
     (TensorShape([2, 53]), TensorShape([2]))
     """
-    src_ids = check_settings(model, src_ids, min_length, start_id, end_id)
+    src_ids = check_settings(model, src_ids, max_length, min_length, start_id, end_id)
     memory, memory_mask = model.encode(src_ids, training=False)
     width, limits = output_limits(src_ids, max_length, model.config.max_length)
     batch = tf.shape(src_ids)[0]
@@ -114,6 +115,7 @@ def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_
     >>> ids.dtype, scores.shape
     (tf.int32, TensorShape([2]))
     """
+    check_lengths(model, max_length, min_length, start_id, end_id)
     settings = dict(max_length=max_length, min_length=min_length, start_id=start_id,
                     end_id=end_id)
     ids, scores = compiled.run(greedy_loop, model, src_ids, settings, jit_compile)

@@ -53,7 +53,31 @@ def output_limits(src_ids, max_length, model_max_length):
         width = model_max_length if src_len is None else min(src_len + EXTRA_LENGTH,
                                                               model_max_length)
         limits = tf.minimum(source_lengths(src_ids) + EXTRA_LENGTH, width)
-    else:
+    else:  # an int in [1, model_max_length]: see check_lengths
+        width = max_length
+        limits = tf.fill(tf.shape(src_ids)[:1], max_length)
+    limits = tf.where(source_lengths(src_ids) > 0, limits, 0)
+    return width, limits
+
+
+def check_settings(model, src_ids, max_length, min_length, start_id, end_id):
+    """Validates the source ids and the settings every decoder shares; returns src_ids
+    as int32."""
+    src_ids = tf.convert_to_tensor(src_ids)
+    if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
+        raise InputError(
+            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
+            f"{tuple(src_ids.shape)}")
+    check_lengths(model, max_length, min_length, start_id, end_id)
+    return tf.cast(src_ids, tf.int32)
+
+
+def check_lengths(model, max_length, min_length, start_id, end_id):
+    """Validates the length bounds and reserved ids every decoder shares. The loops call
+    it, and so do `greedy_search`, `beam_search` and `sample` before anything is traced,
+    so that a wrong setting is an InputError and not an error inside a traced function."""
+    model_max_length = model.config.max_length
+    if max_length is not None:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
             raise InputError(f"max_length must be None or a positive int; got {max_length!r}")
         if max_length > model_max_length:
@@ -61,28 +85,14 @@ def output_limits(src_ids, max_length, model_max_length):
                 f"max_length={max_length} is longer than the model's max_length="
                 f"{model_max_length} (its positional table and cache); pass at most "
                 f"{model_max_length}, or None for the source length + {EXTRA_LENGTH}")
-        width = max_length
-        limits = tf.fill(tf.shape(src_ids)[:1], max_length)
-    limits = tf.where(source_lengths(src_ids) > 0, limits, 0)
-    return width, limits
-
-
-def check_settings(model, src_ids, min_length, start_id, end_id):
-    """Validates the settings every decoder shares; returns src_ids as int32."""
-    src_ids = tf.convert_to_tensor(src_ids)
-    if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
-        raise InputError(
-            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
-            f"{tuple(src_ids.shape)}")
     vocab_size = model.config.tgt_vocab_size
     for name, value in (("start_id", start_id), ("end_id", end_id)):
         if not isinstance(value, int) or not 0 < value < vocab_size:
             raise InputError(
                 f"{name} must be an int id in [1, {vocab_size}) (the target vocabulary, "
                 f"0 is padding); got {value!r}")
-    if not isinstance(min_length, int) or min_length < 0:
+    if not isinstance(min_length, int) or isinstance(min_length, bool) or min_length < 0:
         raise InputError(f"min_length must be an int >= 0; got {min_length!r}")
-    return tf.cast(src_ids, tf.int32)
 
 
 def forbid_tokens(log_probs, step, min_length, start_id, end_id):

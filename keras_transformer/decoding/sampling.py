@@ -19,15 +19,19 @@ import tensorflow as tf
 
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
-from keras_transformer.decoding.lengths import END_ID, NEG_INF, START_ID, trim_padding
+from keras_transformer.decoding.lengths import (
+    END_ID, NEG_INF, START_ID, check_lengths, trim_padding)
 from keras_transformer.errors import InputError
 
 
 def _check_sampling(temperature, top_k, top_p, seed):
-    if not temperature > 0:
+    for name, value in (("temperature", temperature), ("top_p", top_p)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"{name} must be a number; got {value!r}")
+    if not 0 < temperature < float("inf"):
         raise InputError(
-            f"temperature must be > 0; got {temperature!r} (use greedy_search for the "
-            f"temperature-0 limit)")
+            f"temperature must be a finite number > 0; got {temperature!r} (use "
+            f"greedy_search for the temperature-0 limit)")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
         raise InputError(f"top_k must be an int >= 0 (0 keeps every token); got {top_k!r}")
     if not 0 < top_p <= 1:
@@ -114,6 +118,8 @@ def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_leng
     >>> bool(tf.reduce_all(ids == again))               # same seed and batch: same output
     True
     """
+    _check_sampling(temperature, top_k, top_p, seed)
+    check_lengths(model, max_length, min_length, start_id, end_id)
     settings = dict(temperature=float(temperature), top_k=top_k, top_p=float(top_p),
                     seed=seed, max_length=max_length, min_length=min_length,
                     start_id=start_id, end_id=end_id)

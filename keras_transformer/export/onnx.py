@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
-from keras_transformer.errors import InputError
+from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
     SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
     tokenizers_of)
@@ -252,13 +252,22 @@ class OnnxTranslator:
             raise FileNotFoundError(
                 f"{config_path} is missing; is {directory} a directory written by "
                 "kt.export.export_onnx?")
-        with open(config_path, encoding="utf-8") as f:
-            self.config = json.load(f)
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                self.config = json.load(f)
+        except ValueError as error:  # not JSON, or not UTF-8
+            raise InputError(f"{config_path} is damaged ({first_line(error)}); export the "
+                             "model again with kt.export.export_onnx") from error
         self.directory = directory
         providers = list(providers)
 
         def session(file):
-            return ort.InferenceSession(os.path.join(directory, file), providers=providers)
+            path = os.path.join(directory, file)
+            try:
+                return ort.InferenceSession(path, providers=providers)
+            except Exception as error:  # ONNX Runtime's own kinds: NoSuchFile, InvalidGraph…
+                raise InputError(f"{path} is missing or damaged ({first_line(error)}); "
+                                 "export the model again with kt.export.export_onnx") from error
 
         if use_loop and "greedy.onnx" not in self.config["files"]:
             raise FileNotFoundError(
@@ -292,6 +301,8 @@ class OnnxTranslator:
         batch = src_ids.shape[0]
         if batch == 0:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
+        if src_ids.shape[1] == 0:  # only empty sources: one padding column, as in TF
+            src_ids = np.zeros((batch, 1), np.int32)
         if self.use_loop:
             if max_length is not None:
                 raise InputError("use_loop=True decodes with the default max_length only")

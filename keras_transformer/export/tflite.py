@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, trim_padding
-from keras_transformer.errors import InputError
+from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
     SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
     tokenizers_of)
@@ -204,10 +204,17 @@ class TFLiteTranslator:
         import tensorflow_text as tf_text
         from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is not a file; write one with "
+                                    "kt.export.export_tflite")
         # Registering the tensorflow-text kernels costs nothing for files without them.
-        self.interpreter = InterpreterWithCustomOps(
-            model_path=os.fspath(path), num_threads=num_threads,
-            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
+        try:
+            self.interpreter = InterpreterWithCustomOps(
+                model_path=os.fspath(path), num_threads=num_threads,
+                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
+        except ValueError as error:  # LiteRT's error for a file that is not a model
+            raise InputError(f"{path} is not a readable .tflite model ({first_line(error)}); "
+                             "write it again with kt.export.export_tflite") from error
         signatures = self.interpreter.get_signature_list()
         missing = [name for name in (IDS_SIGNATURE, LIMITS_SIGNATURE) if name not in signatures]
         if missing:

@@ -44,7 +44,7 @@ import os
 
 import keras
 
-from keras_transformer.errors import InputError
+from keras_transformer.errors import InputError, first_line
 from keras_transformer.files import atomic_path, atomic_write_text
 
 logger = logging.getLogger("keras_transformer.training")
@@ -152,11 +152,6 @@ class RunProgress(keras.callbacks.Callback):
             self._entries = (self._entries + [entry])[-2:]
         previous = self._entries[0] if len(self._entries) == 2 else None
         atomic_write_text(self.record_path, json.dumps(dict(entry, previous=previous)))
-
-
-def first_line(error):
-    """The first line of an exception's message (its type's name if it has none)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _csv(history):

@@ -29,7 +29,7 @@ import os
 import keras
 
 from keras_transformer import distribute
-from keras_transformer.errors import InputError
+from keras_transformer.errors import InputError, first_line
 from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import make_dataset
@@ -40,7 +40,7 @@ from keras_transformer.training.averaging import average_checkpoints, best_avera
 from keras_transformer.training.budget import TimeBudget
 from keras_transformer.training.losses import (
     LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
-from keras_transformer.training.progress import RunProgress, first_line
+from keras_transformer.training.progress import RunProgress
 from keras_transformer.training.schedule import paper_optimizer
 
 TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
@@ -76,10 +76,10 @@ class TrainingSettings:
         precision: "float32", "mixed_bfloat16", "mixed_float16" or "auto"
             (`distribute.resolve_precision`: bfloat16 compute on CPUs with bfloat16
             instructions, where oneDNN runs it about 2× faster, float32 elsewhere).
-            float32 stays the default: a model trained in mixed_bfloat16 keeps bfloat16
-            layers, which TFLite's builtin ops do not take, and in a whole `fit` on real
-            data its speed falls to float32's from the second epoch on (README, "Real
-            data"); per epoch it learns as float32 does.
+            float32 stays the default until the real-data benchmark has measured
+            bfloat16 without the tf.data stall that hid its speed (README, "Real
+            data"); per epoch it learns as float32 does, and `load_run` gives a
+            mixed-precision run back as a float32 model, which every exporter takes.
     """
 
     epochs: int = 10
@@ -333,6 +333,22 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history)
 
 
+def _float32_copy(model, model_config):
+    """The model rebuilt in float32 with the same weights. A run trained in mixed
+    precision keeps float32 variables but computes in bfloat16 (or float16) layers,
+    which TFLite's builtin ops refuse; the copy computes in float32, as every exporter
+    and runtime takes it, from the very same numbers."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = Transformer(**model_config.to_dict())
+        copy.build()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def load_run(run_dir, weights="averaged"):
     """Loads a finished run: its model with the averaged (or "last") weights and its
     tokenizers."""
@@ -358,6 +374,8 @@ def load_run(run_dir, weights="averaged"):
             raise InputError(
                 f"{averaged_path} is damaged or missing ({first_line(error)}); rewrite it "
                 "with `keras-transformer average-checkpoints`") from error
+    if model.dtype_policy.name != "float32":
+        model = _float32_copy(model, model_config)
     # Runs written before fingerprints were recorded are checked by vocabulary size only.
     recorded = config.get("tokenizers") or {}
     if not isinstance(recorded, dict):

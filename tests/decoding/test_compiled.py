@@ -6,6 +6,7 @@ import pytest
 from helpers import strip
 from keras_transformer import decoding
 from keras_transformer.decoding import compiled
+from keras_transformer.errors import InputError
 from keras_transformer.translator import translate_in_batches
 
 
@@ -72,3 +73,24 @@ def test_an_unbuilt_model_decodes():
     beams = decoding.beam_search(model, np.array([[5, 6]], np.int32), beam_size=2,
                                  max_length=4)
     assert np.asarray(greedy[0]).shape[0] == np.asarray(beams[0]).shape[0] == 1
+
+
+@pytest.mark.parametrize("search,settings,message", [
+    ("greedy_search", dict(max_length=0), "max_length must be None or a positive int"),
+    ("greedy_search", dict(max_length=10**6), "longer than the model's max_length"),
+    ("greedy_search", dict(min_length=-1), "min_length must be an int >= 0"),
+    ("beam_search", dict(beam_size=0), "beam_size must be a positive int"),
+    ("beam_search", dict(num_return=5), "num_return must be an int in [1, beam_size=4]"),
+    ("beam_search", dict(alpha=float("nan")), "alpha must be a number >= 0, finite"),
+    ("sample", dict(temperature=float("inf")), "temperature must be a finite number > 0"),
+    ("sample", dict(max_length=0), "max_length must be None or a positive int"),
+])
+def test_settings_are_refused_before_anything_is_traced(tiny_model, search, settings, message):
+    # Catches: a setting checked only inside the traced loop, where the InputError
+    # arrives wrapped in TensorFlow's StagingError with the trace around it (and
+    # alpha = NaN, which no check refused: every score came back NaN).
+    src_ids = np.array([[5, 6, 7]], np.int32)
+    with pytest.raises(InputError) as caught:
+        getattr(decoding, search)(tiny_model, src_ids, **settings)
+    assert type(caught.value) is InputError and message in str(caught.value)
+    assert "\n" not in str(caught.value)

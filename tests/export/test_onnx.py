@@ -122,3 +122,28 @@ def test_text_truncates_a_long_source(onnx_dir, trained):
     assert translation == trained.tokenizer.detokenize(ids).numpy()[0].decode()
     with pytest.warns(UserWarning, match="truncated"):
         assert translation == trained.greedy_translator(overlong)
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("config.json", "config.json is damaged"), ("encoder.onnx", "encoder.onnx is missing or "
+                                                "damaged")])
+def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, message):
+    # Catches: json's JSONDecodeError or ONNX Runtime's InvalidArgument reaching the
+    # caller as the library's own words would not.
+    import shutil
+
+    from keras_transformer.errors import InputError
+
+    copy = tmp_path / "numbers"
+    shutil.copytree(onnx_dir, copy)
+    (copy / damage).write_bytes(b"")
+    with pytest.raises(InputError, match=message):
+        OnnxTranslator(copy)
+
+
+def test_only_empty_sources_translate_to_empty_strings(onnx_dir):
+    # Catches: a batch of empty sentences, whose ids have no column, crashing inside ONNX
+    # Runtime instead of decoding to nothing as TensorFlow does.
+    for use_loop in (False, True):
+        translations, _ = OnnxTranslator(onnx_dir, use_loop=use_loop)(["", ""])
+        assert translations == ["", ""]

@@ -167,3 +167,14 @@ def test_the_graph_alone_refuses_an_id_out_of_range(trained, float32_path):
         with pytest.raises(RuntimeError, match="GATHER"):
             translate_ids(src_ids=np.array([[5, 6, bad]], np.int32))
     assert translate_ids(src_ids=np.array([[5, 6, vocab_size - 1]], np.int32))["ids"].size
+
+
+def test_a_missing_or_damaged_file_is_reported_in_one_line(tmp_path):
+    # Catches: LiteRT's own ValueError ("Could not open ...", "Model provided has model
+    # identifier ...") reaching the caller instead of the library's one line.
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        TFLiteTranslator(tmp_path / "missing.tflite")
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    with pytest.raises(kt.errors.InputError, match="is not a readable .tflite model"):
+        TFLiteTranslator(empty)

@@ -41,3 +41,35 @@ def test_a_config_whose_tokenizers_are_not_an_object_is_refused(tmp_path):
     with pytest.raises(kt.errors.InputError,
                        match="config.json is not a valid run configuration: 'tokenizers'"):
         load_run(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_path):
+    # Catches: load_run handing back the bfloat16 layers of a mixed-precision run, which
+    # TFLite's converter refuses, or a float32 copy that lost the trained weights.
+    import keras
+    import numpy as np
+
+    from keras_transformer.training import run
+
+    corpus = kt.data.numbers_corpus(target_lang="fr", train_size=300, dev_size=20,
+                                    test_size=5)
+    settings = TrainingSettings(epochs=1, tokens_per_batch=512, max_length=40, vocab_size=120,
+                                tokenizer="wordpiece", warmup_steps=20,
+                                precision="mixed_bfloat16")
+    config = kt.TransformerConfig.from_preset("tiny", num_layers=1, d_model=16, d_ff=32)
+    try:
+        trained = run.train(str(tmp_path / "run"), corpus, config, settings, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert trained.model.dtype_policy.name == "mixed_bfloat16"
+    loaded = load_run(str(tmp_path / "run"), weights="last")
+    assert loaded.model.dtype_policy.name == "float32"
+    for ours, theirs in zip(loaded.model.weights, trained.model.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    translator = kt.Translator(loaded.model, loaded.source_tokenizer, loaded.target_tokenizer,
+                               beam_size=1)
+    path = kt.export.export_tflite(translator, tmp_path / "model.tflite")
+    ids, _ = kt.export.TFLiteTranslator(path).translate_ids(np.array([[5, 6, 7]], np.int32))
+    expected, _ = kt.decoding.greedy_search(loaded.model, np.array([[5, 6, 7]], np.int32))
+    np.testing.assert_array_equal(ids, np.asarray(expected))
