@@ -429,7 +429,7 @@ def build_parser():
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("--export-dir", default="saved_models")
     demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
-    demo.add_argument("--size", default="full",
+    demo.add_argument("--size", default="full", choices=("full", "small"),
                       help="full (make demo) or small (a smaller model and corpus, about "
                            "30 s of training)")
     demo.set_defaults(handler=cmd_demo)

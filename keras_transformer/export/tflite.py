@@ -14,11 +14,12 @@ padding; `score` is the sum of the log-probabilities of the emitted tokens, as
 `kt.decoding.greedy_search` returns them. Batch and source length may change from
 one call to the next.
 
-TFLite has no assert op, so the graph cannot refuse bad ids: a negative id is counted
-from the end of the vocabulary by GATHER, an id >= the vocabulary or a row longer than
-the model's max_length fails inside a GATHER or SLICE kernel without naming the value. The signature
-`input_limits` (no inputs -> src_vocab_size, max_length int32 scalars) says what the
-ids signature accepts; `TFLiteTranslator` checks ids against it before running.
+TFLite has no assert op, so the graph cannot name a bad id: it maps every id outside
+[0, V) to V, which GATHER refuses ("index out of bounds"; without that, GATHER would
+read a negative id as counted from the end of the table), and a row longer than the
+model's max_length fails inside a SLICE kernel. The signature `input_limits` (no inputs
+-> src_vocab_size, max_length int32 scalars) says what the ids signature accepts;
+`TFLiteTranslator` checks ids against it before running and names the value.
 
 Quantization: "float16" stores the weights as float16 (computation stays float32 on
 CPU, half the file); "int8" is dynamic-range quantization: int8 weights, activations
