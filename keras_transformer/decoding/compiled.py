@@ -80,7 +80,7 @@ def run(loop, model, src_ids, settings, jit_compile=True):
             f"{tuple(src_ids.shape)}")
     # The model checks its ids only when called eagerly; the loop below is traced.
     check_id_range(src_ids.numpy(), "src", model.config.src_vocab_size)
-    if not model.built:  # its variables must exist before the traced loop reads them
+    if not getattr(model, "built", True):  # variables must exist before the trace reads them
         model.build()
     batch = src_ids.shape[0]
     src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))

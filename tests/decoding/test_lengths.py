@@ -1,10 +1,14 @@
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_transformer import decoding
 from keras_transformer.decoding.lengths import (
-    END_ID, NEG_INF, forbid_tokens, output_limits, trim_padding, write_column)
+    END_ID, NEG_INF, START_ID, check_lengths, forbid_tokens, output_limits, trim_padding,
+    write_column)
+from keras_transformer.errors import InputError
 
 
 def test_limits_are_source_length_plus_50_per_row_capped_and_0_when_empty():
@@ -33,10 +37,14 @@ def test_unknown_source_length_sizes_buffers_for_the_model_max_length():
     assert int(width) == 64 and limits.numpy().tolist() == [52]
 
 
-@pytest.mark.parametrize("max_length", [0, 65, 2.5])
+@pytest.mark.parametrize("max_length", [0, 65, 2.5, True])
 def test_bad_max_length_is_refused(max_length):
-    with pytest.raises(ValueError, match="max_length"):
-        output_limits(tf.constant([[5]]), max_length, 64)
+    # Catches: a max_length beyond the model's positional table and cache, or not a
+    # positive int, accepted (output_limits trusts check_lengths, which every loop calls).
+    model = types.SimpleNamespace(config=types.SimpleNamespace(max_length=64,
+                                                               tgt_vocab_size=10))
+    with pytest.raises(InputError, match="max_length"):
+        check_lengths(model, max_length, 0, START_ID, END_ID)
 
 
 def test_forbid_tokens_bans_padding_start_and_early_end():
