@@ -32,7 +32,7 @@ _FUNCTIONS = weakref.WeakKeyDictionary()
 
 def pad_to_bucket(src_ids, max_length):
     """Pads (batch, src_len) ids with 0-columns to a multiple of SOURCE_BUCKET (at most
-    `max_length`); raises ValueError when src_len is already beyond `max_length`."""
+    `max_length`); raises InputError when src_len is already beyond `max_length`."""
     src_len = src_ids.shape[1]
     if src_len > max_length:
         raise InputError(
