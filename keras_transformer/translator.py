@@ -28,20 +28,28 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.decoding.beam import beam_loop, check_beam
-from keras_transformer.decoding import compiled
+from keras_transformer.decoding import compiled, stragglers
 from keras_transformer.decoding.greedy import greedy_loop
 from keras_transformer.decoding.lengths import trim_padding
 from keras_transformer.errors import InputError
 from keras_transformer.layers.masks import PAD_ID
 
 
+# Measured on the real-data benchmark (d_model 256, beam 4, XLA on a 2-core CPU): 16
+# sentences per batch decode faster than 64 or 256, whose larger key/value buffers no
+# longer fit the caches, and a batch waits for its longest sentence.
+DECODE_BATCH_SIZE = 16
+
+
 def best_hypothesis(model, src_ids, beam_size, alpha, **settings):
     """The best translation of each source: greedy search for `beam_size` 1, else beam
-    search's first hypothesis. Returns ids (batch, W) and scores (batch,)."""
+    search's first hypothesis. Returns ids (batch, W) and scores (batch,), and done
+    (batch,) when `settings` hold `max_steps`."""
     if beam_size == 1:
         return greedy_loop(model, src_ids, **settings)
-    ids, scores = beam_loop(model, src_ids, beam_size=beam_size, alpha=alpha, **settings)
-    return ids[:, 0], scores[:, 0]
+    ids, scores, *done = beam_loop(model, src_ids, beam_size=beam_size, alpha=alpha,
+                                   **settings)
+    return (ids[:, 0], scores[:, 0], *done)
 
 
 @dataclasses.dataclass
@@ -190,15 +198,44 @@ class Translator(tf.Module):
         """A str or a list of str -> the same kind of translations; a tf.string tensor
         (batch,) -> a tf.string tensor (batch,), in graphs too. A list longer than
         `DECODE_BATCH_SIZE` is decoded in batches of similar lengths
-        (`translate_in_batches`)."""
+        (`translate_many`)."""
         if isinstance(sentences, (tf.Tensor, tf.Variable)):
             return self.translate(sentences)["translation"]
         single = isinstance(sentences, str)
         sentences = _check_sentences([sentences] if single else sentences)
         if len(sentences) > DECODE_BATCH_SIZE:
-            return translate_in_batches(self._translate_batch, sentences)
+            return self.translate_many(sentences)
         translations = self._translate_batch(sentences)
         return translations[0] if single else translations
+
+    def translate_many(self, sentences, batch_size=DECODE_BATCH_SIZE, progress=False):
+        """Translates a list of any size and mix of lengths: sorted by length into
+        batches of `batch_size`, with the rows that would hold up their batch decoded
+        again afterwards (`decoding.stragglers`: the same output, in less time).
+        Returns the translations in the input's order; `progress` shows a tqdm bar."""
+        from tqdm.auto import tqdm
+
+        sentences = _check_sentences(sentences)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive int; got {batch_size!r}")
+        if not sentences:
+            return []
+        src_ids = self._source_ids(sentences).numpy()
+        sources = [row[:n] for row, n in zip(src_ids, (src_ids != PAD_ID).sum(axis=1))]
+
+        def decode(ids, steps):
+            return compiled.run(best_hypothesis, self.model, ids, self._settings,
+                                self.jit_compile, max_steps=steps)
+
+        with tqdm(total=len(sentences), unit="sentence", desc="translating",
+                  disable=not progress) as bar:
+            ids, _ = stragglers.decode_in_two_passes(
+                decode, sources, batch_size, self.model.config.max_length, bar.update)
+        width = max(len(row) for row in ids)
+        padded = np.zeros((len(ids), max(width, 1)), np.int32)
+        for i, row in enumerate(ids):
+            padded[i, :len(row)] = row
+        return _to_str(self.target_tokenizer.detokenize(padded))
 
     def _translate_batch(self, sentences):
         """A list of str, decoded as one batch -> a list of str."""
@@ -208,8 +245,17 @@ class Translator(tf.Module):
         return _to_str(self.target_tokenizer.detokenize(ids))
 
     def _translate_eagerly(self, sentences):
-        """Tokenizes with a warning (or ValueError) for long sources, then decodes.
-        Returns source ids (batch, src_len), ids (batch, t) and scores (batch,)."""
+        """Tokenizes, then decodes. Returns source ids (batch, src_len), ids (batch, t)
+        and scores (batch,)."""
+        src_ids = self._source_ids(sentences)
+        # Eagerly, one compiled loop per source bucket, its buffers sized from the source.
+        ids, scores = compiled.run(best_hypothesis, self.model, src_ids, self._settings,
+                                   self.jit_compile)
+        return src_ids, trim_padding(ids), scores
+
+    def _source_ids(self, sentences):
+        """Tokenizes with a warning (or InputError) for long sources: int32 (batch,
+        src_len), 0-padded, at most the model's max_length columns."""
         tokens = self.source_tokenizer.tokenize(tf.constant(sentences, tf.string))
         lengths = tokens.row_lengths().numpy()
         too_long = [i for i, n in enumerate(lengths) if n > self.max_source_length]
@@ -220,12 +266,8 @@ class Translator(tf.Module):
                 f"(longest: {max(lengths)})")
             if self.strict:
                 raise InputError(f"{message}; shorten them or pass strict=False to truncate")
-            warnings.warn(f"{message}; they are truncated", stacklevel=3)
-        src_ids = tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
-        # Eagerly, one compiled loop per source bucket, its buffers sized from the source.
-        ids, scores = compiled.run(best_hypothesis, self.model, src_ids, self._settings,
-                                   self.jit_compile)
-        return src_ids, trim_padding(ids), scores
+            warnings.warn(f"{message}; they are truncated", stacklevel=4)
+        return tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
 
     def translate_with_details(self, sentences):
         """Translations with their ids, scores, tokens and last-layer cross-attention.
@@ -278,19 +320,14 @@ class Translator(tf.Module):
         return weights[-1]
 
 
-# Measured on the real-data benchmark (d_model 256, beam 4, XLA on a 2-core CPU): 16
-# sentences per batch decode faster than 64 or 256, whose larger key/value buffers no
-# longer fit the caches, and a batch waits for its longest sentence.
-DECODE_BATCH_SIZE = 16
-
-
 def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, progress=False):
     """Translates a list of any size and mix of lengths with `translate` (a `Translator`
     or any callable list of str -> list of str), in batches of sentences of similar
-    length (sorted by characters), and returns the translations in the input's order.
+    length, and returns the translations in the input's order.
 
-    Sorting keeps the padding in each batch small, and with the compiled loop's shape
-    buckets (`decoding.compiled`) it keeps the number of compiled programs small.
+    A `Translator` decodes with `Translator.translate_many` (batches sorted by tokens,
+    stragglers decoded last). Any other callable gets batches sorted by characters,
+    which keeps the padding in each batch small.
 
     Args:
         translate: the translator.
@@ -300,6 +337,8 @@ def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, pro
     """
     from tqdm.auto import tqdm
 
+    if isinstance(translate, Translator):
+        return translate.translate_many(sentences, batch_size, progress)
     sentences = _check_sentences(sentences)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int; got {batch_size!r}")

@@ -3,7 +3,8 @@
 `greedy_search`, `beam_search` and `sample` decode a batch eagerly, compiling their loop
 once per model and settings. `greedy_loop`, `beam_loop` and `sample_loop` are the same
 loops as plain functions, to call inside a tf.function, a SavedModel signature or a
-TFLite conversion.
+TFLite conversion. `stragglers` decodes many sentences in two passes, so that a few long
+rows do not hold up their batches (`Translator.translate_many`).
 """
 
 from keras_transformer.decoding.beam import beam_loop, beam_search, length_penalty

@@ -85,7 +85,7 @@ def check_beam(beam_size, alpha, num_return, vocab_size):
 
 
 def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,
-              min_length=0, start_id=START_ID, end_id=END_ID):
+              min_length=0, start_id=START_ID, end_id=END_ID, max_steps=None):
     """Beam search over a batch; the plain function to use inside traced graphs.
 
     Args:
@@ -94,14 +94,15 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
         beam_size: k, hypotheses kept per sentence.
         alpha: α of the length penalty.
         num_return: the early stop waits until this many finished hypotheses are final.
-        max_length, min_length, start_id, end_id: as `greedy_loop`.
+        max_length, min_length, start_id, end_id, max_steps: as `greedy_loop`.
 
     Returns:
         ids (batch, k, W) int32, the finished hypotheses best first (without [START],
         ending with [END] then padding); scores (batch, k) float32 length-penalised
         log-probabilities, descending. Only the first `num_return` are final: the search
         stops once no alive hypothesis can beat them. An empty source gives an empty
-        hypothesis of score 0.
+        hypothesis of score 0. With `max_steps`, also done (batch,) bool: the sentences
+        whose search ended; the others were cut.
 
     Example:
     >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
@@ -126,7 +127,8 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
 
     def not_done(step, tokens, cache, alive_ids, alive_log_probs, finished_ids,
                  finished_scores, done):
-        return ~tf.reduce_all(done)
+        going = ~tf.reduce_all(done)
+        return going if max_steps is None else going & (step < max_steps)
 
     def body(step, tokens, cache, alive_ids, alive_log_probs, finished_ids, finished_scores,
              done):
@@ -182,9 +184,12 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
         tf.equal(limits, 0),
     )
     state = tf.while_loop(not_done, body, state)
-    finished_ids, finished_scores = state[5], state[6]
+    finished_ids, finished_scores, done = state[5], state[6], state[7]
     empty = tf.equal(limits, 0)[:, None]
-    return finished_ids, tf.where(empty, 0.0, finished_scores)
+    finished_scores = tf.where(empty, 0.0, finished_scores)
+    if max_steps is None:
+        return finished_ids, finished_scores
+    return finished_ids, finished_scores, done
 
 
 def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,

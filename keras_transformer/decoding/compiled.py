@@ -59,7 +59,7 @@ def _fill_batch(src_ids):
     return tf.concat([src_ids, tf.repeat(src_ids[:1], extra, axis=0)], axis=0)
 
 
-def run(loop, model, src_ids, settings, jit_compile=True):
+def run(loop, model, src_ids, settings, jit_compile=True, max_steps=None):
     """`loop(model, src_ids, **settings)`, compiled and cached when called eagerly.
 
     Args:
@@ -68,9 +68,15 @@ def run(loop, model, src_ids, settings, jit_compile=True):
         src_ids: (batch, src_len) int ids.
         settings: keyword arguments of `loop`; their values must be hashable.
         jit_compile: compile with XLA.
+        max_steps: None, or an int passed to the loop as a tensor, so that every value
+            shares one compiled program (the loop then also returns its done flags).
     """
+    capped = max_steps is not None
+    if capped:
+        steps = tf.constant(max_steps, tf.int32)
     if not tf.executing_eagerly():
-        return loop(model, src_ids, **settings)
+        return (loop(model, src_ids, max_steps=steps, **settings) if capped
+                else loop(model, src_ids, **settings))
     if not hasattr(src_ids, "dtype"):
         src_ids = np.asarray(src_ids)
     src_ids = tf.convert_to_tensor(src_ids)
@@ -86,11 +92,17 @@ def run(loop, model, src_ids, settings, jit_compile=True):
     src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
     functions = _FUNCTIONS.setdefault(model, {})
     shape = tuple(src_ids.shape)
-    key = (loop, tuple(sorted(settings.items())), jit_compile, shape)
+    key = (loop, tuple(sorted(settings.items())), jit_compile, shape, capped)
     if key not in functions:
         # A weak reference, so that the cached function does not keep the model alive.
         model_ref = weakref.ref(model)
-        functions[key] = tf.function(
-            lambda ids: loop(model_ref(), ids, **settings), jit_compile=jit_compile,
-            input_signature=[tf.TensorSpec(shape, tf.int32)])
-    return tf.nest.map_structure(lambda t: t[:batch], functions[key](src_ids))
+        if capped:
+            function = lambda ids, steps: loop(model_ref(), ids, max_steps=steps, **settings)
+            signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
+        else:
+            function = lambda ids: loop(model_ref(), ids, **settings)
+            signature = [tf.TensorSpec(shape, tf.int32)]
+        functions[key] = tf.function(function, jit_compile=jit_compile,
+                                     input_signature=signature)
+    outputs = functions[key](src_ids, steps) if capped else functions[key](src_ids)
+    return tf.nest.map_structure(lambda t: t[:batch], outputs)

@@ -27,7 +27,7 @@ def argmax_choice(logits, step):
 
 
 def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
-                end_id=END_ID, choose=argmax_choice):
+                end_id=END_ID, choose=argmax_choice, max_steps=None):
     """Decodes `src_ids` one token at a time with `choose` picking each token.
 
     Args:
@@ -39,11 +39,14 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
         choose: `(logits (batch, vocab), step) -> (batch,) int32`, applied after
             padding, [START] and (before min_length) [END] were forbidden. The logits
             are unnormalised: log p = logits - logsumexp(logits).
+        max_steps: None, or a scalar int32 tensor: stop after this many steps even if
+            some rows are still decoding (see `decoding.stragglers`).
 
     Returns:
         ids (batch, W) int32 without [START], each row ending with [END] (unless it
         reached its length limit) then padding; scores (batch,) float32, the sum of
-        the model's log-probabilities of the emitted tokens.
+        the model's log-probabilities of the emitted tokens. With `max_steps`, also
+        done (batch,) bool: the rows whose output is complete; the others were cut.
 
     Example:
     >>> model = kt.Transformer.from_preset("tiny", num_layers=1, src_vocab_size=20,
@@ -60,7 +63,8 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
     batch = tf.shape(src_ids)[0]
 
     def not_done(step, tokens, cache, ids, scores, finished):
-        return tf.reduce_any(~finished & (step < limits))
+        going = tf.reduce_any(~finished & (step < limits))
+        return going if max_steps is None else going & (step < max_steps)
 
     def body(step, tokens, cache, ids, scores, finished):
         logits, cache = model.decode_step(tokens[:, None], step, cache, memory_mask)
@@ -84,8 +88,10 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
         tf.zeros([batch], tf.float32),
         tf.zeros([batch], tf.bool),
     )
-    _, _, _, ids, scores, _ = tf.while_loop(not_done, body, state)
-    return ids, scores
+    step, _, _, ids, scores, finished = tf.while_loop(not_done, body, state)
+    if max_steps is None:
+        return ids, scores
+    return ids, scores, finished | (step >= limits)
 
 
 def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
