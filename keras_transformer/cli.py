@@ -377,8 +377,8 @@ def build_parser():
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"))
     train.add_argument("--precision",
                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                       help="float32 (default); auto: bfloat16 compute on CPUs that have "
-                            "it (faster there; exported through a float32 copy)")
+                       help="auto (default): bfloat16 compute on CPUs that have it (faster "
+                            "there; exported through a float32 copy), float32 elsewhere")
     train.add_argument("--jit", dest="jit_compile", action="store_true", default=None,
                        help="compile with XLA (default: Keras's choice, off on CPU)")
     train.add_argument("--no-jit", dest="jit_compile", action="store_false")

@@ -222,15 +222,11 @@ class Translator(tf.Module):
             return []
         src_ids = self._source_ids(sentences).numpy()
         sources = [row[:n] for row, n in zip(src_ids, (src_ids != PAD_ID).sum(axis=1))]
-
-        def decode(ids, steps):
-            return compiled.run(best_hypothesis, self.model, ids, self._settings,
-                                self.jit_compile, max_steps=steps)
-
         with tqdm(total=len(sentences), unit="sentence", desc="translating",
                   disable=not progress) as bar:
             ids, _ = stragglers.decode_in_two_passes(
-                decode, sources, batch_size, self.model.config.max_length, bar.update)
+                self._decode_eagerly, sources, batch_size, self.model.config.max_length,
+                bar.update)
         width = max(len(row) for row in ids)
         padded = np.zeros((len(ids), max(width, 1)), np.int32)
         for i, row in enumerate(ids):
@@ -248,10 +244,15 @@ class Translator(tf.Module):
         """Tokenizes, then decodes. Returns source ids (batch, src_len), ids (batch, t)
         and scores (batch,)."""
         src_ids = self._source_ids(sentences)
-        # Eagerly, one compiled loop per source bucket, its buffers sized from the source.
-        ids, scores = compiled.run(best_hypothesis, self.model, src_ids, self._settings,
-                                   self.jit_compile)
+        ids, scores, _ = self._decode_eagerly(src_ids, self.model.config.max_length)
         return src_ids, trim_padding(ids), scores
+
+    def _decode_eagerly(self, src_ids, max_steps):
+        """The compiled loop for eager calls: one XLA program per source bucket (its
+        buffers sized from the source), shared by every cap `max_steps` (a cap of the
+        model's max_length cuts nothing). Returns ids, scores and done flags."""
+        return compiled.run(best_hypothesis, self.model, src_ids, self._settings,
+                            self.jit_compile, max_steps=max_steps)
 
     def _source_ids(self, sentences):
         """Tokenizes with a warning (or InputError) for long sources: int32 (batch,
