@@ -254,6 +254,11 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         settings: `TrainingSettings`.
         data: a JSON-able description of where the corpus came from, kept in config.json.
         callbacks: more Keras callbacks.
+
+    The run's model computes in float32 whatever precision trained it (a
+    mixed-precision run hands back a float32 copy of its float32 variables, as
+    `load_run` does), so it translates and exports as a loaded run would; the global
+    Keras dtype policy is the caller's again afterwards.
     """
     settings = settings or TrainingSettings()
     if os.path.isfile(_path(run_dir, "model.keras")):
@@ -266,6 +271,7 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
                       _path(run_dir, "tokenizers", "target")):
         remove_temporaries(directory)  # left by writes that a kill interrupted
     precision = distribute.resolve_precision(settings.precision)
+    callers_policy = keras.mixed_precision.global_policy()
     distribute.set_precision(precision)
     keras.utils.set_random_seed(settings.seed)
     source_tokenizer, target_tokenizer = _tokenizers(run_dir, corpus, settings)
@@ -330,6 +336,9 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     with atomic_path(_path(run_dir, "model.keras")) as temporary:
         model.save(temporary)
     model.set_weights(averaged_weights)
+    keras.mixed_precision.set_global_policy(callers_policy)
+    if model.dtype_policy.name != "float32":
+        model = _float32_copy(model, model_config)
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history)
 
 

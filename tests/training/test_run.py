@@ -45,8 +45,11 @@ def test_a_config_whose_tokenizers_are_not_an_object_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_path):
-    # Catches: load_run handing back the bfloat16 layers of a mixed-precision run, which
-    # TFLite's converter refuses, or a float32 copy that lost the trained weights.
+    # Catches: train or load_run handing back the bfloat16 layers of a mixed-precision
+    # run, which TFLite's converter refuses; a float32 copy that lost the trained
+    # weights; train leaving the global dtype policy at bfloat16 for the caller.
+    import json
+
     import keras
     import numpy as np
 
@@ -58,11 +61,11 @@ def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_pa
                                 tokenizer="wordpiece", warmup_steps=20,
                                 precision="mixed_bfloat16")
     config = kt.TransformerConfig.from_preset("tiny", num_layers=1, d_model=16, d_ff=32)
-    try:
-        trained = run.train(str(tmp_path / "run"), corpus, config, settings, verbose=0)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert trained.model.dtype_policy.name == "mixed_bfloat16"
+    trained = run.train(str(tmp_path / "run"), corpus, config, settings, verbose=0)
+    summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
+    assert summary["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert trained.model.dtype_policy.name == "float32"
     loaded = load_run(str(tmp_path / "run"), weights="last")
     assert loaded.model.dtype_policy.name == "float32"
     for ours, theirs in zip(loaded.model.weights, trained.model.weights):
