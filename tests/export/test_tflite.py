@@ -77,6 +77,7 @@ def _wordpiece_join(ids, vocabulary):
 
 
 def test_float32_ids_match_tensorflow(trained, float32_path):
+    """Catches: decoding="greedy" ignored for a beam-search Translator."""
     runner = TFLiteTranslator(float32_path)
     assert not runner.has_text
     trained.assert_decodes_as_greedy_search(
