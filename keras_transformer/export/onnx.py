@@ -22,8 +22,8 @@ to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam se
 Loop: `ids` is the best finished hypothesis of each sentence and `score` its
 length-penalised log-probability, as `kt.decoding.beam_search` returns them. It is
 written when the Translator's beam_size is above 1 (and decoding is not "greedy"); the
-loop converts with the ops it uses in TensorFlow (TopK, GatherElements/GatherND for the
-batched gathers, Where on the loop state), none needed replacing.
+loop converts as it runs in TensorFlow (TopK, GatherND for the gathers with batch
+dimensions, inside one Loop): no op needed replacing.
 
 `OnnxTranslator(directory)` decodes as the export does: with beam.onnx when the
 directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows

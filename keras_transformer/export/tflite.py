@@ -20,8 +20,8 @@ padding. Beam search: `ids` is the best finished hypothesis of each sentence and
 `kt.decoding.beam_search` returns them. Greedy: `score` is the sum of the
 log-probabilities of the emitted tokens, as `kt.decoding.greedy_search` returns it.
 Batch and source length may change from one call to the next. The beam loop converts
-with the ops it uses in TensorFlow (TOPK_V2, GATHER with batch dimensions, SELECT_V2
-on the loop state); none needed replacing.
+as it runs in TensorFlow (TOPK_V2, GATHER with batch dimensions, SELECT_V2 on the
+loop state, all builtins): no op needed replacing.
 
 TFLite has no assert op, so the graph cannot name a bad id: it maps every id outside
 [0, V) to V, which GATHER refuses ("index out of bounds"; without that, GATHER would
