@@ -30,7 +30,8 @@ DECODINGS = (None, "greedy")
 
 
 def decoding_settings(translator, decoding=None):
-    """The keyword arguments of `translator.best_hypothesis` an export decodes with.
+    """The keyword arguments of `keras_transformer.translator.best_hypothesis` that an
+    export decodes with.
 
     decoding=None: as the Translator decodes (beam search with its beam_size, alpha,
     max_length, min_length and reserved ids when beam_size > 1, greedy search when 1); a

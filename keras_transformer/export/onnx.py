@@ -43,8 +43,8 @@ from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
-    DECODINGS, SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings, model_of,
-    refused_by_gather, tokenizers_of)
+    DECODINGS, SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings,
+    model_of, refused_by_gather, tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
 from keras_transformer.translator import best_hypothesis
 
@@ -261,9 +261,8 @@ class OnnxTranslator:
     A directory with beam.onnx decodes with it, the Translator's beam search as one
     ONNX Runtime call (settings in config.json's "beam"), unless decoding="greedy".
     Otherwise greedy decoding follows `kt.decoding.greedy_search` step for step: per-row
-    output limits
-    (source length + 50, capped at the model's max_length, 0 for an empty source),
-    [PAD] and [START] never chosen, finished rows padded, scores the sums of the
+    output limits (source length + 50, capped at the model's max_length, 0 for an empty
+    source), [PAD] and [START] never chosen, finished rows padded, scores the sums of the
     emitted tokens' log-probabilities.
 
     Args:

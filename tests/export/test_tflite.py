@@ -179,6 +179,17 @@ def test_text_signature_translates_as_the_translator(trained, text_path):
     assert runner([]) == ([], pytest.approx(np.zeros((0,))))
 
 
+def test_text_signature_decodes_with_beam_search(trained, tflite_dir):
+    """Catches: a text signature that decodes greedily (or with other settings) for a
+    beam translator."""
+    path = export_tflite(trained.beam_translator, tflite_dir / "beam_text.tflite", text=True)
+    sources = trained.dev_sources[:8]
+    translations, scores = TFLiteTranslator(path)(sources + [""])
+    expected_ids, expected_scores = trained.beam_search(trained.src_ids(sources))
+    assert translations == _wordpiece_join(expected_ids, trained.tokenizer.vocabulary) + [""]
+    np.testing.assert_allclose(scores, np.append(expected_scores, 0.0), atol=1e-4)
+
+
 @pytest.mark.slow
 def test_text_signature_truncates_a_long_source(trained, text_path):
     runner = TFLiteTranslator(text_path)
