@@ -97,7 +97,7 @@ def test_float32_beam_ids_and_scores_equal_beam_search(trained, beam_float32_pat
 
 def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_dir):
     """Catches: a float16 beam export that changes a translation, or drifts in score
-    beyond FLOAT16_SCORE_TOLERANCE, on the dev set."""
+    beyond FLOAT16_SCORE_TOLERANCE, on the dev set; quantization not applied (size)."""
     path = export_tflite(trained.beam_translator, tflite_dir / "beam_float16.tflite",
                          quantization="float16")
     assert 0.45 < os.path.getsize(path) / os.path.getsize(beam_float32_path) < 0.7
@@ -110,7 +110,7 @@ def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_d
 def test_int8_beam_translations_and_bleu_against_beam_search(trained, beam_float32_path,
                                                              tflite_dir):
     """Catches: an int8 beam export that changes more than 5 % of the dev translations
-    or costs more than 1 BLEU."""
+    or costs more than 1 BLEU; quantization not applied (size)."""
     path = export_tflite(trained.beam_translator, tflite_dir / "beam_int8.tflite",
                          quantization="int8")
     assert os.path.getsize(path) < 0.5 * os.path.getsize(beam_float32_path)
