@@ -270,9 +270,6 @@ def cmd_export(args):
         path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"),
                                   overwrite=args.overwrite)[0]
         path = os.path.dirname(path)
-    if args.format != "saved_model" and translator.beam_size != 1:
-        print(f"note: {args.format} exports decode greedily (beam search is in the "
-              "SavedModel only)", file=sys.stderr)
     print(path)
 
 

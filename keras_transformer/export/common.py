@@ -5,6 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.decoding.lengths import END_ID, START_ID
 from keras_transformer.errors import InputError
 from keras_transformer.model import Transformer, check_id_range
 
@@ -23,6 +24,36 @@ def model_of(translator):
     if not model.built:
         model.build()
     return model
+
+
+DECODINGS = (None, "greedy")
+
+
+def decoding_settings(translator, decoding=None):
+    """The keyword arguments of `keras_transformer.translator.best_hypothesis` that an
+    export decodes with.
+
+    decoding=None: as the Translator decodes (beam search with its beam_size, alpha,
+    max_length, min_length and reserved ids when beam_size > 1, greedy search when 1); a
+    bare Transformer decodes greedily with the default lengths. decoding="greedy": greedy
+    search with the same length settings (the smallest, fastest graph).
+
+    Returns a dict: beam_size, alpha, max_length, min_length, start_id, end_id.
+    """
+    if decoding not in DECODINGS:
+        raise InputError(f"decoding must be one of {DECODINGS} (None: as the translator "
+                         f"decodes); got {decoding!r}")
+    if isinstance(translator, Transformer):
+        settings = dict(beam_size=1, alpha=0.0, max_length=None, min_length=0,
+                        start_id=START_ID, end_id=END_ID)
+    else:
+        tokenizer = translator.target_tokenizer
+        settings = dict(beam_size=translator.beam_size, alpha=translator.alpha,
+                        max_length=translator.max_length, min_length=translator.min_length,
+                        start_id=tokenizer.start_id, end_id=tokenizer.end_id)
+    if decoding == "greedy":
+        settings["beam_size"] = 1
+    return settings
 
 
 def tokenizers_of(translator):

@@ -1,4 +1,4 @@
-"""ONNX export through tf2onnx, and a greedy decoder that runs it with ONNX Runtime.
+"""ONNX export through tf2onnx, and a decoder that runs it with ONNX Runtime.
 
 `export_onnx(translator, directory)` writes, from ids to ids (tokenizers stay outside:
 tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
@@ -9,18 +9,25 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys, cross_values (N, b, h, s, d_k) |
 | decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys, self_values (N, b, h, W, d_k), cross_keys, cross_values, memory_mask | logits (b, V) float32, new_self_keys, new_self_values |
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
-| config.json | the sizes a driver needs (N, h, d_k, max_length, reserved ids) |
+| beam.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 (beam Translators only) |
+| config.json | the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
 
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
 model's per-layer cache lists stacked (N first): it writes the token's keys and values
 at position `step` of the fixed-size self-attention cache (W positions, zeros to start)
 and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
 one ONNX Loop, W = the model's max_length; it is written only when the loop converts
-to a valid ONNX graph (see `export_onnx`).
+to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
+(`kt.decoding.beam_loop` with its beam_size, α, max_length and min_length) as one ONNX
+Loop: `ids` is the best finished hypothesis of each sentence and `score` its
+length-penalised log-probability, as `kt.decoding.beam_search` returns them. It is
+written when the Translator's beam_size is above 1 (and decoding is not "greedy"); the
+loop converts as it runs in TensorFlow (TopK, GatherND for the gathers with batch
+dimensions, inside one Loop): no op needed replacing.
 
-`OnnxTranslator(directory)` decodes greedily with ONNX Runtime, a NumPy loop over
-decoder_step.onnx that follows `kt.decoding.greedy_search` step for step, so both give
-the same ids.
+`OnnxTranslator(directory)` decodes as the export does: with beam.onnx when the
+directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows
+`kt.decoding.greedy_search` step for step, so both give the same ids.
 """
 
 import contextlib
@@ -36,23 +43,27 @@ from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
-    tokenizers_of)
+    DECODINGS, SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings,
+    model_of, refused_by_gather, tokenizers_of)
 from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.translator import best_hypothesis
 
 OPSET = 17
 CONFIG_FILE = "config.json"
 FILES = ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "greedy.onnx")
+BEAM_FILE = "beam.onnx"
 STEP_OUTPUTS = ["logits", "new_self_keys", "new_self_values"]
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
 
 
 class _OnnxModule(WeightsModule):
-    """The functions converted to ONNX, one file each (see the module docstring)."""
+    """The functions converted to ONNX, one file each (see the module docstring);
+    `settings` are `best_hypothesis`'s for beam.onnx (see `decoding_settings`)."""
 
-    def __init__(self, model):
+    def __init__(self, model, settings):
         super().__init__(model, name="translator_onnx")
+        self._settings = settings
         config = model.config
         head_dim = config.d_model // config.num_heads
         cache = tf.TensorSpec([config.num_layers, None, config.num_heads, None, head_dim],
@@ -68,6 +79,7 @@ class _OnnxModule(WeightsModule):
                   ("self_keys", "self_values", "cross_keys", "cross_values")],
                 mask],
             "greedy": [SRC_IDS_SPEC],
+            "beam": [SRC_IDS_SPEC],
         }
 
     def forward(self, src_ids, tgt_in_ids):
@@ -105,6 +117,11 @@ class _OnnxModule(WeightsModule):
         ids, scores = greedy_loop(self.model, src_ids)
         return {"ids": ids, "score": scores}
 
+    def beam(self, src_ids):
+        src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
+        ids, scores = best_hypothesis(self.model, src_ids, **self._settings)
+        return {"ids": ids, "score": scores}
+
 
 @contextlib.contextmanager
 def _quiet_tf2onnx():
@@ -139,13 +156,15 @@ def _convert(module, name, path):
     return None
 
 
-def export_onnx(translator, directory, overwrite=False):
+def export_onnx(translator, directory, overwrite=False, decoding=None):
     """Writes the translator's model as ONNX graphs (see the module docstring).
 
     Args:
         translator: a `kt.Translator`, or a bare `Transformer`.
         directory: created; must not exist unless `overwrite`.
         overwrite: replace the files of an earlier export in `directory`.
+        decoding: None also writes beam.onnx, the Translator's beam search, when its
+            beam_size is above 1; "greedy" writes the greedy graphs only.
 
     Returns:
         The list of paths written: the .onnx files, config.json and, for a
@@ -166,8 +185,8 @@ def export_onnx(translator, directory, overwrite=False):
     >>> translator = kt.Translator(model, tok, tok)
     >>> paths = kt.export.export_onnx(translator, "saved_models/en_de_onnx")
     >>> sorted(os.path.basename(p) for p in paths)
-    ['config.json', 'decoder_step.onnx', 'encoder.onnx', 'forward.onnx', 'greedy.onnx',
-     'source_tokenizer', 'target_tokenizer']
+    ['beam.onnx', 'config.json', 'decoder_step.onnx', 'encoder.onnx', 'forward.onnx',
+     'greedy.onnx', 'source_tokenizer', 'target_tokenizer']
     >>> onnx_translator = OnnxTranslator("saved_models/en_de_onnx")
     >>> ids, scores = onnx_translator.translate_ids(np.array([[5, 6, 7]], np.int32))
     >>> translations, scores = onnx_translator(["a dog ran"])   # with the saved tokenizers
@@ -177,10 +196,14 @@ def export_onnx(translator, directory, overwrite=False):
     directory = os.fspath(directory)
     check_new_path(directory, overwrite, what="directory")
     model = model_of(translator)
-    module = _OnnxModule(model)
+    settings = decoding_settings(translator, decoding)
+    module = _OnnxModule(model, settings)
+    beam = settings["beam_size"] > 1
     os.makedirs(directory, exist_ok=True)
+    if not beam and os.path.exists(os.path.join(directory, BEAM_FILE)):
+        os.remove(os.path.join(directory, BEAM_FILE))  # from an earlier, overwritten export
     written = []
-    for file in FILES:
+    for file in FILES + ((BEAM_FILE,) if beam else ()):
         name = file[: -len(".onnx")]
         path = os.path.join(directory, file)
         error = _convert(module, name, path)
@@ -193,6 +216,9 @@ def export_onnx(translator, directory, overwrite=False):
                 f"greedy.onnx was not written: tf2onnx made an invalid ONNX Loop of "
                 f"kt.decoding.greedy_loop ({str(error).splitlines()[0]}). Decode with "
                 "OnnxTranslator over decoder_step.onnx instead", stacklevel=2)
+        elif name == "beam":
+            raise RuntimeError(f"beam.onnx did not convert to valid ONNX: {error}. Export "
+                               "with decoding='greedy' for the greedy graphs only")
         else:
             raise RuntimeError(f"{file} did not convert to valid ONNX: {error}")
 
@@ -209,6 +235,9 @@ def export_onnx(translator, directory, overwrite=False):
             "pad_id": PAD_ID, "start_id": START_ID, "end_id": END_ID,
             "extra_length": EXTRA_LENGTH,
             "files": [os.path.basename(p) for p in written],
+            **({"beam": {key: settings[key] for key in
+                         ("beam_size", "alpha", "max_length", "min_length")}}
+               if beam else {}),
         }, f, indent=2)
         f.write("\n")
     written.append(os.path.join(directory, CONFIG_FILE))
@@ -227,23 +256,28 @@ def _log_softmax(logits):
 
 
 class OnnxTranslator:
-    """Greedy decoding with ONNX Runtime over an `export_onnx` directory.
+    """Decoding with ONNX Runtime over an `export_onnx` directory.
 
-    Follows `kt.decoding.greedy_search` step for step: per-row output limits
-    (source length + 50, capped at the model's max_length, 0 for an empty source),
-    [PAD] and [START] never chosen, finished rows padded, scores the sums of the
+    A directory with beam.onnx decodes with it, the Translator's beam search as one
+    ONNX Runtime call (settings in config.json's "beam"), unless decoding="greedy".
+    Otherwise greedy decoding follows `kt.decoding.greedy_search` step for step: per-row
+    output limits (source length + 50, capped at the model's max_length, 0 for an empty
+    source), [PAD] and [START] never chosen, finished rows padded, scores the sums of the
     emitted tokens' log-probabilities.
 
     Args:
         directory: written by `export_onnx`.
         providers: ONNX Runtime execution providers.
-        use_loop: decode with greedy.onnx, the whole loop in one ONNX Runtime call,
-            instead of one call per step (needs greedy.onnx in `directory`).
+        use_loop: decode greedily with greedy.onnx, the whole loop in one ONNX Runtime
+            call, instead of one call per step (needs greedy.onnx in `directory`).
+        decoding: None decodes as exported (beam.onnx when present); "greedy" decodes
+            greedily even when beam.onnx is there.
 
     Example: see `export_onnx`, which writes the directory and then translates with it.
     """
 
-    def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False):
+    def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False,
+                 decoding=None):
         import onnxruntime as ort
 
         directory = os.fspath(directory)
@@ -269,6 +303,16 @@ class OnnxTranslator:
                 raise InputError(f"{path} is missing or damaged ({first_line(error)}); "
                                  "export the model again with kt.export.export_onnx") from error
 
+        if decoding not in DECODINGS:
+            raise InputError(f"decoding must be one of {DECODINGS} (None: as exported); got "
+                             f"{decoding!r}")
+        self.beam = (self.config.get("beam") if decoding is None
+                     and BEAM_FILE in self.config["files"] else None)
+        if self.beam is not None:
+            if use_loop:
+                raise InputError(f"{directory} decodes with beam search (beam.onnx); "
+                                 "use_loop=True is greedy.onnx: pass decoding='greedy' too")
+            self._beam = session(BEAM_FILE)
         if use_loop and "greedy.onnx" not in self.config["files"]:
             raise FileNotFoundError(
                 f"use_loop=True needs greedy.onnx, which export_onnx did not write in "
@@ -276,21 +320,22 @@ class OnnxTranslator:
         self.use_loop = use_loop
         if use_loop:
             self._greedy = session("greedy.onnx")
-        else:
+        elif self.beam is None:
             self._encoder = session("encoder.onnx")
             self._step = session("decoder_step.onnx")
         self._tokenizers = None
 
     def translate_ids(self, src_ids, max_length=None):
-        """Greedy decoding of (batch, src_len) int ids, 0-padded.
+        """Decoding of (batch, src_len) int ids, 0-padded.
 
         Args:
             src_ids: int array (batch, src_len).
-            max_length: None for source length + 50 per row, or an int limit.
+            max_length: greedy decoding over decoder_step.onnx only: None for source
+                length + 50 per row, or an int limit.
 
         Returns:
             ids (batch, t) int32 without [START], ending with [END] then padding;
-            scores (batch,) float32.
+            scores (batch,) float32 (beam search: length-penalised log-probabilities).
         """
         cfg = self.config
         src_ids = check_src_ids(src_ids, cfg["src_vocab_size"], cfg["max_length"])
@@ -303,10 +348,12 @@ class OnnxTranslator:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
         if src_ids.shape[1] == 0:  # only empty sources: one padding column, as in TF
             src_ids = np.zeros((batch, 1), np.int32)
-        if self.use_loop:
+        if self.use_loop or self.beam is not None:
             if max_length is not None:
-                raise InputError("use_loop=True decodes with the default max_length only")
-            ids, scores = self._greedy.run(["ids", "score"], {"src_ids": src_ids})
+                raise InputError("the loop graphs (use_loop=True, beam.onnx) decode with the "
+                                 "max_length they were exported with only")
+            graph = self._greedy if self.use_loop else self._beam
+            ids, scores = graph.run(["ids", "score"], {"src_ids": src_ids})
             return _trim(ids), scores
 
         lengths = (src_ids != cfg["pad_id"]).sum(axis=1)

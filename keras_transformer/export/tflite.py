@@ -1,18 +1,27 @@
-"""TFLite / LiteRT export: the whole greedy decode as one signature, ids in, ids out.
+"""TFLite / LiteRT export: the Translator's whole decode as one signature, ids in, ids out.
 
     export_tflite(translator, "translator.tflite")                       # float32
     export_tflite(translator, "translator_int8.tflite", quantization="int8")
     export_tflite(translator, "translator_text.tflite", text=True)       # + text in/out
+    export_tflite(translator, "translator_greedy.tflite", decoding="greedy")
 
-The signature `translate_ids` runs the encoder once and the cached greedy loop of
-`kt.decoding.greedy_loop` as a TFLite WHILE op, with TFLite builtin ops only:
+The signature `translate_ids` runs the encoder once and the Translator's decoding loop
+as a TFLite WHILE op, with TFLite builtin ops only: beam search
+(`kt.decoding.beam_loop` with the Translator's beam_size, α, max_length and
+min_length) when its beam_size is above 1, the cached greedy loop
+(`kt.decoding.greedy_loop`) when it is 1 or with decoding="greedy" (the smaller
+and faster graph):
 
     src_ids int32 (batch, src_len)  ->  ids int32 (batch, length), score float32 (batch,)
 
 `ids` hold no [START], end with [END] (unless a row hit its length limit) then
-padding; `score` is the sum of the log-probabilities of the emitted tokens, as
-`kt.decoding.greedy_search` returns them. Batch and source length may change from
-one call to the next.
+padding. Beam search: `ids` is the best finished hypothesis of each sentence and
+`score` its length-penalised log-probability, log p(Y | x) / lp(Y), as
+`kt.decoding.beam_search` returns them. Greedy: `score` is the sum of the
+log-probabilities of the emitted tokens, as `kt.decoding.greedy_search` returns it.
+Batch and source length may change from one call to the next. The beam loop converts
+as it runs in TensorFlow (TOPK_V2, GATHER with batch dimensions, SELECT_V2 on the
+loop state, all builtins): no op needed replacing.
 
 TFLite has no assert op, so the graph cannot name a bad id: it maps every id outside
 [0, V) to V, which GATHER refuses ("index out of bounds"; without that, GATHER would
@@ -42,13 +51,14 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.decoding import greedy_loop
-from keras_transformer.decoding.lengths import END_ID, trim_padding
+from keras_transformer.decoding.lengths import trim_padding
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, model_of, refused_by_gather,
-    tokenizers_of)
+    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings, model_of,
+    refused_by_gather, tokenizers_of)
+from keras_transformer.files import atomic_path
 from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.translator import best_hypothesis
 
 QUANTIZATIONS = (None, "float16", "int8")
 IDS_SIGNATURE = "translate_ids"
@@ -57,15 +67,21 @@ LIMITS_SIGNATURE = "input_limits"
 
 
 class _TFLiteModule(WeightsModule):
-    """The ids-level function converted to TFLite (see the module docstring)."""
+    """The ids-level function converted to TFLite (see the module docstring); `settings`
+    are `best_hypothesis`'s (see `decoding_settings`)."""
 
-    def __init__(self, model):
+    def __init__(self, model, settings):
         super().__init__(model, name="translator_tflite")
+        self._settings = settings
+
+    def _decode(self, src_ids):
+        """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
+        return best_hypothesis(self.model, src_ids, **self._settings)
 
     @tf.function(input_signature=[SRC_IDS_SPEC])
     def translate_ids(self, src_ids):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
-        ids, scores = greedy_loop(self.model, src_ids)
+        ids, scores = self._decode(src_ids)
         return {"ids": trim_padding(ids), "score": scores}
 
     @tf.function(input_signature=[])
@@ -78,10 +94,10 @@ class _TFLiteModule(WeightsModule):
 class _TFLiteTextModule(_TFLiteModule):
     """Adds `translate`, text in and text out through FastWordpiece custom ops."""
 
-    def __init__(self, model, src_vocabulary, tgt_vocabulary):
+    def __init__(self, model, settings, src_vocabulary, tgt_vocabulary):
         import tensorflow_text as tf_text
 
-        super().__init__(model)
+        super().__init__(model, settings)
         # no_pretokenization=False: FastWordpiece splits words itself, inside its
         # kernel, so no regex op (absent from TFLite) runs before it.
         self._src_wordpiece = tf_text.FastWordpieceTokenizer(
@@ -95,10 +111,10 @@ class _TFLiteTextModule(_TFLiteModule):
     def translate(self, text):
         src_ids = self._src_wordpiece.tokenize(text).to_tensor(PAD_ID)
         src_ids = src_ids[:, :self.model.config.max_length]
-        ids, scores = greedy_loop(self.model, src_ids)
-        # Greedy outputs are tokens, [END], then padding: turning [END] into padding
-        # leaves only trailing padding, which from_tensor drops.
-        ids = tf.where(tf.equal(ids, END_ID), PAD_ID, ids)
+        ids, scores = self._decode(src_ids)
+        # Outputs are tokens, [END], then padding: turning [END] into padding leaves
+        # only trailing padding, which from_tensor drops.
+        ids = tf.where(tf.equal(ids, self._settings["end_id"]), PAD_ID, ids)
         words = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
         return {"translation": self._tgt_wordpiece.detokenize(words), "score": scores}
 
@@ -116,8 +132,9 @@ def _wordpiece_vocabularies(translator):
     return src_tokenizer.vocabulary, tgt_tokenizer.vocabulary
 
 
-def export_tflite(translator, path, quantization=None, text=False, overwrite=False):
-    """Writes the translator's model as a .tflite file with a greedy-decoding signature.
+def export_tflite(translator, path, quantization=None, text=False, overwrite=False,
+                  decoding=None):
+    """Writes the translator's model and decoding as a .tflite file.
 
     Args:
         translator: a `kt.Translator` (or a bare `Transformer` when text=False).
@@ -125,6 +142,9 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         quantization: None (float32), "float16" or "int8" (dynamic range).
         text: also add the `translate` signature, text in and text out (custom ops).
         overwrite: replace an existing file.
+        decoding: None decodes as the translator does (beam search with its settings
+            when its beam_size is above 1, greedy when 1; a bare Transformer: greedy);
+            "greedy" forces greedy search, the smallest and fastest graph.
 
     Returns:
         `path`.
@@ -144,10 +164,11 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
     path = os.fspath(path)
     check_new_path(path, overwrite)
     model = model_of(translator)
+    settings = decoding_settings(translator, decoding)
     if text:
-        module = _TFLiteTextModule(model, *_wordpiece_vocabularies(translator))
+        module = _TFLiteTextModule(model, settings, *_wordpiece_vocabularies(translator))
     else:
-        module = _TFLiteModule(model)
+        module = _TFLiteModule(model, settings)
     signatures = {IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
                   LIMITS_SIGNATURE: module.input_limits.get_concrete_function()}
     if text:
@@ -161,8 +182,7 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
             saved_model_dir, signature_keys=list(signatures))
         flatbuffer = _convert(converter, quantization, text)
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
         f.write(flatbuffer)
     return path
 

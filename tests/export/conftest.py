@@ -6,7 +6,7 @@ import functools
 import numpy as np
 import pytest
 
-from keras_transformer.decoding import greedy_search
+from keras_transformer.decoding import beam_search, greedy_search
 from keras_transformer.translator import Translator
 from numbers_model import train_numbers_model
 
@@ -34,6 +34,19 @@ class Trained:
         """greedy_search's (ids, scores) for every dev sentence, as NumPy arrays."""
         ids, scores = greedy_search(self.model, self.src_ids(self.dev_sources),
                                     jit_compile=False)
+        return ids.numpy(), scores.numpy()
+
+    @functools.cached_property
+    def dev_beam(self):
+        """beam_search's (ids, scores) for every dev sentence with the beam translator's
+        settings, as NumPy arrays."""
+        return self.beam_search(self.src_ids(self.dev_sources))
+
+    def beam_search(self, src_ids):
+        """kt.decoding.beam_search as beam_translator decodes: (ids, scores) arrays."""
+        translator = self.beam_translator
+        ids, scores = beam_search(self.model, src_ids, beam_size=translator.beam_size,
+                                  alpha=translator.alpha, jit_compile=False)
         return ids.numpy(), scores.numpy()
 
     def bad_src_ids(self):
@@ -74,6 +87,22 @@ class Trained:
                                                           jit_compile=False)
             np.testing.assert_array_equal(ids, expected_ids.numpy())
             np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
+        ids, scores = translate_ids(np.zeros((0, 5), np.int32))
+        assert ids.shape[0] == 0 and scores.shape == (0,)
+
+
+    def assert_decodes_as_beam_search(self, translate_ids, batches):
+        """As `assert_decodes_as_greedy_search`, against beam_search with the beam
+        translator's settings; each batch of more than one sentence must hold outputs of
+        different lengths (beams that finished at different steps)."""
+        for sentences in batches:
+            src_ids = self.src_ids(sentences)
+            ids, scores = translate_ids(src_ids)
+            expected_ids, expected_scores = self.beam_search(src_ids)
+            np.testing.assert_array_equal(ids, expected_ids)
+            np.testing.assert_allclose(scores, expected_scores, atol=1e-4)
+            if len(sentences) > 1:
+                assert len(set((expected_ids != 0).sum(axis=1))) > 1, sentences
         ids, scores = translate_ids(np.zeros((0, 5), np.int32))
         assert ids.shape[0] == 0 and scores.shape == (0,)
 

@@ -1,5 +1,5 @@
-"""ONNX export run by ONNX Runtime: logits within 1e-4 of TensorFlow, greedy ids equal,
-bad ids refused by OnnxTranslator, long text truncated."""
+"""ONNX export run by ONNX Runtime: logits within 1e-4 of TensorFlow, greedy and beam ids
+equal, bad ids refused by OnnxTranslator, long text truncated."""
 
 import json
 import os
@@ -14,8 +14,10 @@ from keras_transformer.export import OnnxTranslator, export_onnx
 
 @pytest.fixture(scope="module")
 def onnx_dir(trained, tmp_path_factory):
+    """The beam translator's export: the greedy graphs and beam.onnx. The greedy tests
+    decode it with decoding="greedy" (one export, converted once)."""
     directory = tmp_path_factory.mktemp("onnx") / "numbers"
-    paths = export_onnx(trained.greedy_translator, directory)
+    paths = export_onnx(trained.beam_translator, directory)
     assert all(os.path.exists(p) for p in paths)
     return directory
 
@@ -33,6 +35,8 @@ def test_files_and_config(onnx_dir, trained):
     assert config["num_layers"] == 2 and config["head_dim"] == 16
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export_onnx(trained.greedy_translator, onnx_dir)
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        export_onnx(trained.greedy_translator, onnx_dir, overwrite=True, decoding="beam")
 
 
 def test_forward_logits_match(onnx_dir, trained):
@@ -71,7 +75,7 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
 
 
 def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
-    onnx_translator = OnnxTranslator(onnx_dir)
+    onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
     trained.assert_decodes_as_greedy_search(
         onnx_translator.translate_ids,
         (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]))
@@ -80,24 +84,53 @@ def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
 
 
 def test_text_through_saved_tokenizers(onnx_dir, trained):
-    translations, _ = OnnxTranslator(onnx_dir)(trained.dev_sources[:5] + [""])
+    onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
+    translations, _ = onnx_translator(trained.dev_sources[:5] + [""])
     assert translations == trained.greedy_translator(trained.dev_sources[:5]) + [""]
-    assert OnnxTranslator(onnx_dir)([])[0] == []
+    assert onnx_translator([])[0] == []
 
 
 def test_greedy_loop_graph(onnx_dir, trained):
     assert os.path.exists(onnx_dir / "greedy.onnx"), "the decoding loop no longer converts"
     trained.assert_decodes_as_greedy_search(
-        OnnxTranslator(onnx_dir, use_loop=True).translate_ids, (trained.dev_sources[:8],))
+        OnnxTranslator(onnx_dir, use_loop=True, decoding="greedy").translate_ids,
+        (trained.dev_sources[:8],))
+
+
+def test_beam_graph_matches_beam_search(onnx_dir, trained):
+    """Catches: an ONNX export or OnnxTranslator that decodes greedily (or with another
+    α or beam size) for a beam translator; a beam Loop that tf2onnx mis-converts."""
+    config = json.loads((onnx_dir / "config.json").read_text())
+    assert "beam.onnx" in config["files"]
+    assert config["beam"] == {"beam_size": 4, "alpha": 0.6, "max_length": None,
+                              "min_length": 0}
+    onnx_translator = OnnxTranslator(onnx_dir)
+    trained.assert_decodes_as_beam_search(
+        onnx_translator.translate_ids,
+        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]))
+    translations, _ = onnx_translator(trained.dev_sources[:5] + [""])
+    assert translations == trained.beam_translator(trained.dev_sources[:5]) + [""]
+    assert onnx_translator(["", ""])[0] == ["", ""]
+    trained.assert_runtime_refuses_bad_ids(onnx_translator.translate_ids)
+    with pytest.raises(ValueError, match="max_length they were exported with"):
+        onnx_translator.translate_ids(trained.src_ids(["one"]), max_length=5)
+
+
+def test_beam_export_refuses_use_loop_without_greedy(onnx_dir):
+    """use_loop=True runs greedy.onnx: on a beam export it needs decoding="greedy"."""
+    with pytest.raises(ValueError, match="decoding='greedy'"):
+        OnnxTranslator(onnx_dir, use_loop=True)
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        OnnxTranslator(onnx_dir, decoding="beam")
 
 
 def test_translator_refuses_the_ids_the_graphs_cannot(onnx_dir, trained):
-    trained.assert_runtime_refuses_bad_ids(OnnxTranslator(onnx_dir).translate_ids)
-    trained.assert_runtime_refuses_bad_ids(
-        OnnxTranslator(onnx_dir, use_loop=True).translate_ids)
+    for use_loop in (False, True):
+        trained.assert_runtime_refuses_bad_ids(
+            OnnxTranslator(onnx_dir, use_loop=use_loop, decoding="greedy").translate_ids)
 
 
-@pytest.mark.parametrize("graph", ["greedy.onnx", "encoder.onnx"])
+@pytest.mark.parametrize("graph", ["greedy.onnx", "encoder.onnx", "beam.onnx"])
 def test_the_graph_alone_refuses_an_id_out_of_range(onnx_dir, trained, graph):
     """ONNX has no assert op, and its Gather takes -1 for the last row of the table: the
     graphs map every id outside [0, V) to V, which Gather refuses. Catches: a graph that
@@ -113,7 +146,7 @@ def test_the_graph_alone_refuses_an_id_out_of_range(onnx_dir, trained, graph):
 
 def test_text_truncates_a_long_source(onnx_dir, trained):
     overlong = " ".join(["one"] * 80)  # 80 tokens, more than max_length=48
-    onnx_translator = OnnxTranslator(onnx_dir)
+    onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
     (translation,), _ = onnx_translator([overlong])
     src_ids = trained.src_ids([overlong])
     max_length = trained.model.config.max_length
@@ -138,12 +171,13 @@ def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, me
     shutil.copytree(onnx_dir, copy)
     (copy / damage).write_bytes(b"")
     with pytest.raises(InputError, match=message):
-        OnnxTranslator(copy)
+        OnnxTranslator(copy, decoding="greedy")
 
 
 def test_only_empty_sources_translate_to_empty_strings(onnx_dir):
     # Catches: a batch of empty sentences, whose ids have no column, crashing inside ONNX
     # Runtime instead of decoding to nothing as TensorFlow does.
     for use_loop in (False, True):
-        translations, _ = OnnxTranslator(onnx_dir, use_loop=use_loop)(["", ""])
+        translations, _ = OnnxTranslator(onnx_dir, use_loop=use_loop,
+                                         decoding="greedy")(["", ""])
         assert translations == ["", ""]

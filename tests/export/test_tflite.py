@@ -1,5 +1,5 @@
-"""TFLite export run by the LiteRT interpreter (ai_edge_litert): ids, quantization, text,
-and the ids the graph cannot refuse itself."""
+"""TFLite export run by the LiteRT interpreter (ai_edge_litert): ids, greedy and beam
+decoding, quantization, text, and the ids the graph cannot refuse itself."""
 
 import os
 
@@ -11,9 +11,9 @@ from ai_edge_litert.interpreter import Interpreter
 import keras_transformer as kt
 from keras_transformer.export import TFLiteTranslator, export_tflite
 
-# What a quantized export must keep of TensorFlow's greedy decoding on the 100 dev
-# sentences (the fixture model translates them all exactly): float16 weights give the
-# same ids, scores within 5e-3 (measured: 1e-3); int8 weights may change a few
+# What a quantized export must keep of TensorFlow's greedy or beam decoding on the 100
+# dev sentences (the fixture model translates them all exactly): float16 weights give
+# the same ids, scores within 5e-3 (measured: 1e-3); int8 weights may change a few
 # translations (measured: none), at most 5 %, and cost at most 1 BLEU.
 FLOAT16_SCORE_TOLERANCE = 5e-3
 INT8_MIN_IDENTICAL = 0.95
@@ -28,7 +28,15 @@ def tflite_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def float32_path(trained, tflite_dir):
-    return export_tflite(trained.greedy_translator, tflite_dir / "float32.tflite")
+    """Greedy, forced on a beam-search Translator."""
+    return export_tflite(trained.beam_translator, tflite_dir / "float32.tflite",
+                         decoding="greedy")
+
+
+@pytest.fixture(scope="module")
+def beam_float32_path(trained, tflite_dir):
+    """The beam translator's own decoding: beam 4, α = 0.6."""
+    return export_tflite(trained.beam_translator, tflite_dir / "beam_float32.tflite")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +45,11 @@ def text_path(trained, tflite_dir):
                          quantization="float16", text=True)
 
 
-def _dev_ids(runner, trained):
-    """The runner's ids for every dev sentence, padded to TensorFlow's width."""
+def _dev_ids(runner, trained, expected_ids=None):
+    """The runner's ids for every dev sentence, padded to TensorFlow's width (that of
+    `expected_ids`, greedy's by default)."""
     ids, scores = runner.translate_ids(trained.src_ids(trained.dev_sources))
-    width = trained.dev_greedy[0].shape[1]
+    width = (trained.dev_greedy[0] if expected_ids is None else expected_ids).shape[1]
     assert ids.shape[1] <= width
     return np.pad(ids, ((0, 0), (0, width - ids.shape[1]))), scores
 
@@ -68,6 +77,7 @@ def _wordpiece_join(ids, vocabulary):
 
 
 def test_float32_ids_match_tensorflow(trained, float32_path):
+    """Catches: decoding="greedy" ignored for a beam-search Translator."""
     runner = TFLiteTranslator(float32_path)
     assert not runner.has_text
     trained.assert_decodes_as_greedy_search(
@@ -75,11 +85,51 @@ def test_float32_ids_match_tensorflow(trained, float32_path):
         (trained.dev_sources[:8], trained.dev_sources[8:11], ["zzz", ""]))
 
 
+def test_float32_beam_ids_and_scores_equal_beam_search(trained, beam_float32_path):
+    """Catches: an export that decodes greedily (or with another α, beam size or length
+    limit) for a beam translator; a beam loop that the converter or interpreter changes
+    (a row frozen too early or too late, a beam gathered from the wrong origin)."""
+    runner = TFLiteTranslator(beam_float32_path)
+    trained.assert_decodes_as_beam_search(
+        runner.translate_ids,
+        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]))
+
+
+def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_dir):
+    """Catches: a float16 beam export that changes a translation, or drifts in score
+    beyond FLOAT16_SCORE_TOLERANCE, on the dev set; quantization not applied (size)."""
+    path = export_tflite(trained.beam_translator, tflite_dir / "beam_float16.tflite",
+                         quantization="float16")
+    assert 0.45 < os.path.getsize(path) / os.path.getsize(beam_float32_path) < 0.7
+    expected_ids, expected_scores = trained.dev_beam
+    ids, scores = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
+
+
+def test_int8_beam_translations_and_bleu_against_beam_search(trained, beam_float32_path,
+                                                             tflite_dir):
+    """Catches: an int8 beam export that changes more than 5 % of the dev translations
+    or costs more than 1 BLEU; quantization not applied (size)."""
+    path = export_tflite(trained.beam_translator, tflite_dir / "beam_int8.tflite",
+                         quantization="int8")
+    assert os.path.getsize(path) < 0.5 * os.path.getsize(beam_float32_path)
+    expected_ids, _ = trained.dev_beam
+    ids, _ = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
+    identical = (ids == expected_ids).all(axis=1).mean()
+    tensorflow_bleu = _bleu(expected_ids, trained)
+    assert tensorflow_bleu > 50, "the fixture model should have learned the task"
+    assert identical >= INT8_MIN_IDENTICAL, identical
+    assert _bleu(ids, trained) >= tensorflow_bleu - INT8_MAX_BLEU_LOSS
+
+
 def test_bad_arguments(trained, float32_path, tflite_dir):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export_tflite(trained.greedy_translator, float32_path)
     with pytest.raises(ValueError, match="quantization"):
         export_tflite(trained.greedy_translator, tflite_dir / "x.tflite", quantization="int4")
+    with pytest.raises(kt.errors.InputError, match="decoding must be one of"):
+        export_tflite(trained.beam_translator, tflite_dir / "x.tflite", decoding="beam")
     with pytest.raises(ValueError, match="int32 of shape"):
         TFLiteTranslator(float32_path).translate_ids(np.zeros((2,), np.int32))
     with pytest.raises(ValueError, match="text=True"):
@@ -127,6 +177,17 @@ def test_text_signature_translates_as_the_translator(trained, text_path):
     np.testing.assert_allclose(scores[:-1], expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
     assert scores[-1] == 0
     assert runner([]) == ([], pytest.approx(np.zeros((0,))))
+
+
+def test_text_signature_decodes_with_beam_search(trained, tflite_dir):
+    """Catches: a text signature that decodes greedily (or with other settings) for a
+    beam translator."""
+    path = export_tflite(trained.beam_translator, tflite_dir / "beam_text.tflite", text=True)
+    sources = trained.dev_sources[:8]
+    translations, scores = TFLiteTranslator(path)(sources + [""])
+    expected_ids, expected_scores = trained.beam_search(trained.src_ids(sources))
+    assert translations == _wordpiece_join(expected_ids, trained.tokenizer.vocabulary) + [""]
+    np.testing.assert_allclose(scores, np.append(expected_scores, 0.0), atol=1e-4)
 
 
 @pytest.mark.slow
