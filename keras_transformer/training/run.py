@@ -34,7 +34,8 @@ from keras_transformer.files import atomic_path, atomic_write_text, remove_tempo
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import make_dataset
 from keras_transformer.model import Transformer
-from keras_transformer.text import SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
+from keras_transformer.text import learning as text_learning, load_tokenizer
+from keras_transformer.text.learning import TOKENIZERS
 from keras_transformer.text.tokenizer import METADATA_FILE
 from keras_transformer.training.averaging import average_checkpoints, best_average
 from keras_transformer.training.budget import TimeBudget
@@ -43,7 +44,6 @@ from keras_transformer.training.losses import (
 from keras_transformer.training.progress import RunProgress
 from keras_transformer.training.schedule import paper_optimizer
 
-TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
@@ -169,14 +169,8 @@ def _path(run_dir, *parts):
 def learn_tokenizers(pairs, settings):
     """The (source, target) tokenizers `train` learns from training `pairs` under
     `settings` (one shared tokenizer, returned twice, with `shared_vocabulary`)."""
-    learner = TOKENIZERS[settings.tokenizer]
-    sources = [source for source, _ in pairs]
-    targets = [target for _, target in pairs]
-    if settings.shared_vocabulary:
-        shared = learner.train(sources + targets, vocab_size=settings.vocab_size)
-        return shared, shared
-    return (learner.train(sources, vocab_size=settings.vocab_size),
-            learner.train(targets, vocab_size=settings.vocab_size))
+    return text_learning.learn_tokenizers(pairs, settings.tokenizer, settings.vocab_size,
+                                          settings.shared_vocabulary)
 
 
 def _tokenizers(run_dir, corpus, settings):
