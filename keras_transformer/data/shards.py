@@ -66,8 +66,10 @@ def encode_pair(src_ids, tgt_ids):
             value=[np.asarray(ids, "<i4").tobytes()]))
         for side, ids in (("src", src_ids), ("tgt", tgt_ids))
     }
+    # Deterministic: a protobuf map's order otherwise follows the process's hash seed,
+    # and the same pairs would give shards of other bytes (and CRC) on every run.
     return tf.train.Example(
-        features=tf.train.Features(feature=feature)).SerializeToString()
+        features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 _RECORD_FEATURES = {"src": tf.io.FixedLenFeature([], tf.string),
