@@ -1,7 +1,7 @@
 """Parallel corpora and the tf.data pipeline that batches them by tokens."""
 
 from keras_transformer.data.bucketing import token_budget_buckets
-from keras_transformer.data.corpus import Corpus
+from keras_transformer.data.corpus import Corpus, PreparedCorpus
 from keras_transformer.data.numbers_corpus import numbers_corpus
 from keras_transformer.data.pipeline import DatasetStats, make_dataset
 from keras_transformer.data.prepare import prepare

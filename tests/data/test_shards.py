@@ -135,9 +135,8 @@ def test_killed_prepare_resumes_to_the_same_manifest(tsv, tmp_path):
     names, then run again: the shards already written are kept, no manifest points at a
     partial shard, and the result is the uninterrupted one.
 
-    Catches: resuming that trusts a shard without its counts record (`_written_shard`
-    returning counts when the .json is missing), or a manifest written before the
-    shards."""
+    Catches: a rerun that starts over every time (`if True:` for the plan comparison
+    in `prepare`), which rewrites the shards already written."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     output = tmp_path / "p"
     for kill in ("shard-00002.tfrecord", "manifest.json"):
@@ -162,3 +161,46 @@ def test_killed_prepare_resumes_to_the_same_manifest(tsv, tmp_path):
         manifest["settings"].pop("inputs")
     assert resumed == fresh
     assert sum(s["pairs"] for s in resumed["shards"]) == 300
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "keras_transformer.cli", *args],
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_command_line_prepares_in_two_processes_and_trains_from_the_shards(tsv, tmp_path):
+    """`prepare --workers 2` gives the shards one process gives; `train --data prepared`
+    trains on them, and a run refuses shards of other tokenizers, naming the manifest.
+
+    Catches: the run learning or keeping tokenizers other than the prepared directory's
+    (`_tokenizers` learning from `corpus.train`), and the fingerprint check skipped in
+    `train` (`check_fingerprints` not called)."""
+    common = ["--input", str(tsv), "--tokenizer", "wordpiece", "--vocab-size", "100",
+              "--max-length", "40", "--pairs-per-shard", "70"]
+    result = _cli("prepare", "--output", str(tmp_path / "p"), "--workers", "2", *common)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "learned on a seeded sample of 300 of 300 pairs (seed 0)" in result.stdout
+    assert "5 shards, 300 pairs" in result.stdout
+    single = prepare(tmp_path / "single", tsv, tokenizer="wordpiece", vocab_size=100,
+                     max_length=40, pairs_per_shard=70, progress=False)
+    pooled = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert pooled["shards"] == single["shards"]
+
+    run_dir = str(tmp_path / "run")
+    train = ["train", "--run-dir", run_dir, "--preset", "tiny", "--set", "d_model=32",
+             "d_ff=64", "num_layers=1", "--tokens-per-batch", "512", "--warmup-steps", "20",
+             "--max-length", "40", "--data", "prepared"]
+    result = _cli(*train, "--train", str(tmp_path / "p"), "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["tokenizers"] == (
+        pooled["tokenizers"])
+
+    other = prepare(tmp_path / "other", tsv, tokenizer="wordpiece", vocab_size=90,
+                    max_length=40, pairs_per_shard=70, progress=False)
+    assert other["tokenizers"] != pooled["tokenizers"]
+    (tmp_path / "run" / "model.keras").unlink()  # an unfinished run, as if interrupted
+    result = _cli(*train, "--train", str(tmp_path / "other"), "--epochs", "2")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'other' / 'manifest.json'} was tokenized with" in result.stderr
