@@ -7,6 +7,7 @@ from keras_transformer.data.pipeline import DatasetStats, make_dataset
 from keras_transformer.data.prepare import prepare
 from keras_transformer.data.readers import iter_parallel, read_parallel
 from keras_transformer.data.shards import read_manifest, shard_dataset
+from keras_transformer.data.synthetic_corpus import write_synthetic_corpus
 from keras_transformer.data.tfds_reader import read_tfds
 from keras_transformer.data.gettext_corpus import (
     DEFAULT_LOCALE_DIR, gettext_corpus, read_gettext_pairs)
