@@ -49,8 +49,8 @@ def phase_prepare(args):
     from keras_transformer.data import prepare
 
     start = time.perf_counter()
-    manifest = prepare(args.prepared, args.tsv, tokenizer="sentencepiece", vocab_size=args.vocab_size,
-                       workers=args.workers, progress=False)
+    manifest = prepare(args.prepared, args.tsv, tokenizer="sentencepiece",
+                       vocab_size=args.vocab_size, workers=args.workers, progress=False)
     seconds = time.perf_counter() - start
     return {"pairs": manifest["pairs"], "seconds": seconds,
             "pairs_per_s": manifest["pairs"] / seconds,

@@ -185,7 +185,8 @@ def _tokenizers(run_dir, corpus, settings):
     if isinstance(corpus, PreparedCorpus):
         # The ids in the shards are those of the prepared directory's tokenizers.
         source_tokenizer, target_tokenizer = (
-            load_tokenizer(_path(corpus.train, "tokenizers", side)) for side in ("source", "target"))
+            load_tokenizer(_path(corpus.train, "tokenizers", side))
+            for side in ("source", "target"))
     else:
         source_tokenizer, target_tokenizer = learn_tokenizers(corpus.train, settings)
     source_tokenizer.save(source_dir)
