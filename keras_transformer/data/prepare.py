@@ -219,14 +219,16 @@ def _tokenizers(output_dir, given, pairs, spec):
         source, target = learn_tokenizers(reservoir, spec["kind"], spec["vocab_size"],
                                           spec["shared_vocabulary"])
         sample = {"pairs": len(reservoir), "of": count, "seed": spec["seed"]}
+    sample_path = os.path.join(output_dir, "tokenizers", "sample.json")
+    if sample is not None:
+        # Before the tokenizers, whose tokenizer.json (written last) marks them saved: a
+        # rerun that loads them finds the sample they were learned from.
+        atomic_write_text(sample_path, json.dumps(sample))
+    elif not given:
+        sample = _read_json(sample_path)
     if not saved:
         source.save(directories["source"])
         target.save(directories["target"])
-    if sample is None and not given:
-        sample = _read_json(os.path.join(output_dir, "tokenizers", "sample.json"))
-    elif sample is not None:
-        atomic_write_text(os.path.join(output_dir, "tokenizers", "sample.json"),
-                          json.dumps(sample))
     return source, target, sample
 
 
