@@ -204,3 +204,21 @@ def test_command_line_prepares_in_two_processes_and_trains_from_the_shards(tsv, 
     result = _cli(*train, "--train", str(tmp_path / "other"), "--epochs", "2")
     assert result.returncode == 2
     assert f"{tmp_path / 'other' / 'manifest.json'} was tokenized with" in result.stderr
+
+
+def test_aligned_files_stream_with_malformed_lines_counted(pairs, tokenizers, tmp_path):
+    """Catches: skipped lines not counted (`skipped_lines` 0), and aligned files of
+    different lengths accepted (`zip` for `itertools.zip_longest` in `_stream_aligned`)."""
+    source, target = tmp_path / "train.en", tmp_path / "train.de"
+    lines = [(s, t) for s, t in pairs[:50]] + [("", "leer")] + list(pairs[50:100])
+    source.write_text("".join(f"{s}\n" for s, _ in lines), encoding="utf-8")
+    target.write_text("".join(f"{t}\n" for _, t in lines), encoding="utf-8")
+    with pytest.raises(InputError, match=r"train\.en: empty line at line 51"):
+        prepare(tmp_path / "p", source, target, tokenizers=tokenizers, progress=False)
+    manifest = prepare(tmp_path / "p", source, target, tokenizers=tokenizers,
+                       skip_bad_lines=True, progress=False)
+    assert (manifest["pairs"], manifest["skipped_lines"]) == (100, 1)
+    target.write_text("".join(f"{t}\n" for _, t in lines[:-1]), encoding="utf-8")
+    with pytest.raises(InputError, match=r"train\.de ends after 100 lines"):
+        prepare(tmp_path / "q", source, target, tokenizers=tokenizers, skip_bad_lines=True,
+                progress=False)
