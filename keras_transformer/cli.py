@@ -3,6 +3,8 @@
     keras-transformer train     --run-dir runs/en-de --preset tiny --data embedded
     keras-transformer train     --run-dir runs/en-fr --preset small --data gettext \
                                 --target-lang fr --time-budget 1800
+    keras-transformer prepare   --input train.en train.de --output prepared/en-de
+    keras-transformer train     --run-dir runs/en-de --data prepared --train prepared/en-de
     keras-transformer evaluate  --run-dir runs/en-de
     keras-transformer translate --run-dir runs/en-de "twenty-one" < more.txt
     keras-transformer export    --run-dir runs/en-de --format saved_model|tflite|onnx
@@ -123,6 +125,9 @@ def load_corpus(data):
         if not splits["train"]:
             raise InputError(f"--data {source} needs --train files")
         return data_lib.Corpus(**splits)
+    if source == "prepared":
+        return data_lib.PreparedCorpus(train=data["train"][0],
+                                       dev=(data.get("dev") or [None])[0])
     if source == "gettext":
         return data_lib.gettext_corpus(
             data["target_lang"], locale_dir=data.get("locale_dir", data_lib.DEFAULT_LOCALE_DIR),
@@ -136,7 +141,8 @@ def load_corpus(data):
             dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
             test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
     raise InputError(
-        f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned or tfds")
+        f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned, prepared "
+        "or tfds")
 
 
 def _data_description(args):
@@ -146,17 +152,24 @@ def _data_description(args):
     elif args.data == "gettext":
         data.update(target_lang=args.target_lang, locale_dir=os.path.abspath(args.locale_dir),
                     seed=args.seed or 0)
-    elif args.data in ("tsv", "aligned"):
+    elif args.data in ("tsv", "aligned", "prepared"):
         for split in ("train", "dev", "test"):
             paths = getattr(args, split)
             if paths:
-                expected = 1 if args.data == "tsv" else 2
+                expected = 2 if args.data == "aligned" else 1
                 if len(paths) != expected:
                     raise UsageError(
                         f"--{split} takes {expected} path(s) with --data {args.data}; "
                         f"got {len(paths)}")
                 data[split] = [os.path.abspath(p) for p in paths]
-        data["skip_bad_lines"] = args.skip_bad_lines
+        if args.data == "prepared":
+            if args.test:
+                raise UsageError("--data prepared takes --train and --dev directories only")
+            if not args.train:
+                raise UsageError("--data prepared needs --train DIR (written by "
+                                 "`keras-transformer prepare`)")
+        else:
+            data["skip_bad_lines"] = args.skip_bad_lines
     else:
         data.update(tfds_name=args.tfds_name, data_dir=args.data_dir)
     return data
@@ -204,6 +217,10 @@ def cmd_evaluate(args):
     from keras_transformer.training.run import read_config
 
     _, _, data = read_config(args.run_dir)
+    if data.get("source") == "prepared":
+        raise InputError("the run was trained on a prepared corpus, which holds token ids, "
+                         "not text; evaluate it on text pairs with `keras-transformer "
+                         "translate --file` and your own scorer")
     pairs = getattr(load_corpus(data), args.split)
     if not pairs:
         raise InputError(f"the run's data has no {args.split} split to evaluate on")
@@ -250,6 +267,36 @@ def _text_lines(handle, name):
                 f"{name} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line {number}; "
                 "re-encode it as UTF-8") from None
         yield line.removesuffix("\n").removesuffix("\r")
+
+
+def cmd_prepare(args):
+    from keras_transformer import data as data_lib
+    from keras_transformer.text import load_tokenizer
+
+    if len(args.input) not in (1, 2):
+        raise UsageError(f"--input takes a TSV file, or source and target files; got "
+                         f"{len(args.input)} paths")
+    tokenizers = None
+    if args.tokenizers:
+        tokenizers = [load_tokenizer(os.path.join(args.tokenizers, "tokenizers", side))
+                      for side in ("source", "target")]
+    manifest = data_lib.prepare(
+        args.output, *args.input, tokenizers=tokenizers, tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size, shared_vocabulary=not args.separate_vocabularies,
+        sample_size=args.sample_size, max_length=args.max_length, truncate=args.truncate,
+        pairs_per_shard=args.pairs_per_shard, workers=args.workers, seed=args.seed,
+        skip_bad_lines=args.skip_bad_lines)
+    sample = manifest["tokenizer_sample"]
+    if sample:
+        print(f"tokenizers learned on a seeded sample of {sample['pairs']:,} of "
+              f"{sample['of']:,} pairs (seed {sample['seed']})")
+    else:
+        print(f"tokenizers taken from {args.tokenizers}")
+    print(f"{args.output}: {len(manifest['shards'])} shards, {manifest['pairs']:,} pairs, "
+          f"{manifest['source_tokens']:,} source and {manifest['target_tokens']:,} target "
+          f"tokens; {manifest['dropped']:,} dropped and {manifest['truncated']:,} truncated "
+          f"for max_length {manifest['settings']['max_length']}, "
+          f"{manifest['skipped_lines']:,} malformed lines skipped")
 
 
 def cmd_export(args):
@@ -342,10 +389,11 @@ def build_parser():
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                        help="model overrides, e.g. d_model=128 norm_first=true")
     train.add_argument("--data", default="embedded",
-                       choices=("embedded", "gettext", "tsv", "aligned", "tfds"))
+                       choices=("embedded", "gettext", "tsv", "aligned", "prepared", "tfds"))
     for split in ("train", "dev", "test"):
         train.add_argument(f"--{split}", nargs="+", metavar="PATH",
-                           help=f"{split} pairs: a TSV file, or source and target files")
+                           help=f"{split} pairs: a TSV file, or source and target files "
+                                "(prepared: a directory `keras-transformer prepare` wrote)")
     train.add_argument("--skip-bad-lines", action="store_true",
                        help="tsv, aligned: skip malformed lines (with a warning) instead of "
                             "stopping at the first")
@@ -380,6 +428,32 @@ def build_parser():
                        help="compile with XLA (default: Keras's choice, off on CPU)")
     train.add_argument("--no-jit", dest="jit_compile", action="store_false")
     train.set_defaults(handler=cmd_train)
+
+    prepare = commands.add_parser(
+        "prepare", help="tokenize a large corpus once into shards (train --data prepared)")
+    prepare.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                         help="a TSV file, or source and target files aligned by line")
+    prepare.add_argument("--output", required=True, help="the directory to write")
+    prepare.add_argument("--tokenizers", metavar="DIR",
+                         help="use the tokenizers of this run or prepared directory "
+                              "(its tokenizers/source and tokenizers/target) instead of "
+                              "learning them")
+    prepare.add_argument("--tokenizer", default="sentencepiece",
+                         choices=("wordpiece", "sentencepiece"))
+    prepare.add_argument("--vocab-size", type=positive_int, default=8000)
+    prepare.add_argument("--separate-vocabularies", action="store_true",
+                         help="one vocabulary per language (default: one shared)")
+    prepare.add_argument("--sample-size", type=positive_int, default=100_000,
+                         help="pairs the tokenizers are learned from (a seeded sample)")
+    prepare.add_argument("--max-length", type=positive_int, default=128)
+    prepare.add_argument("--truncate", action="store_true",
+                         help="cut too long pairs instead of dropping them")
+    prepare.add_argument("--pairs-per-shard", type=positive_int, default=100_000)
+    prepare.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                         help="processes that tokenize (default: one per core)")
+    prepare.add_argument("--seed", type=non_negative_int, default=0)
+    prepare.add_argument("--skip-bad-lines", action="store_true")
+    prepare.set_defaults(handler=cmd_prepare)
 
     evaluate = with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))

@@ -105,6 +105,16 @@ def _check_tf_config():
     return config
 
 
+def worker_count_and_index():
+    """(number of workers, this worker's position) of the multi-worker job TF_CONFIG
+    describes, the chief first when there is one."""
+    config = _check_tf_config()
+    cluster, task = config["cluster"], config["task"]
+    chiefs = len(cluster.get("chief", []))
+    index = task["index"] if task["type"] == "chief" else chiefs + task["index"]
+    return chiefs + len(cluster["worker"]), index
+
+
 def make_strategy(name, tpu=None, devices=None):
     """A `tf.distribute.Strategy` by name.
 

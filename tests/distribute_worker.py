@@ -6,7 +6,10 @@ each distributed case runs this script in a fresh interpreter:
     python tests/distribute_worker.py --strategy mirrored --cpus 2 --out weights.npz
 
 It trains a tiny Transformer on fixed synthetic batches and saves its weights (and the
-optimizer's iteration count) with np.savez for the parent to compare.
+optimizer's iteration count) with np.savez for the parent to compare. With `--prepared
+DIR` it trains instead on this worker's share of a prepared corpus, as `train --data
+prepared` reads it, and first writes the pairs and the number of batches of one pass
+over that share to `--pairs-out` (JSON).
 """
 
 import argparse
@@ -22,11 +25,38 @@ SRC_LEN = 7
 TGT_LEN = 6
 
 
-def tiny_model():
+def tiny_model(vocab=VOCAB, max_length=16):
     import keras_transformer as kt
 
-    return kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32, src_vocab_size=VOCAB,
-                          tgt_vocab_size=VOCAB, dropout=0.0, max_length=16)
+    return kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32, src_vocab_size=vocab,
+                          tgt_vocab_size=vocab, dropout=0.0, max_length=max_length)
+
+
+PREPARED_MAX_LENGTH = 40
+
+
+def prepared_dataset(directory, strategy_name, pairs_out):
+    """This worker's batches of a prepared corpus (`run._prepared_datasets`), after writing
+    the (src, tgt_out) id lists of one pass over them, and the number of batches, to
+    `pairs_out`."""
+    import numpy as np
+
+    from keras_transformer.data import PreparedCorpus
+    from keras_transformer.training import run
+
+    settings = run.TrainingSettings(strategy=strategy_name, max_length=PREPARED_MAX_LENGTH,
+                                    tokens_per_batch=256)
+    train_data, _ = run._prepared_datasets(
+        PreparedCorpus(directory), settings,
+        dict(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH, pad_to_bucket=False))
+    pairs, batches = [], 0
+    for (src, _), tgt_out in train_data:
+        batches += 1
+        for s, t in zip(np.asarray(src).tolist(), np.asarray(tgt_out).tolist()):
+            pairs.append([[i for i in s if i], [i for i in t if i]])
+    with open(pairs_out, "w") as f:
+        json.dump({"pairs": pairs, "batches": batches}, f)
+    return train_data
 
 
 def make_batches(sizes, seed=0):
@@ -85,6 +115,8 @@ def main():
     parser.add_argument("--csv", help="CSVLogger file (appended)")
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds after each step")
     parser.add_argument("--history", help="json file for the per-epoch losses")
+    parser.add_argument("--prepared", help="a directory `prepare` wrote")
+    parser.add_argument("--pairs-out", help="with --prepared: JSON file of the pairs read")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -101,8 +133,14 @@ def main():
     strategy = distribute.make_strategy(args.strategy)
     optimizer = (lambda: keras.optimizers.SGD(args.lr)) if args.optimizer == "sgd" else (
         lambda: keras.optimizers.Adam(args.lr))
+    model_fn = tiny_model
+    if args.prepared:
+        from keras_transformer.text import load_tokenizer
+
+        vocab = load_tokenizer(os.path.join(args.prepared, "tokenizers", "source")).vocab_size
+        model_fn = lambda: tiny_model(vocab, PREPARED_MAX_LENGTH + 1)  # noqa: E731
     model = distribute.build_in_scope(
-        strategy, tiny_model, optimizer, kt.training.LabelSmoothedCrossEntropy(0.1),
+        strategy, model_fn, optimizer, kt.training.LabelSmoothedCrossEntropy(0.1),
         jit_compile=args.jit, precision=args.precision,
         global_token_mean=args.loss == "global")
 
@@ -115,7 +153,9 @@ def main():
         callbacks.append(keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda batch, logs: time.sleep(args.sleep)))
     sizes = [int(s) for s in args.sizes.split(",")]
-    history = model.fit(dataset(sizes, repeat=args.steps is not None), epochs=args.epochs,
+    data = (prepared_dataset(args.prepared, args.strategy, args.pairs_out) if args.prepared
+            else dataset(sizes, repeat=args.steps is not None))
+    history = model.fit(data, epochs=args.epochs,
                         steps_per_epoch=args.steps, callbacks=callbacks, verbose=0)
     if args.history:
         with open(args.history, "w") as f:

@@ -258,3 +258,61 @@ def test_split_logical_cpus_too_late():
         distribute.split_logical_cpus(have + 1)
     with pytest.raises(ValueError, match="positive int"):
         distribute.split_logical_cpus(0)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_workers_read_their_own_shards_of_a_prepared_corpus(tmp_path):
+    """Two workers on 127.0.0.1 training from a prepared corpus of 5 shards: each reads
+    its own shards (3 and 2), together they see every pair once, and the epoch runs until
+    the longer share is used up (the other worker waits). Keras splits each batch it is
+    given across the 2 replicas as a global batch (the token budget is the global
+    batch's, as with `make_dataset`), so that share's b batches take 2b steps, a few more
+    where a batch of an odd number of rows splits unevenly.
+
+    Catches: TensorFlow's auto-sharding left on over the file-sharded dataset (each
+    worker would keep half of its own half), and sharding by the task index alone
+    without the worker count (`worker_count_and_index` returning (1, 0))."""
+    pairs = kt.data.numbers_corpus("de", train_size=300, dev_size=0, test_size=0, seed=2).train
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    manifest = kt.data.prepare(tmp_path / "p", tsv, tokenizer="wordpiece", vocab_size=100,
+                               max_length=40, pairs_per_shard=70, progress=False)
+    assert [s["pairs"] for s in manifest["shards"]] == [70, 70, 70, 70, 20]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = [
+        start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", "--prepared",
+              str(tmp_path / "p"), "--pairs-out", str(tmp_path / f"pairs{i}.json"),
+              env={"TF_CONFIG": json.dumps(
+                  {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)]
+    try:
+        outputs = [finish(p) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all("2 replicas" in out for out in outputs), outputs
+    read = [json.loads((tmp_path / f"pairs{i}.json").read_text()) for i in range(2)]
+    longest = max(r["batches"] for r in read)
+    steps = {int(out.split("2 replicas, ")[1].split()[0]) for out in outputs}
+    assert len(steps) == 1 and 2 * longest <= steps.pop() < 3 * longest, (
+        [r["batches"] for r in read], outputs)
+    seen = [sorted(map(json.dumps, r["pairs"])) for r in read]
+    assert (len(seen[0]), len(seen[1])) == (160, 140)
+    every = []
+    for (src, _), tgt_out in kt.data.shard_dataset(tmp_path / "p", max_length=40,
+                                                   shuffle=False):
+        for s, t in zip(src.numpy().tolist(), tgt_out.numpy().tolist()):
+            every.append(json.dumps([[i for i in s if i], [i for i in t if i]]))
+    assert sorted(seen[0] + seen[1]) == sorted(every)

@@ -20,3 +20,12 @@ class Corpus:
     train: list
     dev: list
     test: list
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedCorpus:
+    """Directories written by `prepare`: the training pairs and, optionally, the dev
+    pairs, as token ids (see `shard_dataset`)."""
+
+    train: str
+    dev: str = None

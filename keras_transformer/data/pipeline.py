@@ -173,6 +173,20 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((src_ids, tgt_ids))
     if shuffle:
         dataset = dataset.shuffle(stats.num_pairs, seed=seed, reshuffle_each_iteration=True)
+    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder,
+                              batch_shuffle_buffer=stats.num_pairs if shuffle else 0,
+                              seed=seed + 1)
+    return (dataset, stats) if return_stats else dataset
+
+
+def batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder,
+                    batch_shuffle_buffer, seed):
+    """(src ids, tgt ids) pairs -> prefetched `((src, tgt_in), tgt_out)` batches.
+
+    Adds [START] and [END] to the target, batches by `token_budget_buckets`' buckets
+    (0-padded), shuffles the batches in a buffer of `batch_shuffle_buffer` batches
+    (0: no shuffling) seeded by `seed`, and prefetches `PREFETCH_BATCHES`.
+    """
     dataset = dataset.map(_add_start_and_end_to_target)
     # Batches are padded with 0, which is PAD_ID.
     dataset = dataset.bucket_by_sequence_length(
@@ -182,12 +196,14 @@ def make_dataset(
         pad_to_bucket_boundary=pad_to_bucket,
         drop_remainder=drop_remainder,
     )
-    if shuffle:
+    if batch_shuffle_buffer:
         # Buckets fill at different rates and the partial ones are flushed last, in
         # length order: left as they come, every epoch would end on a run of small
-        # batches of ever longer pairs. Shuffling the epoch's batches (fewer than the
-        # pairs, so the buffer holds them all) spreads them like a shuffled batch list.
-        dataset = dataset.shuffle(stats.num_pairs, seed=seed + 1, reshuffle_each_iteration=True)
+        # batches of ever longer pairs. Shuffling the epoch's batches (make_dataset's
+        # buffer holds them all: fewer batches than pairs) spreads them like a shuffled
+        # batch list.
+        dataset = dataset.shuffle(batch_shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
     # No tf.data autotuning: its model thread sleeps in waits that grow to a minute, and
     # destroying an iterator (Keras drops the dev iterator at each validation) waits for
     # that thread; measured on 8,000 pairs, 0 to 40 s of idle CPU in one epoch out of
@@ -195,7 +211,7 @@ def make_dataset(
     options = tf.data.Options()
     options.autotune.enabled = False
     dataset = dataset.prefetch(PREFETCH_BATCHES).with_options(options)
-    return (dataset, stats) if return_stats else dataset
+    return dataset
 
 
 def _add_start_and_end_to_target(src_tokens, tgt_tokens):

@@ -28,6 +28,7 @@ Example:
 [('Hello, world!', 'Hallo, Welt!')]
 """
 
+import itertools
 import logging
 import os
 
@@ -88,9 +89,32 @@ def read_parallel(path, target_path=None, skip_bad_lines=False):
     return pairs
 
 
-def _read_tsv(path):
-    """Yields (line number, pair or None, problem or None) for a TSV file."""
-    for line_number, line in enumerate(_read_lines(path), start=1):
+def iter_parallel(path, target_path=None, skip_bad_lines=False):
+    """Yields the (source, target) pairs of a TSV file or two aligned files as it reads
+    them, a line at a time: memory does not grow with the file. The formats and checks
+    are `read_parallel`'s, except that aligned files of different lengths are found
+    when the shorter one ends, and a file without any pair yields nothing.
+
+    Yields:
+        (line number, pair or None, problem or None): a malformed line has a problem
+        and no pair; with `skip_bad_lines=False` it raises InputError instead.
+    """
+    if target_path is None:
+        numbered = _read_tsv(path, _stream_lines(path))
+    else:
+        numbered = _stream_aligned(path, target_path)
+    for line_number, pair, problem in numbered:
+        if problem is not None and not skip_bad_lines:
+            raise InputError(f"{problem} at line {line_number}; fix the line or pass "
+                             "skip_bad_lines=True.")
+        yield line_number, pair, problem
+
+
+def _read_tsv(path, lines=None):
+    """Yields (line number, pair or None, problem or None) for a TSV file (its `lines`
+    when given)."""
+    for line_number, line in enumerate(_read_lines(path) if lines is None else lines,
+                                       start=1):
         fields = line.split("\t")
         if len(fields) != 2:
             problem = (
@@ -123,6 +147,43 @@ def _read_aligned(source_path, target_path):
             yield line_number, None, f"{os.fspath(empty)}: empty line"
             continue
         yield line_number, (source, target), None
+
+
+def _stream_aligned(source_path, target_path):
+    """`_read_aligned` a line at a time."""
+    sources, targets = _stream_lines(source_path), _stream_lines(target_path)
+    line_number = 0
+    for line_number, (source, target) in enumerate(
+            itertools.zip_longest(sources, targets), start=1):
+        if source is None or target is None:
+            shorter = source_path if source is None else target_path
+            raise InputError(
+                f"aligned files differ in length: {os.fspath(shorter)} ends after "
+                f"{line_number - 1} lines while the other goes on; line i of one must "
+                "translate line i of the other")
+        source, target = source.strip(), target.strip()
+        if not source or not target:
+            empty = source_path if not source else target_path
+            yield line_number, None, f"{os.fspath(empty)}: empty line"
+            continue
+        yield line_number, (source, target), None
+
+
+def _stream_lines(path):
+    """The lines of a UTF-8 file, without line ends, read one at a time."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"parallel corpus file not found: {path}")
+    with open(path, "rb") as f:
+        for line_number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise InputError(
+                    f"{path} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line "
+                    f"{line_number}; re-encode the file as UTF-8") from None
+            # Only \n ends a line, as in `_read_lines`.
+            yield line.removesuffix("\n").removesuffix("\r")
 
 
 def _read_lines(path):

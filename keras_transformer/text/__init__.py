@@ -3,6 +3,7 @@
 `[PAD]`=0, `[UNK]`=1, `[START]`=2, `[END]`=3 in every vocabulary.
 """
 
+from keras_transformer.text.learning import learn_tokenizers
 from keras_transformer.text.loading import load_tokenizer
 from keras_transformer.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from keras_transformer.text.tokenizer import Tokenizer

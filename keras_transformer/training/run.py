@@ -27,14 +27,17 @@ import math
 import os
 
 import keras
+import tensorflow as tf
 
 from keras_transformer import distribute
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
-from keras_transformer.data import make_dataset
+from keras_transformer.data import PreparedCorpus, make_dataset, shard_dataset
+from keras_transformer.data.shards import check_fingerprints, read_manifest
 from keras_transformer.model import Transformer
-from keras_transformer.text import SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
+from keras_transformer.text import learning as text_learning, load_tokenizer
+from keras_transformer.text.learning import TOKENIZERS
 from keras_transformer.text.tokenizer import METADATA_FILE
 from keras_transformer.training.averaging import average_checkpoints, best_average
 from keras_transformer.training.budget import TimeBudget
@@ -43,7 +46,6 @@ from keras_transformer.training.losses import (
 from keras_transformer.training.progress import RunProgress
 from keras_transformer.training.schedule import paper_optimizer
 
-TOKENIZERS = {"wordpiece": WordPieceTokenizer, "sentencepiece": SentencePieceTokenizer}
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
@@ -169,14 +171,8 @@ def _path(run_dir, *parts):
 def learn_tokenizers(pairs, settings):
     """The (source, target) tokenizers `train` learns from training `pairs` under
     `settings` (one shared tokenizer, returned twice, with `shared_vocabulary`)."""
-    learner = TOKENIZERS[settings.tokenizer]
-    sources = [source for source, _ in pairs]
-    targets = [target for _, target in pairs]
-    if settings.shared_vocabulary:
-        shared = learner.train(sources + targets, vocab_size=settings.vocab_size)
-        return shared, shared
-    return (learner.train(sources, vocab_size=settings.vocab_size),
-            learner.train(targets, vocab_size=settings.vocab_size))
+    return text_learning.learn_tokenizers(pairs, settings.tokenizer, settings.vocab_size,
+                                          settings.shared_vocabulary)
 
 
 def _tokenizers(run_dir, corpus, settings):
@@ -186,7 +182,13 @@ def _tokenizers(run_dir, corpus, settings):
     # tokenizer.json is written last: a save killed half-way is learned again.
     if all(os.path.isfile(os.path.join(d, METADATA_FILE)) for d in (source_dir, target_dir)):
         return load_tokenizer(source_dir), load_tokenizer(target_dir)
-    source_tokenizer, target_tokenizer = learn_tokenizers(corpus.train, settings)
+    if isinstance(corpus, PreparedCorpus):
+        # The ids in the shards are those of the prepared directory's tokenizers.
+        source_tokenizer, target_tokenizer = (
+            load_tokenizer(_path(corpus.train, "tokenizers", side))
+            for side in ("source", "target"))
+    else:
+        source_tokenizer, target_tokenizer = learn_tokenizers(corpus.train, settings)
     source_tokenizer.save(source_dir)
     target_tokenizer.save(target_dir)
     return source_tokenizer, target_tokenizer
@@ -248,7 +250,9 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
 
     Args:
         run_dir: the run directory (created if needed).
-        corpus: an object with `.train` and `.dev` lists of (source, target) pairs.
+        corpus: an object with `.train` and `.dev` lists of (source, target) pairs, or
+            a `PreparedCorpus` (its tokenizers are the run's; with the multiworker
+            strategy each worker reads its own shards).
         model_config: `TransformerConfig`; its vocabulary sizes are replaced by those
             of the learned tokenizers and its max_length raised to the settings' if lower.
         settings: `TrainingSettings`.
@@ -282,6 +286,10 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         share_embeddings=model_config.share_embeddings and shared,
         max_length=max(model_config.max_length, settings.max_length + 1))
 
+    if isinstance(corpus, PreparedCorpus):
+        for directory in filter(None, (corpus.train, corpus.dev)):
+            check_fingerprints(directory, read_manifest(directory), source_tokenizer,
+                               target_tokenizer)
     model = distribute.build_in_scope(
         distribute.make_strategy(settings.strategy),
         model_fn=lambda: Transformer(**model_config.to_dict()),
@@ -301,10 +309,13 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     # resolved choice ("auto" means XLA with a GPU, none on CPU-only machines).
     batching = dict(tokens_per_batch=settings.tokens_per_batch, max_length=settings.max_length,
                     pad_to_bucket=bool(model.jit_compile))
-    train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, shuffle=True,
-                              seed=settings.seed, **batching)
-    dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
-                            **batching) if corpus.dev else None
+    if isinstance(corpus, PreparedCorpus):
+        train_data, dev_data = _prepared_datasets(corpus, settings, batching)
+    else:
+        train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer,
+                                  shuffle=True, seed=settings.seed, **batching)
+        dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
+                                **batching) if corpus.dev else None
 
     budget = TimeBudget(settings.time_budget)
     progress = RunProgress(run_dir, budget)
@@ -340,6 +351,24 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     if model.dtype_policy.name != "float32":
         model = _float32_copy(model, model_config)
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history)
+
+
+def _prepared_datasets(corpus, settings, batching):
+    """The training and dev datasets of a `PreparedCorpus`: with the multiworker
+    strategy, each worker's own shards of the training pairs, and TensorFlow's own
+    sharding switched off (it would split them again); every worker validates on all
+    the dev pairs."""
+    workers, index = (distribute.worker_count_and_index()
+                      if settings.strategy == "multiworker" else (1, 0))
+    train_data = shard_dataset(corpus.train, shuffle=True, seed=settings.seed,
+                               num_workers=workers, worker_index=index, **batching)
+    dev_data = shard_dataset(corpus.dev, shuffle=False, **batching) if corpus.dev else None
+    if workers > 1:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        train_data = train_data.with_options(options)
+    return train_data, dev_data
 
 
 def _float32_copy(model, model_config):

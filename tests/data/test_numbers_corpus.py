@@ -61,3 +61,19 @@ def test_bad_sizes():
         numbers_corpus(train_size=1, dev_size=-1)
     with pytest.raises(ValueError, match="train_size must be at least 1"):
         numbers_corpus(train_size=0)
+
+
+def test_synthetic_corpus_is_seeded_and_aligned(tmp_path):
+    """Catches: an unseeded draw (`random.Random()`), and pairs whose sides hold other
+    numbers (the target side drawn separately)."""
+    from keras_transformer.data import iter_parallel, write_synthetic_corpus
+
+    paths = [tmp_path / name for name in ("a.tsv", "b.tsv", "c.tsv")]
+    for path, seed in zip(paths, (3, 3, 4)):
+        assert write_synthetic_corpus(path, 200, seed=seed) == 200
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+    pairs = [pair for _, pair, _ in iter_parallel(paths[0])]
+    assert len(pairs) == 200
+    for source, target in pairs:
+        assert source.count(";") == target.count(";")
+    assert {source.count(";") for source, _ in pairs} == {0, 1, 2, 3}
