@@ -200,7 +200,7 @@ def cmd_train(args):
     data = _data_description(args)
     result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
     print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
-          f"{int(result.model.optimizer.iterations)} optimizer steps")
+          f"{result.steps} optimizer steps")
 
 
 def _translator(args):

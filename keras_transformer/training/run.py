@@ -154,7 +154,8 @@ PRESET_SETTINGS = {
 
 @dataclasses.dataclass
 class Run:
-    """What a run directory holds, loaded: the model and its two tokenizers."""
+    """What a run directory holds, loaded: the model and its two tokenizers, and (from
+    `train`) the logged history and the optimizer steps taken."""
 
     directory: str
     model: Transformer
@@ -162,6 +163,7 @@ class Run:
     target_tokenizer: object
     settings: TrainingSettings
     history: dict = dataclasses.field(default_factory=dict)
+    steps: int = None
 
 
 def _path(run_dir, *parts):
@@ -347,10 +349,11 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     with atomic_path(_path(run_dir, "model.keras")) as temporary:
         model.save(temporary)
     model.set_weights(averaged_weights)
+    steps = int(model.optimizer.iterations)
     keras.mixed_precision.set_global_policy(callers_policy)
     if model.dtype_policy.name != "float32":
         model = _float32_copy(model, model_config)
-    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history)
+    return Run(run_dir, model, source_tokenizer, target_tokenizer, settings, history, steps)
 
 
 def _prepared_datasets(corpus, settings, batching):
