@@ -27,6 +27,7 @@ import sys
 # TF_CPP_MIN_LOG_LEVEL at 3 unless the user set it (keras_transformer/startup_logs.py),
 # so taking the library's own defaults here costs nothing more.
 from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR
+from keras_transformer.data.readers import decode_lines
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
 from keras_transformer.translator import DECODE_BATCH_SIZE
@@ -246,27 +247,12 @@ def cmd_translate(args):
         from keras_transformer.translator import translate_in_batches
 
         with open(args.file, "rb") as handle:
-            lines = list(_text_lines(handle, args.file))
+            lines = list(decode_lines(handle, args.file))
         for line in translate_in_batches(translator, lines, args.batch_size, progress=True):
             print(line)
         return
-    for line in _text_lines(sys.stdin.buffer, "stdin"):
+    for line in decode_lines(sys.stdin.buffer, "stdin"):
         print(translator([line])[0], flush=True)
-
-
-def _text_lines(handle, name):
-    """The lines of a binary stream, decoded as UTF-8 (a leading byte-order mark
-    dropped), without their line ends (\\n or \\r\\n). Bytes that are not UTF-8 raise
-    InputError naming `name` and the line, where Python's own decoding error names
-    neither."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            raise InputError(
-                f"{name} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line {number}; "
-                "re-encode it as UTF-8") from None
-        yield line.removesuffix("\n").removesuffix("\r")
 
 
 def cmd_prepare(args):

@@ -141,12 +141,7 @@ def _read_aligned(source_path, target_path):
             f"line i of one must translate line i of the other"
         )
     for line_number, (source, target) in enumerate(zip(sources, targets), start=1):
-        source, target = source.strip(), target.strip()
-        if not source or not target:
-            empty = source_path if not source else target_path
-            yield line_number, None, f"{os.fspath(empty)}: empty line"
-            continue
-        yield line_number, (source, target), None
+        yield _aligned_pair(line_number, source, target, source_path, target_path)
 
 
 def _stream_aligned(source_path, target_path):
@@ -161,12 +156,17 @@ def _stream_aligned(source_path, target_path):
                 f"aligned files differ in length: {os.fspath(shorter)} ends after "
                 f"{line_number - 1} lines while the other goes on; line i of one must "
                 "translate line i of the other")
-        source, target = source.strip(), target.strip()
-        if not source or not target:
-            empty = source_path if not source else target_path
-            yield line_number, None, f"{os.fspath(empty)}: empty line"
-            continue
-        yield line_number, (source, target), None
+        yield _aligned_pair(line_number, source, target, source_path, target_path)
+
+
+def _aligned_pair(line_number, source, target, source_path, target_path):
+    """(line_number, (source, target), None) for two stripped non-empty lines, else
+    (line_number, None, why)."""
+    source, target = source.strip(), target.strip()
+    if not source or not target:
+        empty = source_path if not source else target_path
+        return line_number, None, f"{os.fspath(empty)}: empty line"
+    return line_number, (source, target), None
 
 
 def _stream_lines(path):
@@ -175,15 +175,22 @@ def _stream_lines(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"parallel corpus file not found: {path}")
     with open(path, "rb") as f:
-        for line_number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise InputError(
-                    f"{path} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line "
-                    f"{line_number}; re-encode the file as UTF-8") from None
-            # Only \n ends a line, as in `_read_lines`.
-            yield line.removesuffix("\n").removesuffix("\r")
+        yield from decode_lines(f, path)
+
+
+def decode_lines(handle, name):
+    """The lines of a binary stream, decoded as UTF-8 (a leading byte-order mark
+    dropped), without their line ends (\\n or \\r\\n: only \\n ends a line, as in
+    `_read_lines`). Bytes that are not UTF-8 raise InputError naming `name` and the
+    line, where Python's own decoding error names neither."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{name} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line {number}; "
+                "re-encode it as UTF-8") from None
+        yield line.removesuffix("\n").removesuffix("\r")
 
 
 def _read_lines(path):
