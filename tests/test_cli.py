@@ -1,7 +1,6 @@
 """The command line, run as a user runs it: in subprocesses."""
 
 import csv
-import io
 import json
 import os
 import shutil
@@ -300,18 +299,6 @@ def test_train_on_gettext_catalogs_for_a_time_budget(tmp_path):
         config = json.load(handle)
     assert config["data"]["source"] == "gettext" and config["training"]["warmup_steps"] == 4000
     assert config["training"]["tokenizer"] == "sentencepiece"
-
-
-def test_text_lines_are_utf8_without_byte_order_mark_or_line_ends():
-    # Catches: a byte-order mark or a \r kept in the first or any line (translated as
-    # text), and bytes that are not UTF-8 reported without the input's name and line.
-    from keras_transformer.cli import _text_lines
-    from keras_transformer.errors import InputError
-
-    lines = _text_lines(io.BytesIO("\ufeffone\r\ntwo\n\nthree".encode()), "in.txt")
-    assert list(lines) == ["one", "two", "", "three"]
-    with pytest.raises(InputError, match="in.txt is not valid UTF-8: byte 0xe9 on line 2"):
-        list(_text_lines(io.BytesIO(b"one\ncaf\xe9\n"), "in.txt"))
 
 
 def test_translate_names_the_input_that_is_not_utf8(tmp_path, trained_run):

@@ -1,3 +1,4 @@
+import io
 import logging
 
 import pytest
@@ -75,3 +76,15 @@ def test_missing_file(tmp_path):
         read_parallel(missing)
     with pytest.raises(FileNotFoundError, match=missing):
         read_parallel(_write(tmp_path / "c.en", "one\n"), missing)
+
+
+def test_decoded_lines_are_utf8_without_byte_order_mark_or_line_ends():
+    # Catches: a byte-order mark or a \r kept in the first or any line (translated as
+    # text), and bytes that are not UTF-8 reported without the input's name and line.
+    from keras_transformer.data.readers import decode_lines
+    from keras_transformer.errors import InputError
+
+    lines = decode_lines(io.BytesIO("\ufeffone\r\ntwo\n\nthree".encode()), "in.txt")
+    assert list(lines) == ["one", "two", "", "three"]
+    with pytest.raises(InputError, match="in.txt is not valid UTF-8: byte 0xe9 on line 2"):
+        list(decode_lines(io.BytesIO(b"one\ncaf\xe9\n"), "in.txt"))
