@@ -15,6 +15,7 @@ thousands of sentences trained for half an hour on a few CPU cores (benchmarks/r
 import dataclasses
 import math
 
+from keras_transformer.constants import ACTIVATIONS
 from keras_transformer.errors import InputError
 
 PRESETS = {
@@ -23,8 +24,6 @@ PRESETS = {
     "base": dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, dropout=0.1),
     "big": dict(num_layers=6, d_model=1024, num_heads=16, d_ff=4096, dropout=0.3),
 }
-
-ACTIVATIONS = ("relu", "gelu")
 
 
 @dataclasses.dataclass

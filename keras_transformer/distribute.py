@@ -45,7 +45,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_transformer.errors import InputError
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

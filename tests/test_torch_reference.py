@@ -20,7 +20,7 @@ import torch
 import keras_transformer as kt
 from keras_transformer.data import numbers_corpus
 from keras_transformer.decoding import END_ID, START_ID, greedy_search
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 from keras_transformer.text import WordPieceTokenizer
 
 # (share_embeddings, tie_output, norm_first): the paper's model, then separate source

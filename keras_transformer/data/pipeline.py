@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from keras_transformer.data.bucketing import token_budget_buckets
 from keras_transformer.errors import InputError
-from keras_transformer.text.vocabulary import END_ID, PAD_ID, START_ID
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 
 logger = logging.getLogger("keras_transformer.data")
 PREFETCH_BATCHES = 2

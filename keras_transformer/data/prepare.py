@@ -46,7 +46,7 @@ from keras_transformer.files import atomic_path, atomic_write_text, remove_tempo
 from keras_transformer.text.learning import learn_tokenizers
 from keras_transformer.text.loading import load_tokenizer
 from keras_transformer.text.tokenizer import METADATA_FILE
-from keras_transformer.text.vocabulary import END_ID, PAD_ID, START_ID
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 
 PLAN_FILE = "prepare.json"
 TOKENIZER_DIRS = {"source": os.path.join("tokenizers", "source"),

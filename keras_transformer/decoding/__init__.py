@@ -9,5 +9,6 @@ rows do not hold up their batches (`Translator.translate_many`).
 
 from keras_transformer.decoding.beam import beam_loop, beam_search, length_penalty
 from keras_transformer.decoding.greedy import greedy_loop, greedy_search
-from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, START_ID
+from keras_transformer.decoding.lengths import EXTRA_LENGTH
+from keras_transformer.constants import END_ID, START_ID
 from keras_transformer.decoding.sampling import filter_logits, sample, sample_loop

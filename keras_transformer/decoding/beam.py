@@ -20,10 +20,10 @@ on, so it decodes to the same result alone and in a batch.
 
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.lengths import (
-    END_ID, NEG_INF, START_ID, check_lengths, check_settings, forbid_tokens, output_limits,
-    trim_padding, write_column)
+    check_lengths, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
 from keras_transformer.errors import InputError
 
 

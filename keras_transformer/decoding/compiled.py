@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.errors import InputError
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 from keras_transformer.model import check_id_range
 
 SOURCE_BUCKET = 16

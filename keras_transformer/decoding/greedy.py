@@ -14,11 +14,10 @@ settings. Sampling (`sampling.py`) is this loop with a random choice instead of 
 
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.lengths import (
-    END_ID, START_ID, check_lengths, check_settings, forbid_tokens, output_limits, trim_padding,
-    write_column)
-from keras_transformer.layers.masks import PAD_ID
+    check_lengths, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
 
 
 def argmax_choice(logits, step):

@@ -18,15 +18,10 @@ A hypothesis that reaches its limit without [END] stops there, without [END].
 
 import tensorflow as tf
 
+from keras_transformer.constants import NEG_INF, PAD_ID
 from keras_transformer.errors import InputError
-from keras_transformer.layers.masks import PAD_ID
-from keras_transformer.text.vocabulary import END_ID, START_ID
 
 EXTRA_LENGTH = 50
-
-# Log-probability of a forbidden token or of an empty beam slot. Finite rather than
-# -inf so that sums, products with one-hot masks and divisions never produce NaN.
-NEG_INF = -1e9
 
 
 def source_lengths(src_ids):

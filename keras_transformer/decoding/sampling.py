@@ -17,10 +17,10 @@ import functools
 
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.greedy import greedy_loop
-from keras_transformer.decoding.lengths import (
-    END_ID, NEG_INF, START_ID, check_lengths, trim_padding)
+from keras_transformer.decoding.lengths import check_lengths, trim_padding
 from keras_transformer.errors import InputError
 
 

@@ -22,7 +22,7 @@ tensor input of the compiled loop, so both passes run the same XLA programs.
 
 import numpy as np
 
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 
 FIRST_PASS_SCALE = 2
 FIRST_PASS_EXTRA = 10

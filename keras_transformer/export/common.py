@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.decoding.lengths import END_ID, START_ID
+from keras_transformer.constants import END_ID, START_ID
 from keras_transformer.errors import InputError
 from keras_transformer.model import Transformer, check_id_range
 

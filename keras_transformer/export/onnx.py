@@ -40,12 +40,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.decoding import greedy_loop
-from keras_transformer.decoding.lengths import END_ID, EXTRA_LENGTH, NEG_INF, START_ID
+from keras_transformer.decoding.lengths import EXTRA_LENGTH
+from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.export.common import (
     DECODINGS, SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings,
     model_of, refused_by_gather, tokenizers_of)
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 from keras_transformer.translator import best_hypothesis
 
 OPSET = 17

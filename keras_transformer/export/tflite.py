@@ -57,7 +57,7 @@ from keras_transformer.export.common import (
     SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings, model_of,
     refused_by_gather, tokenizers_of)
 from keras_transformer.files import atomic_path
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 from keras_transformer.translator import best_hypothesis
 
 QUANTIZATIONS = (None, "float16", "int8")

@@ -12,11 +12,8 @@ import math
 
 import keras
 from keras import ops
+from keras_transformer.constants import NEG_INF
 from keras_transformer.errors import InputError
-
-# Masked logits are set to this value in float32, where softmax always runs, so the
-# value is safe whatever the layer's compute dtype (bfloat16 or float16 included).
-MASKED_LOGIT = -1e9
 
 
 def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, training=None):
@@ -46,10 +43,10 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, tra
     query = query * ops.cast(1.0 / math.sqrt(d_k), query.dtype)
     logits = ops.cast(ops.einsum("...qd,...kd->...qk", query, key), "float32")
     if mask is not None:
-        logits = ops.where(mask, logits, MASKED_LOGIT)
+        logits = ops.where(mask, logits, NEG_INF)
     weights = ops.softmax(logits, axis=-1)
     if mask is not None:
-        # exp(MASKED_LOGIT - max) already underflows to 0 in float32; this zeroes the
+        # exp(NEG_INF - max) already underflows to 0 in float32; this zeroes the
         # rows where every key was masked (softmax would spread them uniformly).
         weights = ops.where(mask, weights, 0.0)
     attended = weights if dropout is None else dropout(weights, training=training)

@@ -5,7 +5,7 @@
 
 import keras
 
-from keras_transformer.config import ACTIVATIONS
+from keras_transformer.constants import ACTIVATIONS
 from keras_transformer.errors import InputError
 
 

@@ -10,7 +10,7 @@ Shapes broadcast against attention logits of shape (batch, heads, query_len, key
 
 from keras import ops
 
-PAD_ID = 0
+from keras_transformer.constants import PAD_ID
 
 
 def padding_mask(ids):

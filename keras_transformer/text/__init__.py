@@ -3,17 +3,11 @@
 `[PAD]`=0, `[UNK]`=1, `[START]`=2, `[END]`=3 in every vocabulary.
 """
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID, UNK_ID
 from keras_transformer.text.learning import learn_tokenizers
 from keras_transformer.text.loading import load_tokenizer
 from keras_transformer.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from keras_transformer.text.tokenizer import Tokenizer
-from keras_transformer.text.vocabulary import (
-    END_ID,
-    PAD_ID,
-    RESERVED_TOKENS,
-    START_ID,
-    UNK_ID,
-    vocabulary_fingerprint,
-)
+from keras_transformer.text.vocabulary import RESERVED_TOKENS, vocabulary_fingerprint
 from keras_transformer.text.wordpiece import WordPieceTokenizer
 from keras_transformer.text.wordpiece_learner import learn_wordpiece_vocabulary

@@ -32,6 +32,7 @@ import tensorflow_text as tf_text
 from tensorflow.python.trackable import resource
 from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID, UNK_ID
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
 from keras_transformer.text import tokenizer as tokenizer_lib
@@ -105,10 +106,10 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
                 character_coverage=character_coverage,
                 normalization_rule_name="nmt_nfkc_cf" if lower_case else "nmt_nfkc",
                 hard_vocab_limit=False,
-                pad_id=vocab_lib.PAD_ID,
-                unk_id=vocab_lib.UNK_ID,
-                bos_id=vocab_lib.START_ID,
-                eos_id=vocab_lib.END_ID,
+                pad_id=PAD_ID,
+                unk_id=UNK_ID,
+                bos_id=START_ID,
+                eos_id=END_ID,
                 pad_piece=vocab_lib.PAD,
                 unk_piece=vocab_lib.UNK,
                 bos_piece=vocab_lib.START,

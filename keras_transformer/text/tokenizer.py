@@ -37,6 +37,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_write_text
 from keras_transformer.text import vocabulary as vocab_lib
@@ -83,7 +84,7 @@ class Tokenizer(tf.Module):
     @property
     def pad_id(self):
         """0: `[PAD]`, the padding id."""
-        return vocab_lib.PAD_ID
+        return PAD_ID
 
     @property
     def unk_id(self):
@@ -93,12 +94,12 @@ class Tokenizer(tf.Module):
     @property
     def start_id(self):
         """2: `[START]`, the first decoder input."""
-        return vocab_lib.START_ID
+        return START_ID
 
     @property
     def end_id(self):
         """3: `[END]`, end of sentence."""
-        return vocab_lib.END_ID
+        return END_ID
 
     @property
     def options(self):
@@ -235,10 +236,10 @@ def _content_ids(ids):
     """
     ids = tf.cast(ids, tf.int32)
     if isinstance(ids, tf.RaggedTensor):
-        ids = ids.to_tensor(default_value=vocab_lib.PAD_ID)
+        ids = ids.to_tensor(default_value=PAD_ID)
     # Inclusive cumsum is 0 exactly before the first [END].
-    before_end = tf.cumsum(tf.cast(ids == vocab_lib.END_ID, tf.int32), axis=1) == 0
-    keep = before_end & (ids != vocab_lib.PAD_ID) & (ids != vocab_lib.START_ID)
+    before_end = tf.cumsum(tf.cast(ids == END_ID, tf.int32), axis=1) == 0
+    keep = before_end & (ids != PAD_ID) & (ids != START_ID)
     return tf.ragged.boolean_mask(ids, keep)
 
 

@@ -2,14 +2,8 @@
 
 The model's input format is fixed by the core: token ids are int32 and id 0 is
 padding. Every tokenizer of this package therefore starts its vocabulary with the
-same four reserved tokens, at the same ids:
-
-| id | token     | meaning                                   |
-|----|-----------|-------------------------------------------|
-| 0  | `[PAD]`   | padding; masked out by the model          |
-| 1  | `[UNK]`   | a word the vocabulary cannot spell        |
-| 2  | `[START]` | first decoder input (shifted right)       |
-| 3  | `[END]`   | end of sentence; decoding stops here      |
+same four reserved tokens, `[PAD]`, `[UNK]`, `[START]`, `[END]`, at the ids that
+`keras_transformer.constants` gives them (0, 1, 2, 3).
 
 A vocabulary's *fingerprint* is a short hash of its tokens in id order. Two
 tokenizers with the same fingerprint map every string to the same ids, so a model
@@ -25,11 +19,9 @@ Example:
 import hashlib
 
 from keras_transformer.errors import InputError
-from keras_transformer.layers.masks import PAD_ID  # the model's input format: 0 is padding
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 RESERVED_TOKENS = [PAD, UNK, START, END]
-UNK_ID, START_ID, END_ID = 1, 2, 3
 
 
 def vocabulary_fingerprint(vocabulary):

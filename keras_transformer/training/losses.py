@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from keras_transformer.errors import InputError
-from keras_transformer.layers.masks import PAD_ID
+from keras_transformer.constants import PAD_ID
 
 
 def _check(y_true, y_pred):

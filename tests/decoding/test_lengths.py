@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from keras_transformer import decoding
+from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.decoding.lengths import (
-    END_ID, NEG_INF, START_ID, check_lengths, forbid_tokens, output_limits, trim_padding,
-    write_column)
+    check_lengths, forbid_tokens, output_limits, trim_padding, write_column)
 from keras_transformer.errors import InputError
 
 

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from helpers import assert_well_formed
 from keras_transformer import decoding
-from keras_transformer.decoding.lengths import NEG_INF
+from keras_transformer.constants import NEG_INF
 
 
 def test_a_seed_reproduces_and_different_seeds_differ(tiny_model, sources):
