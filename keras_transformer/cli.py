@@ -177,7 +177,7 @@ def _data_description(args):
 
 
 TRAINING_FLAGS = ("epochs", "time_budget", "tokens_per_batch", "max_length", "warmup_steps",
-                  "learning_rate_scale", "label_smoothing", "tokenizer", "vocab_size",
+                  "learning_rate_scale", "cooldown", "label_smoothing", "tokenizer", "vocab_size",
                   "average_last", "seed", "strategy", "precision", "jit_compile")
 
 
@@ -400,6 +400,9 @@ def build_parser():
     train.add_argument("--max-length", type=int)
     train.add_argument("--warmup-steps", type=int)
     train.add_argument("--learning-rate-scale", type=float)
+    train.add_argument("--cooldown", type=float, metavar="FRACTION",
+                       help="the share of the run (of --time-budget, else of --epochs) over "
+                            "which the learning rate falls linearly to zero")
     train.add_argument("--label-smoothing", type=float)
     train.add_argument("--tokenizer", choices=("wordpiece", "sentencepiece"))
     train.add_argument("--vocab-size", type=int)

@@ -1,6 +1,8 @@
-"""Training pieces of §5: the schedule, the optimizer, the loss and metrics."""
+"""Training pieces of §5: the schedule (and a cool-down for budgeted runs), the optimizer,
+the loss and metrics."""
 
 from keras_transformer.training.losses import (
     LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens, masked_accuracy)
 from keras_transformer.training.schedule import NoamSchedule, paper_optimizer
+from keras_transformer.training.cooldown import Cooldown, CooldownProgress
 from keras_transformer.training.budget import TimeBudget

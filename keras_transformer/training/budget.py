@@ -127,6 +127,19 @@ class TimeBudget(keras.callbacks.Callback):
         if self.state_path:
             atomic_write_text(self.state_path, json.dumps(self.totals, indent=2))
 
+    def progress(self):
+        """The share of the run done, in [0, 1]: the larger of the budget's seconds spent
+        and the steps taken of the epochs `fit` was given (once an epoch's length is
+        known; 0 before, without a budget)."""
+        done = 0.0
+        if self.seconds is not None:
+            done = self._spent() / self.seconds
+        epochs = (self.params or {}).get("epochs")
+        if epochs and self.steps_per_epoch:
+            steps = self.totals["steps"] + self._epoch_steps
+            done = max(done, steps / (epochs * self.steps_per_epoch))
+        return min(done, 1.0)
+
     def summary(self):
         """The totals, with target tokens per second and cores used."""
         seconds = max(self.totals["train_seconds"], 1e-9)

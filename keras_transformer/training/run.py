@@ -41,10 +41,11 @@ from keras_transformer.text.learning import TOKENIZERS
 from keras_transformer.text.tokenizer import METADATA_FILE
 from keras_transformer.training.averaging import average_checkpoints, best_average
 from keras_transformer.training.budget import TimeBudget
+from keras_transformer.training.cooldown import Cooldown, CooldownProgress
 from keras_transformer.training.losses import (
     LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
 from keras_transformer.training.progress import RunProgress
-from keras_transformer.training.schedule import paper_optimizer
+from keras_transformer.training.schedule import NoamSchedule, paper_adam
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
@@ -61,6 +62,9 @@ class TrainingSettings:
         tokens_per_batch: token budget of one batch (the paper: about 25,000).
         max_length: longest tokenized sentence kept (longer pairs are dropped).
         warmup_steps, learning_rate_scale: the Noam schedule.
+        cooldown: the share of the run (of `time_budget`, or of `epochs` without one)
+            over which the learning rate falls linearly to zero (`Cooldown`); None keeps
+            the paper's schedule, which never reaches zero.
         label_smoothing: ε of the loss.
         tokenizer: "wordpiece" or "sentencepiece".
         vocab_size: vocabulary size to learn.
@@ -90,6 +94,7 @@ class TrainingSettings:
     max_length: int = 128
     warmup_steps: int = 4000
     learning_rate_scale: float = 1.0
+    cooldown: float = None
     label_smoothing: float = 0.1
     tokenizer: str = "sentencepiece"
     vocab_size: int = 8000
@@ -122,6 +127,11 @@ class TrainingSettings:
             raise InputError(
                 f"learning_rate_scale must be positive and finite (a negative rate would "
                 f"climb the loss); got {self.learning_rate_scale!r}")
+        if self.cooldown is not None and not (
+                isinstance(self.cooldown, (int, float)) and not isinstance(self.cooldown, bool)
+                and 0 < self.cooldown <= 1):
+            raise InputError(f"cooldown must be a share of the run in (0, 1] or None; got "
+                             f"{self.cooldown!r}")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         if self.strategy not in STRATEGIES:
@@ -292,11 +302,20 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
         for directory in filter(None, (corpus.train, corpus.dev)):
             check_fingerprints(directory, read_manifest(directory), source_tokenizer,
                                target_tokenizer)
+    schedule = None  # made in the strategy's scope, with the optimizer
+
+    def optimizer_fn():
+        nonlocal schedule
+        schedule = NoamSchedule(
+            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale)
+        if settings.cooldown is not None:
+            schedule = Cooldown(schedule, settings.cooldown)
+        return paper_adam(schedule)
+
     model = distribute.build_in_scope(
         distribute.make_strategy(settings.strategy),
         model_fn=lambda: Transformer(**model_config.to_dict()),
-        optimizer_fn=lambda: paper_optimizer(
-            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale),
+        optimizer_fn=optimizer_fn,
         loss=LabelSmoothedCrossEntropy(settings.label_smoothing),
         metrics=[MaskedAccuracy(), TargetTokens()],
         jit_compile=settings.jit_compile, precision=precision)
@@ -320,6 +339,8 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
                                 **batching) if corpus.dev else None
 
     budget = TimeBudget(settings.time_budget)
+    if isinstance(schedule, Cooldown):
+        callbacks = [CooldownProgress(schedule, budget), *callbacks]
     progress = RunProgress(run_dir, budget)
     initial_epoch = progress.restore(model)
     if not progress.finished:

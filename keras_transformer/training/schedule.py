@@ -2,7 +2,8 @@
 
     lrate = scale · d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5)
 
-It rises linearly for `warmup_steps` steps, then decays as 1/√step.
+It rises linearly for `warmup_steps` steps, then decays as 1/√step. A run with a time
+budget may cool it down to zero at its end (`cooldown.Cooldown`).
 """
 
 import keras
@@ -47,6 +48,10 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def paper_optimizer(d_model, warmup_steps=4000, scale=1.0):
     """Adam(β1 = 0.9, β2 = 0.98, ε = 1e-9) driven by `NoamSchedule` (§5.3)."""
+    return paper_adam(NoamSchedule(d_model, warmup_steps, scale))
+
+
+def paper_adam(learning_rate):
+    """Adam(β1 = 0.9, β2 = 0.98, ε = 1e-9) (§5.3) with any learning rate or schedule."""
     return keras.optimizers.Adam(
-        learning_rate=NoamSchedule(d_model, warmup_steps, scale),
-        beta_1=0.9, beta_2=0.98, epsilon=1e-9)
+        learning_rate=learning_rate, beta_1=0.9, beta_2=0.98, epsilon=1e-9)

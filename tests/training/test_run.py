@@ -17,6 +17,8 @@ from keras_transformer.training.run import TrainingSettings, load_run
     (dict(time_budget=math.nan), "time_budget must be a positive, finite number"),
     (dict(tokens_per_batch=64, max_length=128),
      r"tokens_per_batch \(64\) must be at least max_length \(128\)"),
+    (dict(cooldown=0), r"cooldown must be a share of the run in \(0, 1\]"),
+    (dict(cooldown=1.5), r"cooldown must be a share of the run in \(0, 1\]"),
 ])
 def test_settings_refused_before_anything_is_written(settings, message):
     # Catches: an infinite learning rate (a run of NaN losses), an infinite budget (with
@@ -76,3 +78,37 @@ def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_pa
     ids, _ = kt.export.TFLiteTranslator(path).translate_ids(np.array([[5, 6, 7]], np.int32))
     expected, _ = kt.decoding.greedy_search(loaded.model, np.array([[5, 6, 7]], np.int32))
     np.testing.assert_array_equal(ids, np.asarray(expected))
+
+
+def test_a_run_with_a_cooldown_ends_at_a_rate_near_zero_and_loads(tmp_path):
+    # Catches: train ignoring settings.cooldown (with 20 warm-up steps the paper's rate
+    # would still be rising at the end of these 2 short epochs), or a run whose
+    # model.keras (an optimizer with a Cooldown schedule) does not load.
+    import keras
+
+    from keras_transformer.training import run
+
+    class RecordRate(keras.callbacks.Callback):
+        """The rate of each step taken (Keras begins one more batch at the end of an
+        epoch of unknown length, and finds no data)."""
+        rates = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.rate = float(self.model.optimizer.learning_rate)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.rates.append(self.rate)
+
+    corpus = kt.data.numbers_corpus(target_lang="fr", train_size=200, dev_size=10,
+                                    test_size=5)
+    settings = TrainingSettings(epochs=2, tokens_per_batch=512, max_length=40, vocab_size=120,
+                                tokenizer="wordpiece", warmup_steps=20, cooldown=0.5,
+                                precision="float32")
+    config = kt.TransformerConfig.from_preset("tiny", num_layers=1, d_model=16, d_ff=32)
+    record = RecordRate()
+    run.train(str(tmp_path / "run"), corpus, config, settings, callbacks=[record], verbose=0)
+    steps = len(record.rates)
+    assert steps >= 6
+    assert max(record.rates) == record.rates[steps // 2]            # the peak, at p = 0.5
+    assert record.rates[-1] == pytest.approx(record.rates[steps // 2] * 2 / steps, rel=0.2)
+    assert load_run(str(tmp_path / "run")).model is not None
