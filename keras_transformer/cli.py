@@ -33,7 +33,8 @@ from keras_transformer.files import atomic_path
 from keras_transformer.translator import DECODE_BATCH_SIZE
 
 USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError, UnicodeDecodeError)
+               IsADirectoryError, PermissionError, UnicodeDecodeError,
+               ChildProcessError)  # a worker of `prepare` killed: the message says what to do
 
 # The library's errors name the Python argument that would accept the input; on the
 # command line the flag that sets it is named instead.
