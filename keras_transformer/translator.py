@@ -95,6 +95,11 @@ class Translator(tf.Module):
         jit_compile: compile the decoding loop with XLA.
         name: name of the tf.Module.
 
+    Attributes:
+        settings: the `kt.decoding.DecodingSettings` built from beam_size, alpha,
+            max_length, min_length and the target tokenizer's reserved ids: how this
+            Translator and its exports decode.
+
     Example:
     >>> tok = kt.text.WordPieceTokenizer.train(["ein kleiner test", "a small test"],
     ...                                        vocab_size=40)
@@ -139,18 +144,22 @@ class Translator(tf.Module):
 
     @property
     def beam_size(self):
+        """`settings.beam_size`: 1 decodes greedily."""
         return self.settings.beam_size
 
     @property
     def alpha(self):
+        """`settings.alpha`, the length penalty α of beam search."""
         return self.settings.alpha
 
     @property
     def max_length(self):
+        """`settings.max_length`: None for source length + 50, or an int limit."""
         return self.settings.max_length
 
     @property
     def min_length(self):
+        """`settings.min_length`: [END] is forbidden before this many output tokens."""
         return self.settings.min_length
 
     def _decode(self, src_ids):

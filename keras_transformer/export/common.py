@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_transformer.decoding.rules import DecodingSettings
 from keras_transformer.errors import InputError
 from keras_transformer.model import Transformer
+from keras_transformer.runtimes.inputs import DECODINGS
 
 SRC_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="src_ids")
 
@@ -24,9 +25,6 @@ def model_of(translator):
     if not model.built:
         model.build()
     return model
-
-
-DECODINGS = (None, "greedy")
 
 
 def decoding_settings(translator, decoding=None):
