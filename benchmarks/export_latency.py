@@ -40,7 +40,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 
 from keras_transformer.export import (  # noqa: E402
-    OnnxTranslator, TFLiteTranslator, export_onnx, export_saved_model, export_tflite)
+    export_onnx, export_saved_model, export_tflite)
+from keras_transformer.runtimes import OnnxTranslator, TFLiteTranslator  # noqa: E402
 from keras_transformer.translator import Translator  # noqa: E402
 from numbers_model import train_numbers_model  # noqa: E402
 

@@ -859,7 +859,7 @@ def artifact_cases(f):
              lambda: kt.export.export_saved_model(f.beam, existing, version=1),
              Refused("overwrite=True"), guard=[existing])
 
-    tflite = kt.export.TFLiteTranslator(f.tflite)
+    tflite = kt.runtimes.TFLiteTranslator(f.tflite)
     for name, ids, message in [
             ("id = V", np.array([[5, V]], np.int32), f"got {V}"),
             ("negative id", np.array([[-1, 5]], np.int32), "got -1"),
@@ -880,10 +880,10 @@ def artifact_cases(f):
     artifact("TFLiteTranslator(['text']) on an ids-only file", lambda: tflite(["one"]),
              Refused("no text signature"))
     artifact("TFLiteTranslator(missing file)",
-             lambda: kt.export.TFLiteTranslator(os.path.join(f.work, "none.tflite")),
+             lambda: kt.runtimes.TFLiteTranslator(os.path.join(f.work, "none.tflite")),
              Refused("none.tflite"))
     artifact("TFLiteTranslator(zero-byte file)",
-             lambda: kt.export.TFLiteTranslator(f.file("zero.tflite", b"")), Refused("zero.tflite"))
+             lambda: kt.runtimes.TFLiteTranslator(f.file("zero.tflite", b"")), Refused("zero.tflite"))
     artifact("export_tflite over an existing file",
              lambda: kt.export.export_tflite(f.beam, f.tflite), Refused("overwrite=True"),
              guard=[f.tflite])
@@ -891,7 +891,7 @@ def artifact_cases(f):
              lambda: kt.export.export_tflite(f.beam, os.path.join(f.work, "q.tflite"),
                                              quantization="int4"), Refused("int4"))
 
-    onnx = kt.export.OnnxTranslator(f.onnx)
+    onnx = kt.runtimes.OnnxTranslator(f.onnx)
     for name, ids, message in [
             ("id = V", np.array([[5, V]], np.int32), f"got {V}"),
             ("negative id", np.array([[-1, 5]], np.int32), "got -1"),
@@ -910,7 +910,7 @@ def artifact_cases(f):
     artifact("OnnxTranslator(['']) (an empty string)", lambda: onnx([""])[0],
              Handled("['']", equal([""])))
     artifact("OnnxTranslator(missing directory)",
-             lambda: kt.export.OnnxTranslator(os.path.join(f.work, "no_onnx")),
+             lambda: kt.runtimes.OnnxTranslator(os.path.join(f.work, "no_onnx")),
              Refused("config.json is missing"))
 
     def onnx_copy(name, edit):
@@ -921,10 +921,10 @@ def artifact_cases(f):
 
     bad_config = onnx_copy("bad_config", lambda d: write(os.path.join(d, "config.json"), "{"))
     artifact("OnnxTranslator(config.json that is not JSON)",
-             lambda: kt.export.OnnxTranslator(bad_config), Refused("config.json"))
+             lambda: kt.runtimes.OnnxTranslator(bad_config), Refused("config.json"))
     zero_encoder = onnx_copy("zero_encoder", lambda d: write(os.path.join(d, "encoder.onnx"), b""))
     artifact("OnnxTranslator(zero-byte encoder.onnx)",
-             lambda: kt.export.OnnxTranslator(zero_encoder), Refused("encoder.onnx"))
+             lambda: kt.runtimes.OnnxTranslator(zero_encoder), Refused("encoder.onnx"))
     artifact("export_onnx over an existing directory",
              lambda: kt.export.export_onnx(f.beam, f.onnx), Refused("overwrite=True"),
              guard=[f.onnx])

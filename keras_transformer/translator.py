@@ -27,28 +27,27 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.decoding.beam import beam_loop, check_beam
-from keras_transformer.decoding import compiled, stragglers
-from keras_transformer.decoding.greedy import greedy_loop
-from keras_transformer.decoding.lengths import trim_padding
-from keras_transformer.errors import InputError
 from keras_transformer.constants import PAD_ID
+from keras_transformer.decoding import compiled, stragglers
+from keras_transformer.decoding.beam import beam_loop
+from keras_transformer.decoding.buffers import trim_padding
+from keras_transformer.decoding.greedy import greedy_loop
+from keras_transformer.decoding.rules import DecodingSettings
+from keras_transformer.errors import InputError
+from keras_transformer.text.source_ids import padded_ids
 
-
-# Measured on the real-data benchmark (d_model 256, beam 4, XLA on a 2-core CPU): 16
-# sentences per batch decode faster than 64 or 256, whose larger key/value buffers no
-# longer fit the caches, and a batch waits for its longest sentence.
+# Small batches: on CPU, the key/value buffers of larger ones no longer fit the caches,
+# and every batch waits for its longest sentence (benchmarks/real_data.py shows it).
 DECODE_BATCH_SIZE = 16
 
 
-def best_hypothesis(model, src_ids, beam_size, alpha, **settings):
-    """The best translation of each source: greedy search for `beam_size` 1, else beam
-    search's first hypothesis. Returns ids (batch, W) and scores (batch,), and done
-    (batch,) when `settings` hold `max_steps`."""
-    if beam_size == 1:
-        return greedy_loop(model, src_ids, **settings)
-    ids, scores, *done = beam_loop(model, src_ids, beam_size=beam_size, alpha=alpha,
-                                   **settings)
+def best_hypothesis(model, src_ids, settings, max_steps=None):
+    """The best translation of each source under `DecodingSettings`: greedy search for
+    beam_size 1, else beam search's first hypothesis. Returns ids (batch, W) and scores
+    (batch,), and done (batch,) with `max_steps`."""
+    if settings.beam_size == 1:
+        return greedy_loop(model, src_ids, settings, max_steps=max_steps)
+    ids, scores, *done = beam_loop(model, src_ids, settings, max_steps=max_steps)
     return (ids[:, 0], scores[:, 0], *done)
 
 
@@ -96,6 +95,11 @@ class Translator(tf.Module):
         jit_compile: compile the decoding loop with XLA.
         name: name of the tf.Module.
 
+    Attributes:
+        settings: the `kt.decoding.DecodingSettings` built from beam_size, alpha,
+            max_length, min_length and the target tokenizer's reserved ids: how this
+            Translator and its exports decode.
+
     Example:
     >>> tok = kt.text.WordPieceTokenizer.train(["ein kleiner test", "a small test"],
     ...                                        vocab_size=40)
@@ -112,9 +116,9 @@ class Translator(tf.Module):
     def __init__(self, model, source_tokenizer, target_tokenizer, beam_size=4, alpha=0.6,
                  max_length=None, min_length=0, strict=False, jit_compile=True, name=None):
         super().__init__(name=name)
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise InputError(f"beam_size must be a positive int (1 = greedy); got {beam_size!r}")
-        check_beam(beam_size, alpha, 1, model.config.tgt_vocab_size)
+        self.settings = DecodingSettings(
+            beam_size=beam_size, alpha=alpha, max_length=max_length, min_length=min_length,
+            start_id=target_tokenizer.start_id, end_id=target_tokenizer.end_id).check(model)
         if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
             raise InputError(
                 f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "
@@ -130,24 +134,37 @@ class Translator(tf.Module):
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
-        self.beam_size = beam_size
-        self.alpha = float(alpha)
-        self.max_length = max_length
-        self.min_length = min_length
         self.strict = strict
         self.jit_compile = jit_compile
         self.max_source_length = model.config.max_length
-        self._settings = dict(beam_size=beam_size, alpha=self.alpha, max_length=max_length,
-                              min_length=min_length, start_id=target_tokenizer.start_id,
-                              end_id=target_tokenizer.end_id)
         # For graphs (SavedModel signatures): one function for every source width.
         self._compiled_decode = tf.function(
             self._decode, jit_compile=jit_compile,
             input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
+    @property
+    def beam_size(self):
+        """`settings.beam_size`: 1 decodes greedily."""
+        return self.settings.beam_size
+
+    @property
+    def alpha(self):
+        """`settings.alpha`, the length penalty α of beam search."""
+        return self.settings.alpha
+
+    @property
+    def max_length(self):
+        """`settings.max_length`: None for source length + 50, or an int limit."""
+        return self.settings.max_length
+
+    @property
+    def min_length(self):
+        """`settings.min_length`: [END] is forbidden before this many output tokens."""
+        return self.settings.min_length
+
     def _decode(self, src_ids):
         """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
-        return best_hypothesis(self.model, src_ids, **self._settings)
+        return best_hypothesis(self.model, src_ids, self.settings)
 
     def _tokenize(self, text):
         """tf.string (batch,) -> 0-padded int32 ids (batch, src_len), in graphs."""
@@ -158,8 +175,7 @@ class Translator(tf.Module):
                 lengths, self.max_source_length,
                 message=f"a source is longer than the model's max_length="
                         f"{self.max_source_length} tokens (strict=True)")
-        src_ids = tokens[:, :self.max_source_length].to_tensor(default_value=PAD_ID)
-        return tf.cast(src_ids, tf.int32)
+        return padded_ids(tokens, self.max_source_length)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def translate_ids(self, src_ids):
@@ -251,8 +267,9 @@ class Translator(tf.Module):
         """The compiled loop for eager calls: one XLA program per source bucket (its
         buffers sized from the source), shared by every cap `max_steps` (a cap of the
         model's max_length cuts nothing). Returns ids, scores and done flags."""
-        return compiled.run(best_hypothesis, self.model, src_ids, self._settings,
-                            self.jit_compile, max_steps=max_steps)
+        return compiled.decode_in_buckets(best_hypothesis, self.model, src_ids,
+                                          (self.settings,), self.jit_compile,
+                                          max_steps=max_steps)
 
     def _source_ids(self, sentences):
         """Tokenizes with a warning (or InputError) for long sources: int32 (batch,
@@ -268,7 +285,7 @@ class Translator(tf.Module):
             if self.strict:
                 raise InputError(f"{message}; shorten them or pass strict=False to truncate")
             warnings.warn(f"{message}; they are truncated", stacklevel=4)
-        return tf.cast(tokens[:, :self.max_source_length].to_tensor(PAD_ID), tf.int32)
+        return padded_ids(tokens, self.max_source_length)
 
     def translate_with_details(self, sentences):
         """Translations with their ids, scores, tokens and last-layer cross-attention.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_transformer import cli
-from keras_transformer.export import OnnxTranslator, TFLiteTranslator
+from keras_transformer.runtimes import OnnxTranslator, TFLiteTranslator
 from keras_transformer.text import load_tokenizer
 
 # The small demo gets 84 % of its 200 test numbers exactly right (beam 4; the full demo:

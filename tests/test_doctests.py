@@ -29,7 +29,7 @@ ALLOWED_TO_SKIP = {
 SLOW = {
     "keras_transformer.export.onnx.export_onnx",
     "keras_transformer.export.saved_model.export_saved_model",
-    "keras_transformer.export.tflite.TFLiteTranslator",
+    "keras_transformer.runtimes.tflite.TFLiteTranslator",
     "keras_transformer.export.tflite.export_tflite",
 }
 

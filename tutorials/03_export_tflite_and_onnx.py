@@ -48,9 +48,9 @@ def main(tiny=False, output_dir="tutorial_output"):
     src_ids = run.source_tokenizer.tokenize(sources).to_tensor().numpy().astype("int32")
     tf_ids, tf_scores = (np.asarray(x) for x in kt.decoding.greedy_search(run.model, src_ids))
     results = {
-        "TFLite float32": kt.export.TFLiteTranslator(tflite_path).translate_ids(src_ids),
-        "TFLite int8": kt.export.TFLiteTranslator(int8_path).translate_ids(src_ids),
-        "ONNX Runtime": kt.export.OnnxTranslator(onnx_dir).translate_ids(src_ids),
+        "TFLite float32": kt.runtimes.TFLiteTranslator(tflite_path).translate_ids(src_ids),
+        "TFLite int8": kt.runtimes.TFLiteTranslator(int8_path).translate_ids(src_ids),
+        "ONNX Runtime": kt.runtimes.OnnxTranslator(onnx_dir).translate_ids(src_ids),
     }
     print(f"{'runtime':16s} same ids as TF   max |score - TF|")
     agreement = {}

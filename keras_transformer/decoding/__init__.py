@@ -4,11 +4,22 @@
 once per model and settings. `greedy_loop`, `beam_loop` and `sample_loop` are the same
 loops as plain functions, to call inside a tf.function, a SavedModel signature or a
 TFLite conversion. `stragglers` decodes many sentences in two passes, so that a few long
-rows do not hold up their batches (`Translator.translate_many`).
+rows do not hold up their batches (`Translator.translate_many`). `DecodingSettings`
+(`rules.py`) holds the settings they share and the rules they follow: length limits,
+banned tokens, min_length, the stop at [END].
+
+This package may import TensorFlow, NumPy, `keras_transformer.constants`, `errors` and
+`model` (for its id checks); it reaches nothing above it (`translator`, `export`,
+`runtimes`, `text`).
 """
 
+from keras_transformer.constants import END_ID, START_ID
 from keras_transformer.decoding.beam import beam_loop, beam_search, length_penalty
 from keras_transformer.decoding.greedy import greedy_loop, greedy_search
-from keras_transformer.decoding.lengths import EXTRA_LENGTH
-from keras_transformer.constants import END_ID, START_ID
-from keras_transformer.decoding.sampling import filter_logits, sample, sample_loop
+from keras_transformer.decoding.rules import EXTRA_LENGTH, DecodingSettings
+from keras_transformer.decoding.sampling import (
+    Sampling,
+    filter_logits,
+    sample,
+    sample_loop,
+)

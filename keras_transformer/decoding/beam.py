@@ -18,12 +18,18 @@ most  log p / lp(limit). A stopped sentence is frozen while the rest of the batc
 on, so it decodes to the same result alone and in a batch.
 """
 
+import typing
+
 import tensorflow as tf
 
 from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.decoding import compiled
-from keras_transformer.decoding.lengths import (
-    check_lengths, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
+from keras_transformer.decoding.buffers import trim_padding, write_column
+from keras_transformer.decoding.rules import (
+    PAPER_SETTINGS,
+    DecodingSettings,
+    check_src_ids,
+)
 from keras_transformer.errors import InputError
 
 
@@ -39,7 +45,7 @@ def top_k_by_blocks(values, k, block=64):
     one of them has a maximum at least as large, and k other blocks with larger maxima
     would hold k larger entries). So one max-reduction, a top-k over the block maxima and
     a top-k over k·block candidates replace a top-k over every entry, which XLA runs
-    about 2× slower on CPU. The chosen blocks are taken in index order, so ties come out
+    slower on CPU (benchmarks/decode_latency.py times beam search). The chosen blocks are taken in index order, so ties come out
     as top_k orders them: lower index first.
 
     Args:
@@ -68,33 +74,97 @@ def top_k_by_blocks(values, k, block=64):
     return top, indices
 
 
-def check_beam(beam_size, alpha, num_return, vocab_size):
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise InputError(f"beam_size must be a positive int; got {beam_size!r}")
-    if 2 * beam_size > vocab_size:
-        raise InputError(
-            f"beam search ranks 2 × beam_size candidates per sentence, so beam_size must be "
-            f"at most half the target vocabulary ({vocab_size}); got {beam_size}")
+def check_num_return(num_return, beam_size):
     if not isinstance(num_return, int) or not 1 <= num_return <= beam_size:
         raise InputError(
             f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}")
-    if (not isinstance(alpha, (int, float)) or isinstance(alpha, bool)
-            or not 0 <= alpha < float("inf")):
-        raise InputError(
-            f"alpha must be a number >= 0, finite (0 disables the length penalty); got {alpha!r}")
 
 
-def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,
-              min_length=0, start_id=START_ID, end_id=END_ID, max_steps=None):
+class BeamState(typing.NamedTuple):
+    """The state of the beam-search while loop: fixed shapes, k = beam_size, W = width.
+
+    Attributes:
+        step: () int32, the output position being chosen.
+        tokens: (batch, k) int32, each alive hypothesis's newest token.
+        cache: the model's decoding cache for batch·k hypotheses.
+        alive_ids: (batch, k, W) int32, the hypotheses that may grow.
+        alive_log_probs: (batch, k) float32, their log-probabilities.
+        finished_ids: (batch, k, W) int32, hypotheses that ended, best first.
+        finished_scores: (batch, k) float32, their length-penalised scores (NEG_INF:
+            an empty slot).
+        done: (batch,) bool, the sentences whose search ended.
+    """
+
+    step: tf.Tensor
+    tokens: tf.Tensor
+    cache: dict
+    alive_ids: tf.Tensor
+    alive_log_probs: tf.Tensor
+    finished_ids: tf.Tensor
+    finished_scores: tf.Tensor
+    done: tf.Tensor
+
+
+def _gather(values, indices):
+    return tf.gather(values, indices, batch_dims=1)
+
+
+def _extensions(settings, logits, state):
+    """The 2k best one-token extensions of each sentence's k alive hypotheses.
+
+    Returns top_log_probs (batch, 2k) float32 best first, top_tokens (batch, 2k) int32,
+    origins (batch, 2k) int32 (the alive beam each extends) and top_ids (batch, 2k, W)
+    int32, the extended hypotheses.
+    """
+    k = settings.beam_size
+    batch = tf.shape(logits)[0]
+    # The 2k best extensions of a sentence are among the 2k best of each beam, so
+    # log p(y | ...) = logit - logsumexp is formed for those k·2k alone: the
+    # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
+    # top-k over all k·vocab candidates (lower beam, then lower token, first).
+    normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+    beam_best, beam_tokens = top_k_by_blocks(
+        settings.forbid_tokens(logits, state.step), 2 * k)
+    candidates = state.alive_log_probs[:, :, None] + (beam_best - normalizer)
+    top_log_probs, top_indices = tf.math.top_k(
+        tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
+    origins = top_indices // (2 * k)
+    top_tokens = _gather(tf.reshape(beam_tokens, [batch, k * 2 * k]), top_indices)
+    top_ids = write_column(_gather(state.alive_ids, origins), state.step, top_tokens)
+    return top_log_probs, top_tokens, origins, top_ids
+
+
+def _merge_finished(settings, state, top_log_probs, top_ids, ends):
+    """The k best finished hypotheses once the extensions that `ends` (batch, 2k) and
+    rank within the top k join them; a sentence already done keeps its own.
+
+    Returns finished_ids (batch, k, W) int32 and finished_scores (batch, k) float32.
+    """
+    k = settings.beam_size
+    within_top_k = tf.range(2 * k)[None, :] < k
+    new_scores = tf.where(ends & within_top_k,
+                          top_log_probs / length_penalty(state.step + 1, settings.alpha),
+                          NEG_INF)
+    merged_scores, kept = tf.math.top_k(
+        tf.concat([state.finished_scores, new_scores], axis=1), k=k)
+    merged_ids = _gather(tf.concat([state.finished_ids, top_ids], axis=1), kept)
+    # A finished sentence keeps its result while the rest of the batch decodes.
+    finished_scores = tf.where(state.done[:, None], state.finished_scores, merged_scores)
+    finished_ids = tf.where(state.done[:, None, None], state.finished_ids, merged_ids)
+    return finished_ids, finished_scores
+
+
+def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=None):
     """Beam search over a batch; the plain function to use inside traced graphs.
 
     Args:
         model: a `Transformer` (anything with encode, init_cache, decode_step, config).
         src_ids: (batch, src_len) int32 source ids, 0-padded.
-        beam_size: k, hypotheses kept per sentence.
-        alpha: α of the length penalty.
+        settings: `DecodingSettings`: k = beam_size hypotheses kept per sentence, α =
+            alpha of the length penalty, and the length bounds and reserved ids as
+            `greedy_loop` reads them.
         num_return: the early stop waits until this many finished hypotheses are final.
-        max_length, min_length, start_id, end_id, max_steps: as `greedy_loop`.
+        max_steps: as `greedy_loop`.
 
     Returns:
         ids (batch, k, W) int32, the finished hypotheses best first (without [START],
@@ -113,83 +183,59 @@ def beam_loop(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=N
     >>> ids.shape, scores.shape                         # (batch, k, W), (batch, k)
     (TensorShape([2, 4, 53]), TensorShape([2, 4]))
     """
-    src_ids = check_settings(model, src_ids, max_length, min_length, start_id, end_id)
-    vocab_size = model.config.tgt_vocab_size
-    check_beam(beam_size, alpha, num_return, vocab_size)
-    k = beam_size
+    src_ids = check_src_ids(model, src_ids)
+    settings.check(model)
+    check_num_return(num_return, settings.beam_size)
+    k = settings.beam_size
     memory, memory_mask = model.encode(src_ids, training=False)
-    width, limits = output_limits(src_ids, max_length, model.config.max_length)
+    width = settings.width(src_ids.shape[1], model.config.max_length)
+    limits = settings.limits(src_ids, model.config.max_length)
     batch = tf.shape(src_ids)[0]
-    best_possible_penalty = length_penalty(limits, alpha)
+    best_possible_penalty = length_penalty(limits, settings.alpha)
 
-    def gather(values, indices):
-        return tf.gather(values, indices, batch_dims=1)
+    def not_done(*state):
+        going = ~tf.reduce_all(BeamState(*state).done)
+        return going if max_steps is None else going & (state[0] < max_steps)
 
-    def not_done(step, tokens, cache, alive_ids, alive_log_probs, finished_ids,
-                 finished_scores, done):
-        going = ~tf.reduce_all(done)
-        return going if max_steps is None else going & (step < max_steps)
-
-    def body(step, tokens, cache, alive_ids, alive_log_probs, finished_ids, finished_scores,
-             done):
-        logits, cache = model.decode_step(tokens, step, cache, memory_mask)
-        # The 2k best extensions of a sentence are among the 2k best of each beam, so
-        # log p(y | ...) = logit - logsumexp is formed for those k·2k alone: the
-        # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
-        # top-k over all k·vocab candidates (lower beam, then lower token, first).
-        normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
-        beam_best, beam_tokens = top_k_by_blocks(
-            forbid_tokens(logits, step, min_length, start_id, end_id), 2 * k)
-        candidates = alive_log_probs[:, :, None] + (beam_best - normalizer)
-        top_log_probs, top_indices = tf.math.top_k(
-            tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
-        origins = top_indices // (2 * k)
-        top_tokens = gather(tf.reshape(beam_tokens, [batch, k * 2 * k]), top_indices)
-        top_ids = write_column(gather(alive_ids, origins), step, top_tokens)
-        at_limit = (step + 1 >= limits)[:, None]
-        ends = tf.equal(top_tokens, end_id) | at_limit
+    def body(*state):
+        state = BeamState(*state)
+        logits, cache = model.decode_step(state.tokens, state.step, state.cache,
+                                          memory_mask)
+        top_log_probs, top_tokens, origins, top_ids = _extensions(settings, logits, state)
+        at_limit = (state.step + 1 >= limits)[:, None]
+        ends = tf.equal(top_tokens, settings.end_id) | at_limit
 
         alive_log_probs, chosen = tf.math.top_k(tf.where(ends, NEG_INF, top_log_probs), k=k)
-        tokens = gather(top_tokens, chosen)
         # Each new hypothesis inherits the ancestry of the beam it extends; the keys and
         # values stay where they were written (see layers/decoder.py).
-        cache = dict(cache, ancestry=gather(cache["ancestry"], gather(origins, chosen)))
-
-        within_top_k = tf.range(2 * k)[None, :] < k
-        new_scores = tf.where(ends & within_top_k,
-                              top_log_probs / length_penalty(step + 1, alpha), NEG_INF)
-        merged_scores, kept = tf.math.top_k(
-            tf.concat([finished_scores, new_scores], axis=1), k=k)
-        merged_ids = gather(tf.concat([finished_ids, top_ids], axis=1), kept)
-        # A finished sentence keeps its result while the rest of the batch decodes.
-        finished_scores = tf.where(done[:, None], finished_scores, merged_scores)
-        finished_ids = tf.where(done[:, None, None], finished_ids, merged_ids)
-
+        cache = dict(cache, ancestry=_gather(cache["ancestry"], _gather(origins, chosen)))
+        finished_ids, finished_scores = _merge_finished(settings, state, top_log_probs,
+                                                        top_ids, ends)
         best_alive = alive_log_probs[:, 0] / best_possible_penalty
-        done = (done | at_limit[:, 0]
+        done = (state.done | at_limit[:, 0]
                 | (best_alive <= finished_scores[:, num_return - 1]))
-        return (step + 1, tokens, cache, gather(top_ids, chosen), alive_log_probs,
-                finished_ids, finished_scores, done)
+        return tuple(BeamState(
+            step=state.step + 1, tokens=_gather(top_tokens, chosen), cache=cache,
+            alive_ids=_gather(top_ids, chosen), alive_log_probs=alive_log_probs,
+            finished_ids=finished_ids, finished_scores=finished_scores, done=done))
 
-    first_beam_only = tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0,
-                                 off_value=NEG_INF)
-    state = (
-        tf.constant(0, tf.int32),
-        tf.fill([batch, k], start_id),
-        model.init_cache(memory, width, beam_size=k),
-        tf.zeros([batch, k, width], tf.int32),
-        first_beam_only,
-        tf.zeros([batch, k, width], tf.int32),
-        tf.fill([batch, k], NEG_INF),
-        tf.equal(limits, 0),
+    state = BeamState(
+        step=tf.constant(0, tf.int32),
+        tokens=tf.fill([batch, k], settings.start_id),
+        cache=model.init_cache(memory, width, beam_size=k),
+        alive_ids=tf.zeros([batch, k, width], tf.int32),
+        alive_log_probs=tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0,
+                                   off_value=NEG_INF),  # the first beam only
+        finished_ids=tf.zeros([batch, k, width], tf.int32),
+        finished_scores=tf.fill([batch, k], NEG_INF),
+        done=tf.equal(limits, 0),
     )
-    state = tf.while_loop(not_done, body, state)
-    finished_ids, finished_scores, done = state[5], state[6], state[7]
+    state = BeamState(*tf.while_loop(not_done, body, tuple(state)))
     empty = tf.equal(limits, 0)[:, None]
-    finished_scores = tf.where(empty, 0.0, finished_scores)
+    finished_scores = tf.where(empty, 0.0, state.finished_scores)
     if max_steps is None:
-        return finished_ids, finished_scores
-    return finished_ids, finished_scores, done
+        return state.finished_ids, finished_scores
+    return state.finished_ids, finished_scores, state.done
 
 
 def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,
@@ -222,12 +268,12 @@ def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length
     >>> bool(np.allclose(nbest_scores[:, 0], scores))   # the n-best list starts with the best
     True
     """
-    check_beam(beam_size, alpha, num_return, model.config.tgt_vocab_size)
-    check_lengths(model, max_length, min_length, start_id, end_id)
-    settings = dict(beam_size=beam_size, alpha=float(alpha), num_return=num_return,
-                    max_length=max_length, min_length=min_length, start_id=start_id,
-                    end_id=end_id)
-    ids, scores = compiled.run(beam_loop, model, src_ids, settings, jit_compile)
+    settings = DecodingSettings(beam_size=beam_size, alpha=alpha, max_length=max_length,
+                                min_length=min_length, start_id=start_id,
+                                end_id=end_id).check(model)
+    check_num_return(num_return, beam_size)
+    ids, scores = compiled.decode_in_buckets(beam_loop, model, src_ids,
+                                             (settings, num_return), jit_compile)
     ids, scores = ids[:, :num_return], scores[:, :num_return]
     if num_return == 1:
         ids, scores = ids[:, 0], scores[:, 0]

@@ -1,9 +1,10 @@
 """Compiled decoding loops, traced once per model and settings.
 
 The loops in this package are plain functions of (model, src_ids, settings). Called
-eagerly, each would retrace and recompile on every call; `run` keeps one tf.function per
-(loop, model, settings, source width) with a (batch, width) signature, so the loop's
-buffers are sized from the source (width + 50, not the model's max_length). XLA
+eagerly, each would retrace and recompile on every call; `decode_in_buckets` keeps one
+tf.function per (loop, model, settings, source width) with a (batch, width) signature,
+so the loop's buffers are sized from the source (width + 50, not the model's
+max_length). XLA
 compiles one program per input shape, so both dimensions are bucketed: source columns
 are padded to a multiple of `SOURCE_BUCKET` (padding is masked, so it changes no
 result), and the batch is filled up to a power of two (then a multiple of
@@ -20,8 +21,8 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.errors import InputError
 from keras_transformer.constants import PAD_ID
+from keras_transformer.errors import InputError
 from keras_transformer.model import check_id_range
 
 SOURCE_BUCKET = 16
@@ -59,14 +60,16 @@ def _fill_batch(src_ids):
     return tf.concat([src_ids, tf.repeat(src_ids[:1], extra, axis=0)], axis=0)
 
 
-def run(loop, model, src_ids, settings, jit_compile=True, max_steps=None):
-    """`loop(model, src_ids, **settings)`, compiled and cached when called eagerly.
+def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=None):
+    """`loop(model, src_ids, *args)` on the source padded to its bucket shape, compiled
+    once per bucket and cached when called eagerly; the answer cut back to the batch.
 
     Args:
         loop: a decoding loop such as `greedy_loop` or `beam_loop`.
         model: the model it decodes with.
         src_ids: (batch, src_len) int ids.
-        settings: keyword arguments of `loop`; their values must be hashable.
+        args: tuple of the loop's arguments after src_ids (a `DecodingSettings`, ...);
+            hashable, as they key the cache.
         jit_compile: compile with XLA.
         max_steps: None, or an int passed to the loop as a tensor, so that every value
             shares one compiled program (the loop then also returns its done flags).
@@ -75,8 +78,8 @@ def run(loop, model, src_ids, settings, jit_compile=True, max_steps=None):
     if capped:
         steps = tf.constant(max_steps, tf.int32)
     if not tf.executing_eagerly():
-        return (loop(model, src_ids, max_steps=steps, **settings) if capped
-                else loop(model, src_ids, **settings))
+        return (loop(model, src_ids, *args, max_steps=steps) if capped
+                else loop(model, src_ids, *args))
     if not hasattr(src_ids, "dtype"):
         src_ids = np.asarray(src_ids)
     src_ids = tf.convert_to_tensor(src_ids)
@@ -92,15 +95,15 @@ def run(loop, model, src_ids, settings, jit_compile=True, max_steps=None):
     src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
     functions = _FUNCTIONS.setdefault(model, {})
     shape = tuple(src_ids.shape)
-    key = (loop, tuple(sorted(settings.items())), jit_compile, shape, capped)
+    key = (loop, tuple(args), jit_compile, shape, capped)
     if key not in functions:
         # A weak reference, so that the cached function does not keep the model alive.
         model_ref = weakref.ref(model)
         if capped:
-            function = lambda ids, steps: loop(model_ref(), ids, max_steps=steps, **settings)
+            function = lambda ids, steps: loop(model_ref(), ids, *args, max_steps=steps)
             signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
         else:
-            function = lambda ids: loop(model_ref(), ids, **settings)
+            function = lambda ids: loop(model_ref(), ids, *args)
             signature = [tf.TensorSpec(shape, tf.int32)]
         functions[key] = tf.function(function, jit_compile=jit_compile,
                                      input_signature=signature)

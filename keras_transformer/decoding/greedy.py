@@ -16,28 +16,30 @@ import tensorflow as tf
 
 from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.decoding import compiled
-from keras_transformer.decoding.lengths import (
-    check_lengths, check_settings, forbid_tokens, output_limits, trim_padding, write_column)
+from keras_transformer.decoding.buffers import trim_padding, write_column
+from keras_transformer.decoding.rules import (
+    PAPER_SETTINGS,
+    DecodingSettings,
+    check_src_ids,
+)
 
 
-def argmax_choice(logits, step):
+def argmax_choice(logits):
     """The greedy choice: (batch, vocab) logits -> (batch,) int32 ids."""
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
-                end_id=END_ID, choose=argmax_choice, max_steps=None):
+def greedy_loop(model, src_ids, settings=PAPER_SETTINGS, choose=None, max_steps=None):
     """Decodes `src_ids` one token at a time with `choose` picking each token.
 
     Args:
         model: a `Transformer` (anything with encode, init_cache, decode_step, config).
         src_ids: (batch, src_len) int32 source ids, 0-padded.
-        max_length, min_length: output length bounds (see `lengths.py`); [END] is
-            forbidden before `min_length` tokens.
-        start_id, end_id: the [START] fed first and the [END] that stops a row.
+        settings: `DecodingSettings`; greedy search reads its max_length, min_length
+            (see `rules.py`), start_id and end_id.
         choose: `(logits (batch, vocab), step) -> (batch,) int32`, applied after
             padding, [START] and (before min_length) [END] were forbidden. The logits
-            are unnormalised: log p = logits - logsumexp(logits).
+            are unnormalised: log p = logits - logsumexp(logits). None: argmax.
         max_steps: None, or a scalar int32 tensor: stop after this many steps even if
             some rows are still decoding (see `decoding.stragglers`).
 
@@ -56,32 +58,35 @@ def greedy_loop(model, src_ids, max_length=None, min_length=0, start_id=START_ID
     >>> ids.shape, scores.shape                         # W = 3 + 50: source length + 50
     (TensorShape([2, 53]), TensorShape([2]))
     """
-    src_ids = check_settings(model, src_ids, max_length, min_length, start_id, end_id)
+    src_ids = check_src_ids(model, src_ids)
+    settings.check(model)
     memory, memory_mask = model.encode(src_ids, training=False)
-    width, limits = output_limits(src_ids, max_length, model.config.max_length)
+    width = settings.width(src_ids.shape[1], model.config.max_length)
+    limits = settings.limits(src_ids, model.config.max_length)
     batch = tf.shape(src_ids)[0]
 
     def not_done(step, tokens, cache, ids, scores, finished):
-        going = tf.reduce_any(~finished & (step < limits))
+        going = tf.reduce_any(settings.still_decoding(finished, step, limits))
         return going if max_steps is None else going & (step < max_steps)
 
     def body(step, tokens, cache, ids, scores, finished):
         logits, cache = model.decode_step(tokens[:, None], step, cache, memory_mask)
         logits = logits[:, 0]
-        token = choose(forbid_tokens(logits, step, min_length, start_id, end_id), step)
-        active = ~finished & (step < limits)
+        allowed = settings.forbid_tokens(logits, step)
+        token = argmax_choice(allowed) if choose is None else choose(allowed, step)
+        active = settings.still_decoding(finished, step, limits)
         token = tf.where(active, token, PAD_ID)
         # log p(token) = logit - logsumexp: the (batch, vocab) log-softmax is not formed.
         chosen = (tf.gather(logits, token, batch_dims=1)
                   - tf.reduce_logsumexp(logits, axis=-1))
         scores = scores + tf.where(active, chosen, 0.0)
         ids = write_column(ids, step, token)
-        finished = finished | ~active | tf.equal(token, end_id)
+        finished = settings.finished_after(finished, active, token)
         return step + 1, token, cache, ids, scores, finished
 
     state = (
         tf.constant(0, tf.int32),
-        tf.fill([batch], start_id),
+        tf.fill([batch], settings.start_id),
         model.init_cache(memory, width),
         tf.zeros([batch, width], tf.int32),
         tf.zeros([batch], tf.float32),
@@ -120,8 +125,8 @@ def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_
     >>> ids.dtype, scores.shape
     (tf.int32, TensorShape([2]))
     """
-    check_lengths(model, max_length, min_length, start_id, end_id)
-    settings = dict(max_length=max_length, min_length=min_length, start_id=start_id,
-                    end_id=end_id)
-    ids, scores = compiled.run(greedy_loop, model, src_ids, settings, jit_compile)
+    settings = DecodingSettings(beam_size=1, max_length=max_length, min_length=min_length,
+                                start_id=start_id, end_id=end_id).check(model)
+    ids, scores = compiled.decode_in_buckets(greedy_loop, model, src_ids, (settings,),
+                                             jit_compile)
     return trim_padding(ids), scores

@@ -13,14 +13,15 @@ may sample differently.
 The loop is `greedy_loop` with this random choice in place of argmax.
 """
 
-import functools
+import dataclasses
 
 import tensorflow as tf
 
 from keras_transformer.constants import END_ID, NEG_INF, START_ID
 from keras_transformer.decoding import compiled
+from keras_transformer.decoding.buffers import trim_padding
 from keras_transformer.decoding.greedy import greedy_loop
-from keras_transformer.decoding.lengths import check_lengths, trim_padding
+from keras_transformer.decoding.rules import PAPER_SETTINGS, DecodingSettings
 from keras_transformer.errors import InputError
 
 
@@ -69,26 +70,36 @@ def filter_logits(logits, temperature=1.0, top_k=0, top_p=1.0):
     return logits
 
 
-def sampled_choice(logits, step, temperature=1.0, top_k=0, top_p=1.0, seed=0):
-    """Draws (batch,) int32 ids from the filtered distribution with seed (seed, step)."""
-    logits = filter_logits(logits, temperature, top_k, top_p)
-    draw = tf.random.stateless_categorical(
-        logits, 1, seed=tf.stack([tf.constant(seed, tf.int32), step]), dtype=tf.int32)
-    return draw[:, 0]
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn (see the module docstring); frozen and hashable, as
+    it keys the compiled loop."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def check(self):
+        """Raises InputError for a setting out of range; returns self."""
+        _check_sampling(self.temperature, self.top_k, self.top_p, self.seed)
+        return self
+
+    def __call__(self, logits, step):
+        """Draws (batch,) int32 ids from the filtered (batch, vocab) `logits` with the
+        seed (seed, step)."""
+        logits = filter_logits(logits, self.temperature, self.top_k, self.top_p)
+        seed = tf.stack([tf.constant(self.seed, tf.int32), step])
+        return tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)[:, 0]
 
 
-def sample_loop(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_length=None,
-                min_length=0, start_id=START_ID, end_id=END_ID):
+def sample_loop(model, src_ids, settings=PAPER_SETTINGS, sampling=Sampling()):
     """Sampling over a batch; the plain function to use inside traced graphs.
 
-    Returns ids (batch, W) int32 as `greedy_loop`, and the sum of the model's
-    (unfiltered) log-probabilities of the sampled tokens.
+    Returns ids (batch, W) int32 as `greedy_loop` (which reads the same `settings`), and
+    the sum of the model's (unfiltered) log-probabilities of the sampled tokens.
     """
-    _check_sampling(temperature, top_k, top_p, seed)
-    choose = functools.partial(sampled_choice, temperature=temperature, top_k=top_k,
-                               top_p=top_p, seed=seed)
-    return greedy_loop(model, src_ids, max_length=max_length, min_length=min_length,
-                       start_id=start_id, end_id=end_id, choose=choose)
+    return greedy_loop(model, src_ids, settings, choose=sampling.check())
 
 
 def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_length=None,
@@ -118,10 +129,9 @@ def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_leng
     >>> bool(tf.reduce_all(ids == again))               # same seed and batch: same output
     True
     """
-    _check_sampling(temperature, top_k, top_p, seed)
-    check_lengths(model, max_length, min_length, start_id, end_id)
-    settings = dict(temperature=float(temperature), top_k=top_k, top_p=float(top_p),
-                    seed=seed, max_length=max_length, min_length=min_length,
-                    start_id=start_id, end_id=end_id)
-    ids, _ = compiled.run(sample_loop, model, src_ids, settings, jit_compile)
+    sampling = Sampling(temperature, top_k, top_p, seed).check()
+    settings = DecodingSettings(beam_size=1, max_length=max_length, min_length=min_length,
+                                start_id=start_id, end_id=end_id).check(model)
+    ids, _ = compiled.decode_in_buckets(sample_loop, model, src_ids, (settings, sampling),
+                                        jit_compile)
     return trim_padding(ids)

@@ -38,7 +38,7 @@ def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
 
     Args:
         decode: `(src_ids (batch, n) int32, steps) -> (ids (batch, W), scores (batch,),
-            done (batch,))`, a capped decoding loop (`compiled.run(..., max_steps=steps)`).
+            done (batch,))`, a capped decoding loop (`compiled.decode_in_buckets(..., max_steps=steps)`).
         sources: list of 1-D int arrays, the sources' ids without padding.
         batch_size: sources per batch.
         max_steps: a cap no decoding reaches (at least every row's length limit), for

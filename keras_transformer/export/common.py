@@ -1,13 +1,14 @@
 """What the three exporters share: argument checks and the module that holds the weights."""
 
+import dataclasses
 import os
 
-import numpy as np
 import tensorflow as tf
 
-from keras_transformer.constants import END_ID, START_ID
+from keras_transformer.decoding.rules import DecodingSettings
 from keras_transformer.errors import InputError
-from keras_transformer.model import Transformer, check_id_range
+from keras_transformer.model import Transformer
+from keras_transformer.runtimes.inputs import DECODINGS
 
 SRC_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="src_ids")
 
@@ -26,60 +27,28 @@ def model_of(translator):
     return model
 
 
-DECODINGS = (None, "greedy")
-
-
 def decoding_settings(translator, decoding=None):
-    """The keyword arguments of `keras_transformer.translator.best_hypothesis` that an
-    export decodes with.
+    """The `DecodingSettings` an export decodes with (`translator.best_hypothesis`).
 
-    decoding=None: as the Translator decodes (beam search with its beam_size, alpha,
-    max_length, min_length and reserved ids when beam_size > 1, greedy search when 1); a
-    bare Transformer decodes greedily with the default lengths. decoding="greedy": greedy
-    search with the same length settings (the smallest, fastest graph).
-
-    Returns a dict: beam_size, alpha, max_length, min_length, start_id, end_id.
+    decoding=None: as the Translator decodes (beam search with its settings when its
+    beam_size > 1, greedy search when 1); a bare Transformer decodes greedily with the
+    default lengths. decoding="greedy": greedy search with the same length settings (the
+    smallest, fastest graph).
     """
     if decoding not in DECODINGS:
         raise InputError(f"decoding must be one of {DECODINGS} (None: as the translator "
                          f"decodes); got {decoding!r}")
     if isinstance(translator, Transformer):
-        settings = dict(beam_size=1, alpha=0.0, max_length=None, min_length=0,
-                        start_id=START_ID, end_id=END_ID)
-    else:
-        tokenizer = translator.target_tokenizer
-        settings = dict(beam_size=translator.beam_size, alpha=translator.alpha,
-                        max_length=translator.max_length, min_length=translator.min_length,
-                        start_id=tokenizer.start_id, end_id=tokenizer.end_id)
+        return DecodingSettings(beam_size=1)
     if decoding == "greedy":
-        settings["beam_size"] = 1
-    return settings
+        return dataclasses.replace(translator.settings, beam_size=1)
+    return translator.settings
 
 
 def tokenizers_of(translator):
     """(source_tokenizer, target_tokenizer) of a Translator, (None, None) for a bare model."""
     return (getattr(translator, "source_tokenizer", None),
             getattr(translator, "target_tokenizer", None))
-
-
-def check_src_ids(src_ids, src_vocab_size, max_length):
-    """What a runtime checks before running an exported graph that cannot refuse bad ids
-    itself (TFLite and ONNX have no assert op, and their Gather counts a negative id
-    from the end of the embedding table): an integer array (batch,
-    src_len), ids in [0, src_vocab_size), src_len <= max_length. Returns it as int32,
-    or raises InputError naming the offending value."""
-    src_ids = np.asarray(src_ids)
-    if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
-        raise InputError(
-            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
-            f"{src_ids.shape}")
-    # Before the int32 cast, which would wrap an int64 id into a valid one.
-    check_id_range(src_ids, "src", src_vocab_size)
-    if src_ids.shape[1] > max_length:
-        raise InputError(
-            f"src ids have length {src_ids.shape[1]}, longer than the model's "
-            f"max_length={max_length}; truncate the input")
-    return src_ids.astype(np.int32)
 
 
 def refused_by_gather(ids, vocab_size):

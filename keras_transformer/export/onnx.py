@@ -25,8 +25,8 @@ written when the Translator's beam_size is above 1 (and decoding is not "greedy"
 loop converts as it runs in TensorFlow (TopK, GatherND for the gathers with batch
 dimensions, inside one Loop): no op needed replacing.
 
-`OnnxTranslator(directory)` decodes as the export does: with beam.onnx when the
-directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows
+`kt.runtimes.OnnxTranslator(directory)` decodes as the export does: with beam.onnx when
+the directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows
 `kt.decoding.greedy_search` step for step, so both give the same ids.
 """
 
@@ -36,31 +36,38 @@ import logging
 import os
 import warnings
 
-import numpy as np
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.decoding import greedy_loop
-from keras_transformer.decoding.lengths import EXTRA_LENGTH
-from keras_transformer.constants import END_ID, NEG_INF, START_ID
-from keras_transformer.errors import InputError, first_line
+from keras_transformer.decoding.rules import EXTRA_LENGTH
 from keras_transformer.export.common import (
-    DECODINGS, SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings,
-    model_of, refused_by_gather, tokenizers_of)
-from keras_transformer.constants import PAD_ID
+    SRC_IDS_SPEC,
+    WeightsModule,
+    check_new_path,
+    decoding_settings,
+    model_of,
+    refused_by_gather,
+    tokenizers_of,
+)
+from keras_transformer.extras import import_extra
+from keras_transformer.files import atomic_path, atomic_write_text
+from keras_transformer.runtimes.onnx import (
+    BEAM_FILE,
+    CONFIG_FILE,
+    GREEDY_FILE,
+    SOURCE_TOKENIZER_DIR,
+    TARGET_TOKENIZER_DIR,
+)
 from keras_transformer.translator import best_hypothesis
 
 OPSET = 17
-CONFIG_FILE = "config.json"
-FILES = ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "greedy.onnx")
-BEAM_FILE = "beam.onnx"
-STEP_OUTPUTS = ["logits", "new_self_keys", "new_self_values"]
-SOURCE_TOKENIZER_DIR = "source_tokenizer"
-TARGET_TOKENIZER_DIR = "target_tokenizer"
+FILES = ("forward.onnx", "encoder.onnx", "decoder_step.onnx", GREEDY_FILE)
 
 
 class _OnnxModule(WeightsModule):
     """The functions converted to ONNX, one file each (see the module docstring);
-    `settings` are `best_hypothesis`'s for beam.onnx (see `decoding_settings`)."""
+    `settings`: the `DecodingSettings` of beam.onnx (see `decoding_settings`)."""
 
     def __init__(self, model, settings):
         super().__init__(model, name="translator_onnx")
@@ -120,7 +127,7 @@ class _OnnxModule(WeightsModule):
 
     def beam(self, src_ids):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
-        ids, scores = best_hypothesis(self.model, src_ids, **self._settings)
+        ids, scores = best_hypothesis(self.model, src_ids, self._settings)
         return {"ids": ids, "score": scores}
 
 
@@ -140,8 +147,8 @@ def _quiet_tf2onnx():
 
 def _convert(module, name, path):
     """Converts `module.<name>` to ONNX at `path`; returns the onnx.checker error or None."""
-    import onnx
-    import tf2onnx
+    onnx = import_extra("onnx", "export")
+    tf2onnx = import_extra("tf2onnx", "export")
 
     specs = module.signatures[name]
     function = tf.function(getattr(module, name), input_signature=specs)
@@ -153,7 +160,8 @@ def _convert(module, name, path):
         onnx.checker.check_model(model_proto)
     except onnx.checker.ValidationError as error:
         return error
-    onnx.save(model_proto, path)
+    with atomic_path(path) as temporary:
+        onnx.save(model_proto, temporary)
     return None
 
 
@@ -188,7 +196,7 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
     >>> sorted(os.path.basename(p) for p in paths)
     ['beam.onnx', 'config.json', 'decoder_step.onnx', 'encoder.onnx', 'forward.onnx',
      'greedy.onnx', 'source_tokenizer', 'target_tokenizer']
-    >>> onnx_translator = OnnxTranslator("saved_models/en_de_onnx")
+    >>> onnx_translator = kt.runtimes.OnnxTranslator("saved_models/en_de_onnx")
     >>> ids, scores = onnx_translator.translate_ids(np.array([[5, 6, 7]], np.int32))
     >>> translations, scores = onnx_translator(["a dog ran"])   # with the saved tokenizers
     >>> len(translations), scores.shape
@@ -199,7 +207,7 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
     model = model_of(translator)
     settings = decoding_settings(translator, decoding)
     module = _OnnxModule(model, settings)
-    beam = settings["beam_size"] > 1
+    beam = settings.beam_size > 1
     os.makedirs(directory, exist_ok=True)
     if not beam and os.path.exists(os.path.join(directory, BEAM_FILE)):
         os.remove(os.path.join(directory, BEAM_FILE))  # from an earlier, overwritten export
@@ -224,23 +232,21 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
             raise RuntimeError(f"{file} did not convert to valid ONNX: {error}")
 
     config = model.config
-    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump({
-            "opset": OPSET,
-            "num_layers": config.num_layers,
-            "num_heads": config.num_heads,
-            "head_dim": config.d_model // config.num_heads,
-            "max_length": config.max_length,
-            "src_vocab_size": config.src_vocab_size,
-            "tgt_vocab_size": config.tgt_vocab_size,
-            "pad_id": PAD_ID, "start_id": START_ID, "end_id": END_ID,
-            "extra_length": EXTRA_LENGTH,
-            "files": [os.path.basename(p) for p in written],
-            **({"beam": {key: settings[key] for key in
-                         ("beam_size", "alpha", "max_length", "min_length")}}
-               if beam else {}),
-        }, f, indent=2)
-        f.write("\n")
+    atomic_write_text(os.path.join(directory, CONFIG_FILE), json.dumps({
+        "opset": OPSET,
+        "num_layers": config.num_layers,
+        "num_heads": config.num_heads,
+        "head_dim": config.d_model // config.num_heads,
+        "max_length": config.max_length,
+        "src_vocab_size": config.src_vocab_size,
+        "tgt_vocab_size": config.tgt_vocab_size,
+        "pad_id": PAD_ID, "start_id": START_ID, "end_id": END_ID,
+        "extra_length": EXTRA_LENGTH,
+        "files": [os.path.basename(p) for p in written],
+        **({"beam": {key: getattr(settings, key) for key in
+                     ("beam_size", "alpha", "max_length", "min_length")}}
+           if beam else {}),
+    }, indent=2) + "\n")
     written.append(os.path.join(directory, CONFIG_FILE))
 
     src_tokenizer, tgt_tokenizer = tokenizers_of(translator)
@@ -249,175 +255,3 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
         if tokenizer is not None:
             written.append(tokenizer.save(os.path.join(directory, subdirectory)))
     return written
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-class OnnxTranslator:
-    """Decoding with ONNX Runtime over an `export_onnx` directory.
-
-    A directory with beam.onnx decodes with it, the Translator's beam search as one
-    ONNX Runtime call (settings in config.json's "beam"), unless decoding="greedy".
-    Otherwise greedy decoding follows `kt.decoding.greedy_search` step for step: per-row
-    output limits (source length + 50, capped at the model's max_length, 0 for an empty
-    source), [PAD] and [START] never chosen, finished rows padded, scores the sums of the
-    emitted tokens' log-probabilities.
-
-    Args:
-        directory: written by `export_onnx`.
-        providers: ONNX Runtime execution providers.
-        use_loop: decode greedily with greedy.onnx, the whole loop in one ONNX Runtime
-            call, instead of one call per step (needs greedy.onnx in `directory`).
-        decoding: None decodes as exported (beam.onnx when present); "greedy" decodes
-            greedily even when beam.onnx is there.
-
-    Example: see `export_onnx`, which writes the directory and then translates with it.
-    """
-
-    def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False,
-                 decoding=None):
-        import onnxruntime as ort
-
-        directory = os.fspath(directory)
-        config_path = os.path.join(directory, CONFIG_FILE)
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(
-                f"{config_path} is missing; is {directory} a directory written by "
-                "kt.export.export_onnx?")
-        try:
-            with open(config_path, encoding="utf-8") as f:
-                self.config = json.load(f)
-        except ValueError as error:  # not JSON, or not UTF-8
-            raise InputError(f"{config_path} is damaged ({first_line(error)}); export the "
-                             "model again with kt.export.export_onnx") from error
-        self.directory = directory
-        providers = list(providers)
-
-        def session(file):
-            path = os.path.join(directory, file)
-            try:
-                return ort.InferenceSession(path, providers=providers)
-            except Exception as error:  # ONNX Runtime's own kinds: NoSuchFile, InvalidGraph…
-                raise InputError(f"{path} is missing or damaged ({first_line(error)}); "
-                                 "export the model again with kt.export.export_onnx") from error
-
-        if decoding not in DECODINGS:
-            raise InputError(f"decoding must be one of {DECODINGS} (None: as exported); got "
-                             f"{decoding!r}")
-        self.beam = (self.config.get("beam") if decoding is None
-                     and BEAM_FILE in self.config["files"] else None)
-        if self.beam is not None:
-            if use_loop:
-                raise InputError(f"{directory} decodes with beam search (beam.onnx); "
-                                 "use_loop=True is greedy.onnx: pass decoding='greedy' too")
-            self._beam = session(BEAM_FILE)
-        if use_loop and "greedy.onnx" not in self.config["files"]:
-            raise FileNotFoundError(
-                f"use_loop=True needs greedy.onnx, which export_onnx did not write in "
-                f"{directory}; decode with use_loop=False")
-        self.use_loop = use_loop
-        if use_loop:
-            self._greedy = session("greedy.onnx")
-        elif self.beam is None:
-            self._encoder = session("encoder.onnx")
-            self._step = session("decoder_step.onnx")
-        self._tokenizers = None
-
-    def translate_ids(self, src_ids, max_length=None):
-        """Decoding of (batch, src_len) int ids, 0-padded.
-
-        Args:
-            src_ids: int array (batch, src_len).
-            max_length: greedy decoding over decoder_step.onnx only: None for source
-                length + 50 per row, or an int limit.
-
-        Returns:
-            ids (batch, t) int32 without [START], ending with [END] then padding;
-            scores (batch,) float32 (beam search: length-penalised log-probabilities).
-        """
-        cfg = self.config
-        src_ids = check_src_ids(src_ids, cfg["src_vocab_size"], cfg["max_length"])
-        if max_length is not None and not 1 <= max_length <= cfg["max_length"]:
-            raise InputError(
-                f"max_length must be None or an int in [1, {cfg['max_length']}]; got "
-                f"{max_length!r}")
-        batch = src_ids.shape[0]
-        if batch == 0:
-            return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
-        if src_ids.shape[1] == 0:  # only empty sources: one padding column, as in TF
-            src_ids = np.zeros((batch, 1), np.int32)
-        if self.use_loop or self.beam is not None:
-            if max_length is not None:
-                raise InputError("the loop graphs (use_loop=True, beam.onnx) decode with the "
-                                 "max_length they were exported with only")
-            graph = self._greedy if self.use_loop else self._beam
-            ids, scores = graph.run(["ids", "score"], {"src_ids": src_ids})
-            return _trim(ids), scores
-
-        lengths = (src_ids != cfg["pad_id"]).sum(axis=1)
-        limits = (np.minimum(lengths + cfg["extra_length"], cfg["max_length"])
-                  if max_length is None else np.full([batch], max_length))
-        limits = np.where(lengths > 0, limits, 0)
-        width = max(int(limits.max()), 1)
-
-        memory_mask, cross_keys, cross_values = self._encoder.run(
-            ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids})
-        shape = (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"])
-        self_keys = np.zeros(shape, np.float32)
-        self_values = np.zeros(shape, np.float32)
-        tokens = np.full([batch], cfg["start_id"], np.int32)
-        ids = np.zeros([batch, width], np.int32)
-        scores = np.zeros([batch], np.float32)
-        finished = np.zeros([batch], bool)
-        rows = np.arange(batch)
-        for step in range(width):
-            active = ~finished & (step < limits)
-            if not active.any():
-                break
-            logits, self_keys, self_values = self._step.run(STEP_OUTPUTS, {
-                "tgt_ids": tokens[:, None], "step": np.array(step, np.int32),
-                "self_keys": self_keys, "self_values": self_values,
-                "cross_keys": cross_keys, "cross_values": cross_values,
-                "memory_mask": memory_mask})
-            log_probs = _log_softmax(logits)
-            allowed = log_probs.copy()
-            allowed[:, [cfg["pad_id"], cfg["start_id"]]] = NEG_INF
-            tokens = np.where(active, allowed.argmax(axis=-1), cfg["pad_id"]).astype(np.int32)
-            scores += np.where(active, log_probs[rows, tokens], 0.0).astype(np.float32)
-            ids[:, step] = tokens
-            finished |= ~active | (tokens == cfg["end_id"])
-        return _trim(ids), scores
-
-    def __call__(self, texts):
-        """list of str -> (list of str, scores); needs the tokenizers export_onnx saved."""
-        if isinstance(texts, str):
-            raise InputError("expected a list of strings; got one str, wrap it in a list")
-        src_tokenizer, tgt_tokenizer = self._load_tokenizers()
-        if len(texts) == 0:
-            return [], np.zeros((0,), np.float32)
-        src_ids = src_tokenizer.tokenize(list(texts)).to_tensor(PAD_ID).numpy()
-        src_ids = src_ids[:, : self.config["max_length"]]
-        ids, scores = self.translate_ids(src_ids)
-        return [t.decode("utf-8") for t in tgt_tokenizer.detokenize(ids).numpy()], scores
-
-    def _load_tokenizers(self):
-        if self._tokenizers is None:
-            from keras_transformer.text import load_tokenizer
-
-            paths = [os.path.join(self.directory, d)
-                     for d in (SOURCE_TOKENIZER_DIR, TARGET_TOKENIZER_DIR)]
-            if not all(os.path.isdir(p) for p in paths):
-                raise FileNotFoundError(
-                    f"{self.directory} holds no tokenizers (exported from a bare model?); "
-                    "tokenize yourself and call translate_ids")
-            self._tokenizers = tuple(load_tokenizer(p) for p in paths)
-        return self._tokenizers
-
-
-def _trim(ids):
-    """Drops the trailing columns that are padding in every row."""
-    used = (ids != PAD_ID).any(axis=0)
-    return ids[:, : (np.flatnonzero(used)[-1] + 1 if used.any() else 0)]

@@ -28,7 +28,7 @@ TFLite has no assert op, so the graph cannot name a bad id: it maps every id out
 read a negative id as counted from the end of the table), and a row longer than the
 model's max_length fails inside a SLICE kernel. The signature `input_limits` (no inputs
 -> src_vocab_size, max_length int32 scalars) says what the ids signature accepts;
-`TFLiteTranslator` checks ids against it before running and names the value.
+`kt.runtimes.TFLiteTranslator` checks ids against it before running and names the value.
 
 Quantization: "float16" stores the weights as float16 (computation stays float32 on
 CPU, half the file); "int8" is dynamic-range quantization: int8 weights, activations
@@ -37,7 +37,8 @@ quantized on the fly, about a quarter of the file.
 `text=True` adds a signature `translate` (text string (batch,) -> translation string
 (batch,), score float32 (batch,)) that tokenizes and detokenizes with tensorflow-text's
 FastWordpiece kernels. Those are TFLite custom ops: the interpreter needs them
-registered (`TFLiteTranslator` does it, or see docs/serving.md). This variant needs a
+registered (`kt.runtimes.TFLiteTranslator` does it; the README's "LiteRT (TFLite)"
+section shows how on a phone). This variant needs a
 `WordPieceTokenizer` without lower-casing on both sides, and differs from the
 TensorFlow Translator in where it puts spaces: FastWordpiece splits words on
 whitespace and punctuation alone (no CJK rule) and joins words with single spaces,
@@ -48,27 +49,35 @@ without the English spacing rules of `WordPieceTokenizer.detokenize` ("a , b" st
 import os
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
-from keras_transformer.decoding.lengths import trim_padding
-from keras_transformer.errors import InputError, first_line
-from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, check_new_path, check_src_ids, decoding_settings, model_of,
-    refused_by_gather, tokenizers_of)
-from keras_transformer.files import atomic_path
 from keras_transformer.constants import PAD_ID
+from keras_transformer.decoding.buffers import trim_padding
+from keras_transformer.errors import InputError
+from keras_transformer.export.common import (
+    SRC_IDS_SPEC,
+    WeightsModule,
+    check_new_path,
+    decoding_settings,
+    model_of,
+    refused_by_gather,
+    tokenizers_of,
+)
+from keras_transformer.files import atomic_path
+from keras_transformer.runtimes.tflite import (
+    IDS_SIGNATURE,
+    LIMITS_SIGNATURE,
+    TEXT_SIGNATURE,
+)
+from keras_transformer.text.source_ids import padded_ids
 from keras_transformer.translator import best_hypothesis
 
 QUANTIZATIONS = (None, "float16", "int8")
-IDS_SIGNATURE = "translate_ids"
-TEXT_SIGNATURE = "translate"
-LIMITS_SIGNATURE = "input_limits"
 
 
 class _TFLiteModule(WeightsModule):
-    """The ids-level function converted to TFLite (see the module docstring); `settings`
-    are `best_hypothesis`'s (see `decoding_settings`)."""
+    """The ids-level function converted to TFLite (see the module docstring); `settings`:
+    the `DecodingSettings` it decodes with (see `decoding_settings`)."""
 
     def __init__(self, model, settings):
         super().__init__(model, name="translator_tflite")
@@ -76,7 +85,7 @@ class _TFLiteModule(WeightsModule):
 
     def _decode(self, src_ids):
         """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
-        return best_hypothesis(self.model, src_ids, **self._settings)
+        return best_hypothesis(self.model, src_ids, self._settings)
 
     @tf.function(input_signature=[SRC_IDS_SPEC])
     def translate_ids(self, src_ids):
@@ -109,12 +118,11 @@ class _TFLiteTextModule(_TFLiteModule):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
-        src_ids = self._src_wordpiece.tokenize(text).to_tensor(PAD_ID)
-        src_ids = src_ids[:, :self.model.config.max_length]
+        src_ids = padded_ids(self._src_wordpiece.tokenize(text), self.model.config.max_length)
         ids, scores = self._decode(src_ids)
         # Outputs are tokens, [END], then padding: turning [END] into padding leaves
         # only trailing padding, which from_tensor drops.
-        ids = tf.where(tf.equal(ids, self._settings["end_id"]), PAD_ID, ids)
+        ids = tf.where(tf.equal(ids, self._settings.end_id), PAD_ID, ids)
         words = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
         return {"translation": self._tgt_wordpiece.detokenize(words), "score": scores}
 
@@ -196,77 +204,3 @@ def _convert(converter, quantization, text):
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
-
-
-class TFLiteTranslator:
-    """Runs an exported .tflite file with the LiteRT interpreter (`ai_edge_litert`).
-
-    Registers the tensorflow-text custom ops when the file needs them, refuses the ids
-    the graph cannot (see the module docstring), and answers an empty batch itself (the
-    LiteRT Python API cannot read back zero-sized outputs).
-
-    Example:
-    >>> tok = kt.text.WordPieceTokenizer.train(["a dog ran", "ein hund lief"], vocab_size=40)
-    >>> model = kt.Transformer.from_preset("tiny", src_vocab_size=tok.vocab_size,
-    ...                                    tgt_vocab_size=tok.vocab_size)
-    >>> model.build()                          # untrained here; trained with fit() in practice
-    >>> translator = kt.Translator(model, tok, tok)
-    >>> path = kt.export.export_tflite(translator, "translator_text.tflite", text=True)
-    >>> tflite = TFLiteTranslator(path)
-    >>> ids, scores = tflite.translate_ids(np.array([[5, 6, 7]], np.int32))
-    >>> scores.shape
-    (1,)
-    >>> translations, scores = tflite(["a dog ran"])     # text in, text out: text=True only
-    >>> len(translations)
-    1
-    """
-
-    def __init__(self, path, num_threads=None):
-        import tensorflow_text as tf_text
-        from ai_edge_litert.interpreter import InterpreterWithCustomOps
-
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is not a file; write one with "
-                                    "kt.export.export_tflite")
-        # Registering the tensorflow-text kernels costs nothing for files without them.
-        try:
-            self.interpreter = InterpreterWithCustomOps(
-                model_path=os.fspath(path), num_threads=num_threads,
-                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
-        except ValueError as error:  # LiteRT's error for a file that is not a model
-            raise InputError(f"{path} is not a readable .tflite model ({first_line(error)}); "
-                             "write it again with kt.export.export_tflite") from error
-        signatures = self.interpreter.get_signature_list()
-        missing = [name for name in (IDS_SIGNATURE, LIMITS_SIGNATURE) if name not in signatures]
-        if missing:
-            raise InputError(
-                f"{path} has no {' or '.join(map(repr, missing))} signature (it has "
-                f"{sorted(signatures)}); write it with kt.export.export_tflite")
-        limits = self.interpreter.get_signature_runner(LIMITS_SIGNATURE)()
-        self.src_vocab_size = int(limits["src_vocab_size"])
-        self.max_length = int(limits["max_length"])
-        self.has_text = TEXT_SIGNATURE in signatures
-        self._ids_runner = self.interpreter.get_signature_runner(IDS_SIGNATURE)
-        self._text_runner = (self.interpreter.get_signature_runner(TEXT_SIGNATURE)
-                             if self.has_text else None)
-
-    def translate_ids(self, src_ids):
-        """(batch, src_len) int ids -> (ids (batch, length) int32, scores (batch,) float32)."""
-        src_ids = check_src_ids(src_ids, self.src_vocab_size, self.max_length)
-        if src_ids.shape[0] == 0:
-            return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
-        out = self._ids_runner(src_ids=src_ids)
-        return out["ids"], out["score"]
-
-    def __call__(self, texts):
-        """list of str -> (list of str, scores (batch,) float32); text=True exports only."""
-        if not self.has_text:
-            raise InputError(
-                "this .tflite has no text signature; export it with text=True, or call "
-                "translate_ids with token ids")
-        if isinstance(texts, str):
-            raise InputError("expected a list of strings; got one str, wrap it in a list")
-        if len(texts) == 0:
-            return [], np.zeros((0,), np.float32)
-        out = self._text_runner(text=np.array(list(texts), dtype=object))
-        return [t.decode("utf-8") for t in out["translation"]], out["score"]

@@ -61,11 +61,11 @@ def test_the_length_penalty_changes_the_winner():
 
 def test_search_stops_once_no_live_beam_can_win():
     model = ScriptedModel()
-    decoding.beam_loop(model, tf.constant([[7, 7]]), beam_size=2, alpha=0.0)
+    decoding.beam_loop(model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.0))
     # After step 0, [END] (-0.69) beats every live beam (at most log 0.45): stop.
     assert model.steps == 1
     model = ScriptedModel()
-    decoding.beam_loop(model, tf.constant([[7, 7]]), beam_size=2, alpha=0.6)
+    decoding.beam_loop(model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.6))
     assert model.steps < 16
 
 

@@ -146,8 +146,9 @@ def test_beam_finds_the_best_outputs_of_an_exhaustive_search(seed):
     reference = enumerate_and_score(model, SOURCES, [5] * len(SOURCES))
     guaranteed = []
     for alpha, min_length in SETTINGS:
-        ids, scores = decoding.beam_loop(model, SOURCES, beam_size=3, alpha=alpha,
-                                         num_return=3, max_length=5, min_length=min_length)
+        settings = decoding.DecodingSettings(beam_size=3, alpha=alpha, max_length=5,
+                                             min_length=min_length)
+        ids, scores = decoding.beam_loop(model, SOURCES, settings, num_return=3)
         guaranteed += compare_with_enumeration(ids.numpy(), scores.numpy(), reference,
                                                alpha, min_length)
     # The comparison must bite: the best output is guaranteed in most cases, and a

@@ -7,26 +7,27 @@ is decoded twice. The results must still equal one uncapped decoding of each row
 
 import numpy as np
 import pytest
-
 from helpers import END_ID, START_ID, strip
-from keras_transformer.decoding import compiled, stragglers
+
+from keras_transformer.decoding import DecodingSettings, compiled, stragglers
 from keras_transformer.decoding.beam import beam_loop
 from keras_transformer.decoding.greedy import greedy_loop
 
 SETTINGS = dict(max_length=None, min_length=0, start_id=START_ID, end_id=END_ID)
-LOOPS = [(greedy_loop, {}), (beam_loop, dict(beam_size=3, alpha=0.6, num_return=1))]
+LOOPS = [(greedy_loop, dict(beam_size=1)), (beam_loop, dict(beam_size=3, alpha=0.6))]
 
 
 @pytest.mark.parametrize("loop, extra", LOOPS, ids=["greedy", "beam"])
 def test_capped_rows_that_are_done_equal_the_uncapped_ones(tiny_model, sources, loop, extra):
     """Catches: done set for a row that was cut (its output would be taken as final),
     or a cap that changes the rows it did not cut."""
-    settings = dict(SETTINGS, **extra)
-    full_ids, full_scores = compiled.run(loop, tiny_model, sources, settings, jit_compile=False)
+    settings = (DecodingSettings(**SETTINGS, **extra),)
+    full_ids, full_scores = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
+                                                       jit_compile=False)
     lengths = [len(strip(row)) for row in np.reshape(full_ids, (len(sources), -1))]
     for cap in (0, 3, 8):
-        ids, scores, done = compiled.run(loop, tiny_model, sources, settings,
-                                         jit_compile=False, max_steps=cap)
+        ids, scores, done = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
+                                                       jit_compile=False, max_steps=cap)
         done = np.asarray(done)
         assert done[3]                           # the empty source has nothing to decode
         for i in range(3):
@@ -35,8 +36,9 @@ def test_capped_rows_that_are_done_equal_the_uncapped_ones(tiny_model, sources, 
             if done[i]:
                 np.testing.assert_array_equal(ids[i], full_ids[i])
                 np.testing.assert_allclose(scores[i], full_scores[i], atol=1e-5)
-    uncapped = compiled.run(loop, tiny_model, sources, settings, jit_compile=False,
-                            max_steps=tiny_model.config.max_length)
+    uncapped = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
+                                          jit_compile=False,
+                                          max_steps=tiny_model.config.max_length)
     assert np.all(uncapped[2])
     np.testing.assert_array_equal(uncapped[0], full_ids)
 
@@ -49,13 +51,13 @@ def test_two_passes_equal_one_uncapped_pass(tiny_model, monkeypatch, beam_size):
 
     rng = np.random.default_rng(0)
     sources = [rng.integers(4, 20, size=n).astype(np.int32) for n in (5, 0, 2, 9, 3, 7, 1)]
-    settings = dict(SETTINGS, beam_size=beam_size, alpha=0.6)
+    settings = (DecodingSettings(**SETTINGS, beam_size=beam_size, alpha=0.6),)
     capped_calls = []
 
     def decode(src_ids, steps):
         capped_calls.append(steps)
-        return compiled.run(best_hypothesis, tiny_model, src_ids, settings,
-                            jit_compile=False, max_steps=steps)
+        return compiled.decode_in_buckets(best_hypothesis, tiny_model, src_ids, settings,
+                                          jit_compile=False, max_steps=steps)
 
     monkeypatch.setattr(stragglers, "FIRST_PASS_SCALE", 0)
     monkeypatch.setattr(stragglers, "FIRST_PASS_EXTRA", 2)
@@ -65,7 +67,7 @@ def test_two_passes_equal_one_uncapped_pass(tiny_model, monkeypatch, beam_size):
     assert len(capped_calls) > 3                 # there were stragglers
     assert sum(finals) == len(sources)
     for source, row, score in zip(sources, ids, scores):
-        alone_ids, alone_score = compiled.run(
+        alone_ids, alone_score = compiled.decode_in_buckets(
             best_hypothesis, tiny_model, source[None, :], settings, jit_compile=False)
         assert row.tolist() == strip(alone_ids[0])
         np.testing.assert_allclose(score, alone_score[0], atol=1e-4)

@@ -9,7 +9,9 @@ import onnxruntime as ort
 import pytest
 import tensorflow as tf
 
-from keras_transformer.export import OnnxTranslator, export_onnx
+from keras_transformer.decoding import greedy_search
+from keras_transformer.export import export_onnx
+from keras_transformer.runtimes import OnnxTranslator
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,26 @@ def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
         (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]))
     with pytest.raises(ValueError, match="int32 of shape"):
         onnx_translator.translate_ids(np.zeros((3,), np.int32))
+
+
+def test_greedy_driver_follows_min_length_and_max_length(onnx_dir, trained):
+    """The NumPy step loop applies the same rules as greedy_search, min_length included
+    ([END] banned before it) and an int max_length. Catches: a step loop that ignores
+    min_length (the trained model ends these short sentences early), or that stops a
+    step early or late."""
+    onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
+    src_ids = trained.src_ids(trained.dev_sources[:6])
+    for max_length, min_length in ((None, 9), (7, 4), (12, 12)):
+        ids, scores = onnx_translator.translate_ids(src_ids, max_length=max_length,
+                                                    min_length=min_length)
+        expected_ids, expected_scores = greedy_search(
+            trained.model, src_ids, max_length=max_length, min_length=min_length,
+            jit_compile=False)
+        np.testing.assert_array_equal(ids, expected_ids.numpy())
+        np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
+        assert ((ids != 0).sum(axis=1) >= min(min_length + 1, max_length or 99)).all()
+    with pytest.raises(ValueError, match="min_length"):
+        onnx_translator.translate_ids(src_ids, min_length=-1)
 
 
 def test_text_through_saved_tokenizers(onnx_dir, trained):

@@ -9,7 +9,8 @@ import sacrebleu
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_transformer as kt
-from keras_transformer.export import TFLiteTranslator, export_tflite
+from keras_transformer.export import export_tflite
+from keras_transformer.runtimes import TFLiteTranslator
 
 # What a quantized export must keep of TensorFlow's greedy or beam decoding on the 100
 # dev sentences (the fixture model translates them all exactly): float16 weights give

@@ -75,7 +75,7 @@ def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_pa
     translator = kt.Translator(loaded.model, loaded.source_tokenizer, loaded.target_tokenizer,
                                beam_size=1)
     path = kt.export.export_tflite(translator, tmp_path / "model.tflite")
-    ids, _ = kt.export.TFLiteTranslator(path).translate_ids(np.array([[5, 6, 7]], np.int32))
+    ids, _ = kt.runtimes.TFLiteTranslator(path).translate_ids(np.array([[5, 6, 7]], np.int32))
     expected, _ = kt.decoding.greedy_search(loaded.model, np.array([[5, 6, 7]], np.int32))
     np.testing.assert_array_equal(ids, np.asarray(expected))
 
