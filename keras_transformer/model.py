@@ -8,6 +8,8 @@ Id 0 is padding: it is masked in every attention over the source, and the causal
 keeps every target position from seeing later ones.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,6 +17,7 @@ from keras import ops
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import InputError
+from keras_transformer.layers.block_settings import split_fields
 from keras_transformer.layers.decoder import Decoder
 from keras_transformer.layers.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from keras_transformer.layers.encoder import Encoder
@@ -36,9 +39,9 @@ def check_id_range(ids, name, vocab_size):
 class Transformer(keras.Model):
     """The paper's encoder-decoder Transformer as a subclassed `keras.Model`.
 
-    Args: the fields of `TransformerConfig` (num_layers, d_model, num_heads, d_ff,
-    src_vocab_size, tgt_vocab_size, dropout, attention_dropout, max_length,
-    share_embeddings, tie_output, norm_first, activation, layer_norm_epsilon).
+    Args: the fields of `TransformerConfig` as keywords (num_layers, d_model, num_heads,
+    d_ff, src_vocab_size, ...), each defaulting to the config's (the base model), and
+    `keras.Model`'s own (name, dtype, ...). The config validates them.
 
     Call arguments:
         inputs: (src_ids, tgt_in_ids), int (batch, src_len) and (batch, tgt_len).
@@ -59,37 +62,29 @@ class Transformer(keras.Model):
     (1, 3, 37000)
     """
 
-    def __init__(self, num_layers=6, d_model=512, num_heads=8, d_ff=2048, src_vocab_size=37000,
-                 tgt_vocab_size=37000, dropout=0.1, attention_dropout=0.0, max_length=512,
-                 share_embeddings=True, tie_output=True, norm_first=False, activation="relu",
-                 layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.config = TransformerConfig(
-            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
-            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, dropout=dropout,
-            attention_dropout=attention_dropout, max_length=max_length,
-            share_embeddings=share_embeddings, tie_output=tie_output, norm_first=norm_first,
-            activation=activation, layer_norm_epsilon=layer_norm_epsilon)
+    def __init__(self, **kwargs):
+        config, model_kwargs = split_fields(TransformerConfig, kwargs)
+        super().__init__(**model_kwargs)
+        self.config = config
         policy = self.dtype_policy
-        stack_args = dict(
-            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
-            dropout=dropout, attention_dropout=attention_dropout, norm_first=norm_first,
-            activation=activation, layer_norm_epsilon=layer_norm_epsilon, dtype=policy)
+        d_model, dropout = config.d_model, config.dropout
+        stack_args = dict(num_layers=config.num_layers, dtype=policy,
+                          **dataclasses.asdict(config.block_settings()))
         self.target_embedding = TokenEmbedding(
-            tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
-        self.source_embedding = self.target_embedding if share_embeddings else TokenEmbedding(
-            src_vocab_size, d_model, dtype=policy, name="source_embedding")
+            config.tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
+        self.source_embedding = self.target_embedding if config.share_embeddings else (
+            TokenEmbedding(config.src_vocab_size, d_model, dtype=policy, name="source_embedding"))
         self.positional_encoding = SinusoidalPositionalEncoding(
-            max_length, dtype=policy, name="positional_encoding")
+            config.max_length, dtype=policy, name="positional_encoding")
         self.source_dropout = keras.layers.Dropout(dropout, dtype=policy, name="source_dropout")
         self.target_dropout = keras.layers.Dropout(dropout, dtype=policy, name="target_dropout")
         self.encoder = Encoder(**stack_args, name="encoder")
         self.decoder = Decoder(**stack_args, name="decoder")
-        self.output_projection = None if tie_output else keras.layers.Dense(
-            tgt_vocab_size, dtype=policy, name="output_projection")
+        self.output_projection = None if config.tie_output else keras.layers.Dense(
+            config.tgt_vocab_size, dtype=policy, name="output_projection")
 
     @classmethod
-    def from_preset(cls, name, **overrides):
+    def from_preset(cls, name: str, **overrides) -> "Transformer":
         """A model of preset `name` ("tiny", "base", "big") with `overrides` applied."""
         return cls(**TransformerConfig.from_preset(name, **overrides).to_dict())
 
