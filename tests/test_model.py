@@ -297,8 +297,8 @@ def test_a_keras_file_saved_before_block_settings_loads_the_same():
     with their own constructor arguments) loads with every setting and gives the logits
     it gave then.
 
-    Catches: a renamed or dropped config key (e.g. `layer_norm_epsilon` read as
-    `epsilon` by SettingsLayer), which makes the old file fail to load or load wrong."""
+    Catches: a saved setting lost on its way to the layers (e.g. AddNorm.from_settings
+    ignoring layer_norm_epsilon, so the loaded model normalises with 1e-6, not 1e-5)."""
     fixtures = pathlib.Path(__file__).parent / "fixtures"
     loaded = keras.saving.load_model(fixtures / "transformer_before_block_settings.keras")
     expected = np.load(fixtures / "transformer_before_block_settings.npz")
