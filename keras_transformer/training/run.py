@@ -96,7 +96,7 @@ class TrainingSettings:
     shared_vocabulary: bool = True
     average_last: int = 5
     seed: int = 0
-    jit_compile: object = "auto"
+    jit_compile: bool | str = "auto"
     strategy: str = "default"
     precision: str = "auto"
 
