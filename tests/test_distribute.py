@@ -210,17 +210,6 @@ def test_wrap_optimizer_only_for_float16():
     assert distribute.wrap_optimizer(wrapped, "mixed_float16") is wrapped
 
 
-def test_global_token_mean_is_the_loss_on_one_device():
-    loss = kt.training.LabelSmoothedCrossEntropy(0.1)
-    y_true = np.array([[3, 4, 0], [5, 0, 0]], np.int32)
-    y_pred = np.random.default_rng(0).normal(size=(2, 3, 20)).astype(np.float32)
-    wrapped = distribute.GlobalTokenMean(loss)
-    np.testing.assert_allclose(float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)),
-                               rtol=1e-6)
-    restored = distribute.GlobalTokenMean.from_config(wrapped.get_config())
-    assert restored.loss.label_smoothing == 0.1
-
-
 def test_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="unknown strategy 'gpu'.*default, mirrored"):
         distribute.make_strategy("gpu")
