@@ -28,6 +28,7 @@ import sys
 # so taking the library's own defaults here costs nothing more.
 from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR
 from keras_transformer.data.readers import decode_lines
+from keras_transformer.data.sources import load_corpus
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
 from keras_transformer.settings_flags import add_settings_flags, given_settings
@@ -97,7 +98,7 @@ def _read_config_file(path):
 def _training_settings(args, file_config, defaults):
     """TrainingSettings from `defaults`, then the config file's "training" object, then
     the flags given."""
-    from keras_transformer.training.run import TrainingSettings
+    from keras_transformer.runs import TrainingSettings
 
     values = dict(defaults or {})
     values.update(file_config.get("training", {}))
@@ -107,44 +108,6 @@ def _training_settings(args, file_config, defaults):
     if unknown:
         raise InputError(f"unknown training settings {sorted(unknown)}; known: {sorted(fields)}")
     return TrainingSettings(**values)
-
-
-def load_corpus(data):
-    """The corpus a data description names (see `_data_description`)."""
-    from keras_transformer import data as data_lib
-
-    source = data.get("source", "embedded")
-    if source == "embedded":
-        return data_lib.numbers_corpus(
-            target_lang=data.get("target_lang", "de"), train_size=data.get("train_size", 20000),
-            seed=data.get("seed", 0))
-    if source in ("tsv", "aligned"):
-        splits = {}
-        for split in ("train", "dev", "test"):
-            paths = data.get(split)
-            splits[split] = (data_lib.read_parallel(
-                *paths, skip_bad_lines=data.get("skip_bad_lines", False)) if paths else [])
-        if not splits["train"]:
-            raise InputError(f"--data {source} needs --train files")
-        return data_lib.Corpus(**splits)
-    if source == "prepared":
-        return data_lib.PreparedCorpus(train=data["train"][0],
-                                       dev=(data.get("dev") or [None])[0])
-    if source == "gettext":
-        return data_lib.gettext_corpus(
-            data["target_lang"], locale_dir=data.get("locale_dir", data_lib.DEFAULT_LOCALE_DIR),
-            seed=data.get("seed", 0))
-    if source == "tfds":
-        name = data.get("tfds_name")
-        if not name:
-            raise InputError("--data tfds needs --tfds-name, e.g. ted_hrlr_translate/pt_to_en")
-        return data_lib.Corpus(
-            train=data_lib.read_tfds(name, split="train", data_dir=data.get("data_dir")),
-            dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
-            test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
-    raise InputError(
-        f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned, prepared "
-        "or tfds")
 
 
 def _data_description(args):
@@ -183,7 +146,7 @@ UNBOUNDED_EPOCHS = 100_000
 
 def cmd_train(args):
     from keras_transformer.config import TransformerConfig
-    from keras_transformer.training import run
+    from keras_transformer import runs
 
     file_config = _read_config_file(args.config) if args.config else {}
     overrides = dict(file_config.get("model", {}))
@@ -191,15 +154,15 @@ def cmd_train(args):
     model_config = TransformerConfig.from_preset(args.preset, **overrides)
     if args.time_budget is not None and args.epochs is None:
         args.epochs = UNBOUNDED_EPOCHS
-    settings = _training_settings(args, file_config, run.PRESET_SETTINGS.get(args.preset))
+    settings = _training_settings(args, file_config, runs.PRESET_SETTINGS.get(args.preset))
     data = _data_description(args)
-    result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
+    result = runs.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
     print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
           f"{result.steps} optimizer steps")
 
 
 def _translator(args):
-    from keras_transformer.training.run import load_run
+    from keras_transformer.runs import load_run
     from keras_transformer.translator import Translator
 
     loaded = load_run(args.run_dir, weights=args.weights)
@@ -209,7 +172,7 @@ def _translator(args):
 
 def cmd_evaluate(args):
     from keras_transformer.evaluation import evaluate
-    from keras_transformer.training.run import read_config
+    from keras_transformer.runs import read_config
 
     _, _, data = read_config(args.run_dir)
     if data.get("source") == "prepared":
@@ -304,7 +267,7 @@ def cmd_average(args):
     import keras
 
     from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
-    from keras_transformer.training.run import read_config
+    from keras_transformer.runs import read_config
 
     read_config(args.run_dir)
     model = keras.saving.load_model(os.path.join(args.run_dir, "model.keras"))
@@ -324,7 +287,7 @@ def cmd_plot(args):
         print(plots.plot_loss_curves(os.path.join(args.run_dir, "log.csv"), output))
     elif args.what == "lr":
         from keras_transformer.training import NoamSchedule
-        from keras_transformer.training.run import read_config
+        from keras_transformer.runs import read_config
 
         model_config, settings, _ = read_config(args.run_dir)
         schedule = NoamSchedule(model_config.d_model, settings.warmup_steps,
@@ -365,7 +328,7 @@ TRAINING_FLAG_ALIASES = {"jit_compile": "--jit"}
 
 
 def _add_train(commands):
-    from keras_transformer.training.run import TrainingSettings
+    from keras_transformer.runs import TrainingSettings
 
     train = _with_run_dir(commands.add_parser("train", help="train or resume a run"))
     train.add_argument("--preset", default="tiny", help="tiny, base or big")

@@ -10,7 +10,7 @@ import pytest
 
 from keras_transformer import cli
 from keras_transformer.settings_flags import add_settings_flags, docstring_help, given_settings
-from keras_transformer.training import run
+from keras_transformer import runs
 
 
 @dataclasses.dataclass
@@ -61,14 +61,14 @@ def test_a_new_training_setting_is_a_train_flag(monkeypatch, tmp_path, capsys):
     Catches: the train flags listed by hand in cli.py (the new field has no flag)."""
 
     @dataclasses.dataclass
-    class Extended(run.TrainingSettings):
+    class Extended(runs.TrainingSettings):
         """Args:
             cooldown_steps: steps of linear decay at the end.
         """
 
         cooldown_steps: int = 0
 
-    monkeypatch.setattr(run, "TrainingSettings", Extended)
+    monkeypatch.setattr(runs, "TrainingSettings", Extended)
     parser = cli.build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--help"])
@@ -90,7 +90,7 @@ def test_train_reads_its_config_file_once_then_flags_win(monkeypatch, tmp_path):
     real_read = cli._read_config_file
     monkeypatch.setattr(cli, "_read_config_file", lambda path: opened.append(path) or real_read(path))
     calls = []
-    monkeypatch.setattr(run, "train", lambda *args, **kwargs: calls.append(args) or _Result())
+    monkeypatch.setattr(runs, "train", lambda *args, **kwargs: calls.append(args) or _Result())
     monkeypatch.setattr(cli, "load_corpus", lambda data: None)
     assert cli.main(["train", "--run-dir", str(tmp_path / "run"), "--config", str(config),
                      "--vocab-size", "250"]) == 0

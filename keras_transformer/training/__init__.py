@@ -1,4 +1,9 @@
-"""Training pieces of §5: the schedule, the optimizer, the loss and metrics."""
+"""Training pieces of §5: the schedule, the optimizer, the loss and metrics.
+
+May import from keras_transformer: constants, errors, files.
+Third-party: keras, tensorflow. Not data, text or the model: `keras_transformer.runs`
+ties them together into a run.
+"""
 
 from keras_transformer.training.losses import (
     GlobalTokenMean, LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens, masked_accuracy)
