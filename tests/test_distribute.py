@@ -6,6 +6,7 @@ tests/distribute_worker.py and the weights they save are compared here.
 """
 
 import csv
+import inspect
 import json
 import os
 import signal
@@ -199,6 +200,27 @@ def test_each_precision_trains(precision):
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
     after = float(model.evaluate(*batch, verbose=0))
     assert np.isfinite(after) and after < 0.7 * before, (before, after)
+
+
+def test_the_private_keras_method_build_in_scope_replaces_is_keras_own():
+    """build_in_scope replaces Keras's private TensorFlowTrainer._maybe_symbolic_build on
+    the model (setup.cfg pins the Keras minor version it was written against). The
+    replacement must take what Keras passes it, and fit must still call it.
+
+    Catches: the replacement's parameters drifting from Keras's (a Keras release that
+    renames `iterator` or `data_batch`, or a lambda written with other names), which
+    fails fit only under a strategy, at the first epoch."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    model = distribute.build_in_scope(
+        distribute.make_strategy("default"),
+        lambda: kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16,
+                               src_vocab_size=10, tgt_vocab_size=10, max_length=8),
+        lambda: keras.optimizers.Adam(1e-3), kt.training.LabelSmoothedCrossEntropy(0.1))
+    replacement = vars(model)["_maybe_symbolic_build"]
+    original = inspect.signature(TensorFlowTrainer._maybe_symbolic_build)
+    assert list(inspect.signature(replacement).parameters) == list(original.parameters)[1:]
+    assert "self._maybe_symbolic_build(" in inspect.getsource(TensorFlowTrainer.fit)
 
 
 def test_wrap_optimizer_only_for_float16():
