@@ -41,14 +41,14 @@ def prepared_dataset(directory, strategy_name, pairs_out):
     `pairs_out`."""
     import numpy as np
 
-    from keras_transformer.data import PreparedCorpus
+    from keras_transformer.data import BatchSettings, PreparedCorpus
     from keras_transformer import runs
 
     settings = runs.TrainingSettings(strategy=strategy_name, max_length=PREPARED_MAX_LENGTH,
                                     tokens_per_batch=256)
     train_data, _ = runs._prepared_datasets(
         PreparedCorpus(directory), settings,
-        dict(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH, pad_to_bucket=False))
+        BatchSettings(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH))
     pairs, batches = [], 0
     for (src, _), tgt_out in train_data:
         batches += 1

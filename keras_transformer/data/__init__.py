@@ -5,6 +5,7 @@ Third-party: tensorflow, num2words, tensorflow-datasets (when read). Not layers,
 or training: batches are ids, whatever model they feed.
 """
 
+from keras_transformer.data.batch_settings import BatchSettings
 from keras_transformer.data.bucketing import token_budget_buckets
 from keras_transformer.data.corpus import Corpus, PreparedCorpus
 from keras_transformer.data.numbers_corpus import numbers_corpus

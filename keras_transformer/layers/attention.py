@@ -208,8 +208,9 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             query, new_key, new_value = self._project_self(query)
             # A scatter of k·h rows per sentence updates the loop's buffers in place under
-            # XLA (rewriting the whole cache each step cost 15-20 % of greedy decoding)
-            # and converts to TFLite and ONNX builtins alike.
+            # XLA, where rewriting the whole cache each step costs a share of greedy
+            # decoding that grows with the cache (README, "Decoding"), and converts to
+            # TFLite and ONNX builtins alike.
             batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
             positions = ops.arange(hypotheses) * (ops.shape(keys)[2] // hypotheses) + cache_index
             shape = (batch, self.num_heads, hypotheses)
