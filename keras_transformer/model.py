@@ -133,7 +133,8 @@ class Transformer(keras.Model):
         x = x + self.positional_encoding(x)
         return dropout(x, training=training)
 
-    def encode(self, src_ids, training=None, return_attention_scores=False):
+    def encode(self, src_ids: "tf.Tensor | np.ndarray", training: bool | None = None,
+               return_attention_scores: bool = False) -> tuple:
         """src_ids (batch, src_len) -> (memory (batch, src_len, d_model), memory_mask
         (batch, 1, 1, src_len) bool); with `return_attention_scores`, also the encoder's
         per-layer self-attention weights."""
@@ -146,7 +147,7 @@ class Transformer(keras.Model):
             return memory, memory_mask, weights
         return memory, memory_mask
 
-    def project(self, x):
+    def project(self, x: tf.Tensor) -> tf.Tensor:
         """Decoder output (..., d_model) -> float32 logits (..., tgt_vocab_size)."""
         if self.output_projection is None:
             logits = self.target_embedding.attend(x)
@@ -154,8 +155,9 @@ class Transformer(keras.Model):
             logits = self.output_projection(x)
         return ops.cast(logits, "float32")
 
-    def decode(self, tgt_in_ids, memory, memory_mask, training=None,
-               return_attention_scores=False):
+    def decode(self, tgt_in_ids: "tf.Tensor | np.ndarray", memory: tf.Tensor,
+               memory_mask: tf.Tensor, training: bool | None = None,
+               return_attention_scores: bool = False) -> "tf.Tensor | tuple":
         """Teacher-forced decoder: tgt_in_ids (batch, tgt_len) -> float32 logits
         (batch, tgt_len, tgt_vocab_size); with `return_attention_scores`, also the
         per-layer cross-attention weights (batch, h, tgt_len, src_len)."""
@@ -177,7 +179,7 @@ class Transformer(keras.Model):
         memory, memory_mask = self.encode(src_ids, training=training)
         return self.decode(tgt_in_ids, memory, memory_mask, training=training)
 
-    def init_cache(self, memory, max_length, beam_size=1):
+    def init_cache(self, memory: tf.Tensor, max_length: int, beam_size: int = 1) -> dict:
         """The fixed-size decoding cache for `max_length` target positions and
         `beam_size` hypotheses per sentence (see `layers/decoder.py`): per-layer lists of
         self_keys, self_values (batch, h, beam_size·max_length, d_k) zeroed and
@@ -189,7 +191,8 @@ class Transformer(keras.Model):
                 f"{self.config.max_length}")
         return self.decoder.init_cache(memory, max_length, beam_size)
 
-    def decode_step(self, tgt_ids, step, cache, memory_mask, return_attention_scores=False):
+    def decode_step(self, tgt_ids: tf.Tensor, step, cache: dict, memory_mask: tf.Tensor,
+                    return_attention_scores: bool = False) -> tuple:
         """One incremental decoding step of k hypotheses per sentence.
 
         Args:

@@ -224,7 +224,7 @@ def _read_json(path):
     return config
 
 
-def read_config(run_dir):
+def read_config(run_dir: str) -> tuple[TransformerConfig, "TrainingSettings", dict]:
     """(TransformerConfig, TrainingSettings, data description) of a run directory."""
     model_config, settings, config = _read_run_config(run_dir)
     return model_config, settings, config.get("data", {})
@@ -245,7 +245,9 @@ def _read_run_config(run_dir):
         raise InputError(f"{path} is not a valid run configuration: {error}") from error
 
 
-def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(), verbose="auto"):
+def train(run_dir: str, corpus, model_config: TransformerConfig,
+          settings: "TrainingSettings | None" = None, data: dict | None = None, callbacks=(),
+          verbose="auto") -> "Run":
     """Trains (or resumes) the run in `run_dir` on `corpus.train`, validating on
     `corpus.dev`, and returns the `Run`.
 
@@ -389,7 +391,7 @@ def _float32_copy(model, model_config):
     return copy
 
 
-def load_run(run_dir, weights="averaged"):
+def load_run(run_dir: str, weights: str = "averaged") -> "Run":
     """Loads a finished run: its model with the averaged (or "last") weights and its
     tokenizers."""
     if weights not in ("averaged", "last"):
