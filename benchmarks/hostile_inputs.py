@@ -55,7 +55,7 @@ import tensorflow as tf  # noqa: E402
 import keras_transformer as kt  # noqa: E402
 from keras_transformer.cli import USER_ERRORS  # noqa: E402
 from keras_transformer.training import averaging  # noqa: E402
-from keras_transformer.training import run as run_lib  # noqa: E402
+from keras_transformer import runs as run_lib  # noqa: E402
 
 OK = ("clear error", "handled")
 OUTCOMES = OK + ("traceback", "silent wrong", "lost data", "unexpected")

@@ -77,7 +77,7 @@ def write_tsv(path, pairs):
 def prepare(lang, work):
     """Writes the corpus as TSVs and learns the library's tokenizers into the run dir."""
     import keras_transformer as kt
-    from keras_transformer.training import run
+    from keras_transformer import runs
 
     corpus = kt.data.gettext_corpus(lang)
     os.makedirs(work, exist_ok=True)
@@ -86,7 +86,7 @@ def prepare(lang, work):
     run_dir = os.path.join(work, "library")
     tokenizers = [os.path.join(run_dir, "tokenizers", side) for side in ("source", "target")]
     if not all(os.path.isfile(os.path.join(d, "tokenizer.json")) for d in tokenizers):
-        source, target = run.learn_tokenizers(corpus.train, run.TrainingSettings())
+        source, target = runs.learn_tokenizers(corpus.train, runs.TrainingSettings())
         source.save(tokenizers[0])
         target.save(tokenizers[1])
     source, target = (kt.text.load_tokenizer(d) for d in tokenizers)

@@ -28,8 +28,10 @@ import sys
 # so taking the library's own defaults here costs nothing more.
 from keras_transformer.data.gettext_corpus import DEFAULT_LOCALE_DIR
 from keras_transformer.data.readers import decode_lines
+from keras_transformer.data.sources import load_corpus
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path
+from keras_transformer.settings_flags import add_settings_flags, given_settings
 from keras_transformer.translator import DECODE_BATCH_SIZE
 
 USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, NotADirectoryError,
@@ -79,72 +81,34 @@ def _parse_overrides(pairs):
     return overrides
 
 
-def _config_file_section(path, section):
-    """The `section` object of the JSON file `path` given to --config ({} if absent)."""
+def _read_config_file(path):
+    """The JSON file `path` given to --config: {"model": {...}, "training": {...}}, each
+    object optional."""
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except ValueError as error:
         raise InputError(f"--config {path} is not valid JSON: {error}") from error
-    if not isinstance(config, dict) or not isinstance(config.get(section, {}), dict):
+    if not isinstance(config, dict) or not all(
+            isinstance(config.get(section, {}), dict) for section in ("model", "training")):
         raise InputError(f"--config {path} must hold a JSON object with 'model' and "
                          "'training' objects")
-    return config.get(section, {})
+    return config
 
 
-def _settings_from(args, settings_class, names, defaults=None):
-    """A dataclass of `settings_class` from `defaults`, then a JSON config file, then
-    flags on top."""
+def _training_settings(args, file_config, defaults):
+    """TrainingSettings from `defaults`, then the config file's "training" object, then
+    the flags given."""
+    from keras_transformer.runs import TrainingSettings
+
     values = dict(defaults or {})
-    if getattr(args, "config", None):
-        values.update(_config_file_section(args.config, "training"))
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    fields = {f.name for f in dataclasses.fields(settings_class)}
+    values.update(file_config.get("training", {}))
+    values.update(given_settings(args, TrainingSettings))
+    fields = {f.name for f in dataclasses.fields(TrainingSettings)}
     unknown = set(values) - fields
     if unknown:
         raise InputError(f"unknown training settings {sorted(unknown)}; known: {sorted(fields)}")
-    return settings_class(**values)
-
-
-def load_corpus(data):
-    """The corpus a data description names (see `_data_description`)."""
-    from keras_transformer import data as data_lib
-
-    source = data.get("source", "embedded")
-    if source == "embedded":
-        return data_lib.numbers_corpus(
-            target_lang=data.get("target_lang", "de"), train_size=data.get("train_size", 20000),
-            seed=data.get("seed", 0))
-    if source in ("tsv", "aligned"):
-        splits = {}
-        for split in ("train", "dev", "test"):
-            paths = data.get(split)
-            splits[split] = (data_lib.read_parallel(
-                *paths, skip_bad_lines=data.get("skip_bad_lines", False)) if paths else [])
-        if not splits["train"]:
-            raise InputError(f"--data {source} needs --train files")
-        return data_lib.Corpus(**splits)
-    if source == "prepared":
-        return data_lib.PreparedCorpus(train=data["train"][0],
-                                       dev=(data.get("dev") or [None])[0])
-    if source == "gettext":
-        return data_lib.gettext_corpus(
-            data["target_lang"], locale_dir=data.get("locale_dir", data_lib.DEFAULT_LOCALE_DIR),
-            seed=data.get("seed", 0))
-    if source == "tfds":
-        name = data.get("tfds_name")
-        if not name:
-            raise InputError("--data tfds needs --tfds-name, e.g. ted_hrlr_translate/pt_to_en")
-        return data_lib.Corpus(
-            train=data_lib.read_tfds(name, split="train", data_dir=data.get("data_dir")),
-            dev=data_lib.read_tfds(name, split="validation", data_dir=data.get("data_dir")),
-            test=data_lib.read_tfds(name, split="test", data_dir=data.get("data_dir")))
-    raise InputError(
-        f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned, prepared "
-        "or tfds")
+    return TrainingSettings(**values)
 
 
 def _data_description(args):
@@ -177,36 +141,29 @@ def _data_description(args):
     return data
 
 
-TRAINING_FLAGS = ("epochs", "time_budget", "tokens_per_batch", "max_length", "warmup_steps",
-                  "learning_rate_scale", "cooldown", "label_smoothing", "tokenizer", "vocab_size",
-                  "average_last", "seed", "strategy", "precision", "jit_compile")
-
-
 # With a time budget and no --epochs, the budget alone ends the run.
 UNBOUNDED_EPOCHS = 100_000
 
 
 def cmd_train(args):
     from keras_transformer.config import TransformerConfig
-    from keras_transformer.training import run
+    from keras_transformer import runs
 
-    overrides = {}
-    if args.config:
-        overrides.update(_config_file_section(args.config, "model"))
+    file_config = _read_config_file(args.config) if args.config else {}
+    overrides = dict(file_config.get("model", {}))
     overrides.update(_parse_overrides(args.set))
     model_config = TransformerConfig.from_preset(args.preset, **overrides)
     if args.time_budget is not None and args.epochs is None:
         args.epochs = UNBOUNDED_EPOCHS
-    settings = _settings_from(args, run.TrainingSettings, TRAINING_FLAGS,
-                              defaults=run.PRESET_SETTINGS.get(args.preset))
+    settings = _training_settings(args, file_config, runs.PRESET_SETTINGS.get(args.preset))
     data = _data_description(args)
-    result = run.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
+    result = runs.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
     print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
           f"{result.steps} optimizer steps")
 
 
 def _translator(args):
-    from keras_transformer.training.run import load_run
+    from keras_transformer.runs import load_run
     from keras_transformer.translator import Translator
 
     loaded = load_run(args.run_dir, weights=args.weights)
@@ -216,7 +173,7 @@ def _translator(args):
 
 def cmd_evaluate(args):
     from keras_transformer.evaluation import evaluate
-    from keras_transformer.training.run import read_config
+    from keras_transformer.runs import read_config
 
     _, _, data = read_config(args.run_dir)
     if data.get("source") == "prepared":
@@ -311,7 +268,7 @@ def cmd_average(args):
     import keras
 
     from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
-    from keras_transformer.training.run import read_config
+    from keras_transformer.runs import read_config
 
     read_config(args.run_dir)
     model = keras.saving.load_model(os.path.join(args.run_dir, "model.keras"))
@@ -331,7 +288,7 @@ def cmd_plot(args):
         print(plots.plot_loss_curves(os.path.join(args.run_dir, "log.csv"), output))
     elif args.what == "lr":
         from keras_transformer.training import NoamSchedule
-        from keras_transformer.training.run import read_config
+        from keras_transformer.runs import read_config
 
         model_config, settings, _ = read_config(args.run_dir)
         schedule = NoamSchedule(model_config.d_model, settings.warmup_steps,
@@ -353,24 +310,28 @@ def cmd_demo(args):
     run_demo(args.run_dir, args.export_dir, minutes=args.minutes, size=args.size)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-transformer",
-        description="Train, evaluate, translate with and export the paper's Transformer.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _with_run_dir(sub):
+    sub.add_argument("--run-dir", required=True, help="the run directory")
+    return sub
 
-    def with_run_dir(sub):
-        sub.add_argument("--run-dir", required=True, help="the run directory")
-        return sub
 
-    def with_decoding(sub):
-        with_run_dir(sub)
-        sub.add_argument("--beam-size", type=positive_int, default=4)
-        sub.add_argument("--alpha", type=float, default=0.6, help="length penalty α")
-        sub.add_argument("--weights", choices=("averaged", "last"), default="averaged")
-        return sub
+def _with_decoding(sub):
+    _with_run_dir(sub)
+    sub.add_argument("--beam-size", type=positive_int, default=4)
+    sub.add_argument("--alpha", type=float, default=0.6, help="length penalty α")
+    sub.add_argument("--weights", choices=("averaged", "last"), default="averaged")
+    return sub
 
-    train = with_run_dir(commands.add_parser("train", help="train or resume a run"))
+
+# Flag names users already know for TrainingSettings fields (`--jit` and `--no-jit`
+# besides the generated `--jit-compile` and `--no-jit-compile`).
+TRAINING_FLAG_ALIASES = {"jit_compile": "--jit"}
+
+
+def _add_train(commands):
+    from keras_transformer.runs import TrainingSettings
+
+    train = _with_run_dir(commands.add_parser("train", help="train or resume a run"))
     train.add_argument("--preset", default="tiny", help="tiny, base or big")
     train.add_argument("--config", help="JSON file with 'model' and 'training' sections")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
@@ -391,34 +352,11 @@ def build_parser():
     train.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR,
                        help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs")
     train.add_argument("--train-size", type=positive_int, default=20000)
-    train.add_argument("--epochs", type=int,
-                       help="passes over the data (with --time-budget: an upper bound, "
-                            "none by default)")
-    train.add_argument("--time-budget", type=float, metavar="SECONDS",
-                       help="stop training after this many seconds (resumed runs count "
-                            "the time already spent)")
-    train.add_argument("--tokens-per-batch", type=int)
-    train.add_argument("--max-length", type=int)
-    train.add_argument("--warmup-steps", type=int)
-    train.add_argument("--learning-rate-scale", type=float)
-    train.add_argument("--cooldown", type=float, metavar="FRACTION",
-                       help="the share of the run (of --time-budget, else of --epochs) over "
-                            "which the learning rate falls linearly to zero")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--tokenizer", choices=("wordpiece", "sentencepiece"))
-    train.add_argument("--vocab-size", type=int)
-    train.add_argument("--average-last", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"))
-    train.add_argument("--precision",
-                       choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                       help="auto (default): bfloat16 compute on CPUs that have it (faster "
-                            "there; exported through a float32 copy), float32 elsewhere")
-    train.add_argument("--jit", dest="jit_compile", action="store_true", default=None,
-                       help="compile with XLA (default: Keras's choice, off on CPU)")
-    train.add_argument("--no-jit", dest="jit_compile", action="store_false")
+    add_settings_flags(train, TrainingSettings, TRAINING_FLAG_ALIASES)
     train.set_defaults(handler=cmd_train)
 
+
+def _add_prepare(commands):
     prepare = commands.add_parser(
         "prepare", help="tokenize a large corpus once into shards (train --data prepared)")
     prepare.add_argument("--input", nargs="+", required=True, metavar="PATH",
@@ -445,7 +383,9 @@ def build_parser():
     prepare.add_argument("--skip-bad-lines", action="store_true")
     prepare.set_defaults(handler=cmd_prepare)
 
-    evaluate = with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
+
+def _add_evaluate(commands):
+    evaluate = _with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N pairs only")
     evaluate.add_argument("--samples", type=non_negative_int, default=5,
@@ -456,7 +396,9 @@ def build_parser():
                           help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    translate = with_decoding(commands.add_parser(
+
+def _add_translate(commands):
+    translate = _with_decoding(commands.add_parser(
         "translate", help="translate arguments, a file, or stdin line by line"))
     translate.add_argument("text", nargs="*")
     translate.add_argument("--file")
@@ -464,7 +406,9 @@ def build_parser():
                            help="--file: sentences decoded together, sorted by length")
     translate.set_defaults(handler=cmd_translate)
 
-    export = with_decoding(commands.add_parser("export", help="SavedModel, TFLite or ONNX"))
+
+def _add_export(commands):
+    export = _with_decoding(commands.add_parser("export", help="SavedModel, TFLite or ONNX"))
     export.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     export.add_argument("--output", default="saved_models")
     export.add_argument("--name", help="export name (default: the run directory's name)")
@@ -473,19 +417,25 @@ def build_parser():
     export.add_argument("--quantization", choices=("float16", "int8"), help="TFLite only")
     export.set_defaults(handler=cmd_export)
 
-    average = with_run_dir(commands.add_parser(
+
+def _add_average(commands):
+    average = _with_run_dir(commands.add_parser(
         "average-checkpoints", help="average the last checkpoints of a run"))
     average.add_argument("--last", type=positive_int, default=5)
     average.add_argument("--output")
     average.set_defaults(handler=cmd_average)
 
-    plot = with_decoding(commands.add_parser("plot", help="attention map, schedule, losses"))
+
+def _add_plot(commands):
+    plot = _with_decoding(commands.add_parser("plot", help="attention map, schedule, losses"))
     plot.add_argument("what", choices=("attention", "lr", "loss"))
     plot.add_argument("--sentence")
     plot.add_argument("--steps", type=positive_int, help="lr: steps to plot")
     plot.add_argument("--output", help="PNG path (default: in the run directory)")
     plot.set_defaults(handler=cmd_plot)
 
+
+def _add_demo(commands):
     demo = commands.add_parser("demo", help="train, evaluate and export on the embedded corpus")
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("--export-dir", default="saved_models")
@@ -494,6 +444,16 @@ def build_parser():
                       help="full (make demo) or small (a smaller model and corpus, about "
                            "30 s of training)")
     demo.set_defaults(handler=cmd_demo)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-transformer",
+        description="Train, evaluate, translate with and export the paper's Transformer.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_prepare, _add_evaluate, _add_translate, _add_export,
+                _add_average, _add_plot, _add_demo):
+        add(commands)
     return parser
 
 

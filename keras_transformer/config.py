@@ -13,10 +13,9 @@ thousands of sentences trained for half an hour on a few CPU cores (benchmarks/r
 """
 
 import dataclasses
-import math
 
-from keras_transformer.constants import ACTIVATIONS
 from keras_transformer.errors import InputError
+from keras_transformer.layers.block_settings import BlockSettings, check_bools, check_positive_ints
 
 PRESETS = {
     "tiny": dict(num_layers=2, d_model=64, num_heads=4, d_ff=256, dropout=0.1),
@@ -26,76 +25,37 @@ PRESETS = {
 }
 
 
-@dataclasses.dataclass
-class TransformerConfig:
-    """Every constructor argument of `Transformer`.
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig(BlockSettings):
+    """Every constructor argument of `Transformer`: the fields of `BlockSettings`
+    (d_model, num_heads, d_ff, dropout, attention_dropout, norm_first, activation,
+    layer_norm_epsilon), which every encoder and decoder layer shares, and:
 
     Args:
         num_layers: N, the number of encoder layers and of decoder layers.
-        d_model: width of every sub-layer's input and output.
-        num_heads: h; each head has d_k = d_v = d_model / h.
-        d_ff: inner width of the position-wise feed-forward network.
         src_vocab_size: source vocabulary size (id 0 is padding).
         tgt_vocab_size: target vocabulary size (id 0 is padding).
-        dropout: P_drop on every residual branch and on the embedding sums.
-        attention_dropout: dropout on the attention weights (the paper uses none).
         max_length: longest sequence the positional table covers.
         share_embeddings: one embedding matrix for source and target (§3.4;
             needs equal vocabularies).
         tie_output: the pre-softmax projection reuses the target embedding (§3.4).
-        norm_first: pre-norm `x + Sublayer(LayerNorm(x))` instead of the paper's
-            post-norm `LayerNorm(x + Sublayer(x))`.
-        activation: the feed-forward non-linearity, "relu" (paper) or "gelu".
-        layer_norm_epsilon: epsilon of every LayerNorm.
     """
 
     num_layers: int = 6
-    d_model: int = 512
-    num_heads: int = 8
-    d_ff: int = 2048
     src_vocab_size: int = 37000
     tgt_vocab_size: int = 37000
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
     max_length: int = 512
     share_embeddings: bool = True
     tie_output: bool = True
-    norm_first: bool = False
-    activation: str = "relu"
-    layer_norm_epsilon: float = 1e-6
 
     def __post_init__(self):
-        for name in ("num_layers", "d_model", "num_heads", "d_ff", "src_vocab_size",
-                     "tgt_vocab_size", "max_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"{name} must be a positive int; got {value!r}")
-        for name in ("share_embeddings", "tie_output", "norm_first"):
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise InputError(f"{name} must be true or false; got {value!r}")
-        for name in ("dropout", "attention_dropout", "layer_norm_epsilon"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise InputError(f"{name} must be a number; got {value!r}")
-        if not 0 < self.layer_norm_epsilon < math.inf:
-            raise InputError(
-                f"layer_norm_epsilon must be positive and finite; got "
-                f"{self.layer_norm_epsilon!r}")
+        check_positive_ints(self, ("num_layers", "src_vocab_size", "tgt_vocab_size", "max_length"))
+        check_bools(self, ("share_embeddings", "tie_output"))
+        super().__post_init__()
         if self.d_model % 2:
             raise InputError(
                 f"d_model must be even (the positional encodings pair sin and cos "
                 f"columns); got {self.d_model}")
-        if self.d_model % self.num_heads:
-            raise InputError(
-                f"d_model must be divisible by num_heads so that d_k = d_model / h is "
-                f"whole; got d_model={self.d_model}, num_heads={self.num_heads}")
-        for name in ("dropout", "attention_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise InputError(f"{name} must be in [0, 1); got {value!r}")
-        if self.activation not in ACTIVATIONS:
-            raise InputError(f"activation must be one of {ACTIVATIONS}; got {self.activation!r}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise InputError(
                 "share_embeddings=True needs one shared vocabulary; got "
@@ -103,7 +63,7 @@ class TransformerConfig:
                 "Pass share_embeddings=False for separate vocabularies.")
 
     @classmethod
-    def from_preset(cls, name, **overrides):
+    def from_preset(cls, name: str, **overrides) -> "TransformerConfig":
         """The preset `name` ("tiny", "base" or "big") with `overrides` applied."""
         if name not in PRESETS:
             raise InputError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
@@ -113,14 +73,10 @@ class TransformerConfig:
             raise InputError(f"unknown model settings {unknown}; known: {sorted(fields)}")
         values = dict(PRESETS[name])
         values.update(overrides)
-        if values.get("src_vocab_size", 37000) != values.get("tgt_vocab_size", 37000):
+        if (values.get("src_vocab_size", cls.src_vocab_size)
+                != values.get("tgt_vocab_size", cls.tgt_vocab_size)):
             values.setdefault("share_embeddings", False)
         return cls(**values)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @property
-    def head_dim(self):
-        """d_k = d_v = d_model / h."""
-        return self.d_model // self.num_heads

@@ -15,7 +15,7 @@ from keras_transformer.data import numbers_corpus
 from keras_transformer.errors import InputError
 from keras_transformer.evaluation import evaluate
 from keras_transformer.files import atomic_write_text
-from keras_transformer.training.run import TrainingSettings, train
+from keras_transformer.runs import TrainingSettings, train
 from keras_transformer.translator import Translator
 
 # Sized so that training fits in a few minutes on 2 CPU cores (see README, "Results").

@@ -11,7 +11,8 @@ Keras 3 (3.15) divides a loss by R only when it reduces a per-sample vector
 that loss therefore trains on R × the mean of the per-replica token means: the step is
 R times too large for SGD, and even with Adam (which cancels the factor) a replica with
 few non-padding tokens (bucketed batches, the last batch, a batch smaller than R that
-leaves a replica empty) weighs as much as one with many. `GlobalTokenMean` gives every
+leaves a replica empty) weighs as much as one with many. `GlobalTokenMean`
+(training/losses.py) gives every
 replica the value S_r / N (S_r: its summed token losses, N: the non-padding tokens of
 the whole global batch, all-reduced), so that
 
@@ -45,7 +46,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_transformer.errors import InputError
-from keras_transformer.constants import PAD_ID
+from keras_transformer.training.losses import GlobalTokenMean
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -204,50 +205,6 @@ def wrap_optimizer(optimizer, precision):
             optimizer, keras.optimizers.LossScaleOptimizer):
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-@keras.saving.register_keras_serializable(package="keras_transformer")
-class GlobalTokenMean(keras.losses.Loss):
-    """Makes a token-mean loss train on the mean over the non-padding tokens of the
-    *global* batch under a distribution strategy (see the module docstring); the same
-    value as the wrapped loss on one device.
-
-    Args:
-        loss: a loss whose value is the mean over the non-padding (id != 0) target
-            tokens of its batch, e.g. `LabelSmoothedCrossEntropy`.
-
-    On replica r with n_r non-padding tokens the value is loss_r · n_r / N, N = Σ_r n_r
-    all-reduced across replicas (a replica without tokens contributes 0). It is returned
-    with shape (1,) and reduction "sum", which Keras neither divides by the replica
-    count nor averages, so the summed replica gradients are the gradient of the global
-    token mean. The logged loss is Keras's replica-count-weighted view of it: exact when
-    the replicas hold equal numbers of rows, approximate otherwise.
-    """
-
-    def __init__(self, loss, name=None, reduction="sum", **kwargs):
-        if reduction != "sum":
-            raise InputError(f"GlobalTokenMean works with reduction='sum' only; got {reduction!r}")
-        super().__init__(name=name or f"global_{loss.name}", reduction="sum", **kwargs)
-        self.loss = loss
-
-    def call(self, y_true, y_pred):
-        local_mean = self.loss(y_true, y_pred)
-        context = tf.distribute.get_replica_context()
-        if context is None:
-            return ops.reshape(local_mean, (1,))
-        tokens = ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), PAD_ID), "float32"))
-        total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(tokens))
-        return ops.reshape(local_mean * tokens / ops.maximum(total, 1.0), (1,))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(loss=keras.saving.serialize_keras_object(self.loss))
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
-        return cls(**config)
 
 
 def _vector_logs(step):

@@ -8,6 +8,8 @@ Id 0 is padding: it is masked in every attention over the source, and the causal
 keeps every target position from seeing later ones.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,6 +17,7 @@ from keras import ops
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import InputError
+from keras_transformer.layers.block_settings import split_fields
 from keras_transformer.layers.decoder import Decoder
 from keras_transformer.layers.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from keras_transformer.layers.encoder import Encoder
@@ -36,9 +39,9 @@ def check_id_range(ids, name, vocab_size):
 class Transformer(keras.Model):
     """The paper's encoder-decoder Transformer as a subclassed `keras.Model`.
 
-    Args: the fields of `TransformerConfig` (num_layers, d_model, num_heads, d_ff,
-    src_vocab_size, tgt_vocab_size, dropout, attention_dropout, max_length,
-    share_embeddings, tie_output, norm_first, activation, layer_norm_epsilon).
+    Args: the fields of `TransformerConfig` as keywords (num_layers, d_model, num_heads,
+    d_ff, src_vocab_size, ...), each defaulting to the config's (the base model), and
+    `keras.Model`'s own (name, dtype, ...). The config validates them.
 
     Call arguments:
         inputs: (src_ids, tgt_in_ids), int (batch, src_len) and (batch, tgt_len).
@@ -59,37 +62,29 @@ class Transformer(keras.Model):
     (1, 3, 37000)
     """
 
-    def __init__(self, num_layers=6, d_model=512, num_heads=8, d_ff=2048, src_vocab_size=37000,
-                 tgt_vocab_size=37000, dropout=0.1, attention_dropout=0.0, max_length=512,
-                 share_embeddings=True, tie_output=True, norm_first=False, activation="relu",
-                 layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.config = TransformerConfig(
-            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
-            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, dropout=dropout,
-            attention_dropout=attention_dropout, max_length=max_length,
-            share_embeddings=share_embeddings, tie_output=tie_output, norm_first=norm_first,
-            activation=activation, layer_norm_epsilon=layer_norm_epsilon)
+    def __init__(self, **kwargs):
+        config, model_kwargs = split_fields(TransformerConfig, kwargs)
+        super().__init__(**model_kwargs)
+        self.config = config
         policy = self.dtype_policy
-        stack_args = dict(
-            num_layers=num_layers, d_model=d_model, num_heads=num_heads, d_ff=d_ff,
-            dropout=dropout, attention_dropout=attention_dropout, norm_first=norm_first,
-            activation=activation, layer_norm_epsilon=layer_norm_epsilon, dtype=policy)
+        d_model, dropout = config.d_model, config.dropout
+        stack_args = dict(num_layers=config.num_layers, dtype=policy,
+                          **dataclasses.asdict(config.block_settings()))
         self.target_embedding = TokenEmbedding(
-            tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
-        self.source_embedding = self.target_embedding if share_embeddings else TokenEmbedding(
-            src_vocab_size, d_model, dtype=policy, name="source_embedding")
+            config.tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
+        self.source_embedding = self.target_embedding if config.share_embeddings else (
+            TokenEmbedding(config.src_vocab_size, d_model, dtype=policy, name="source_embedding"))
         self.positional_encoding = SinusoidalPositionalEncoding(
-            max_length, dtype=policy, name="positional_encoding")
+            config.max_length, dtype=policy, name="positional_encoding")
         self.source_dropout = keras.layers.Dropout(dropout, dtype=policy, name="source_dropout")
         self.target_dropout = keras.layers.Dropout(dropout, dtype=policy, name="target_dropout")
         self.encoder = Encoder(**stack_args, name="encoder")
         self.decoder = Decoder(**stack_args, name="decoder")
-        self.output_projection = None if tie_output else keras.layers.Dense(
-            tgt_vocab_size, dtype=policy, name="output_projection")
+        self.output_projection = None if config.tie_output else keras.layers.Dense(
+            config.tgt_vocab_size, dtype=policy, name="output_projection")
 
     @classmethod
-    def from_preset(cls, name, **overrides):
+    def from_preset(cls, name: str, **overrides) -> "Transformer":
         """A model of preset `name` ("tiny", "base", "big") with `overrides` applied."""
         return cls(**TransformerConfig.from_preset(name, **overrides).to_dict())
 
@@ -138,7 +133,8 @@ class Transformer(keras.Model):
         x = x + self.positional_encoding(x)
         return dropout(x, training=training)
 
-    def encode(self, src_ids, training=None, return_attention_scores=False):
+    def encode(self, src_ids: "tf.Tensor | np.ndarray", training: bool | None = None,
+               return_attention_scores: bool = False) -> tuple:
         """src_ids (batch, src_len) -> (memory (batch, src_len, d_model), memory_mask
         (batch, 1, 1, src_len) bool); with `return_attention_scores`, also the encoder's
         per-layer self-attention weights."""
@@ -151,7 +147,7 @@ class Transformer(keras.Model):
             return memory, memory_mask, weights
         return memory, memory_mask
 
-    def project(self, x):
+    def project(self, x: tf.Tensor) -> tf.Tensor:
         """Decoder output (..., d_model) -> float32 logits (..., tgt_vocab_size)."""
         if self.output_projection is None:
             logits = self.target_embedding.attend(x)
@@ -159,8 +155,9 @@ class Transformer(keras.Model):
             logits = self.output_projection(x)
         return ops.cast(logits, "float32")
 
-    def decode(self, tgt_in_ids, memory, memory_mask, training=None,
-               return_attention_scores=False):
+    def decode(self, tgt_in_ids: "tf.Tensor | np.ndarray", memory: tf.Tensor,
+               memory_mask: tf.Tensor, training: bool | None = None,
+               return_attention_scores: bool = False) -> "tf.Tensor | tuple":
         """Teacher-forced decoder: tgt_in_ids (batch, tgt_len) -> float32 logits
         (batch, tgt_len, tgt_vocab_size); with `return_attention_scores`, also the
         per-layer cross-attention weights (batch, h, tgt_len, src_len)."""
@@ -182,7 +179,7 @@ class Transformer(keras.Model):
         memory, memory_mask = self.encode(src_ids, training=training)
         return self.decode(tgt_in_ids, memory, memory_mask, training=training)
 
-    def init_cache(self, memory, max_length, beam_size=1):
+    def init_cache(self, memory: tf.Tensor, max_length: int, beam_size: int = 1) -> dict:
         """The fixed-size decoding cache for `max_length` target positions and
         `beam_size` hypotheses per sentence (see `layers/decoder.py`): per-layer lists of
         self_keys, self_values (batch, h, beam_size·max_length, d_k) zeroed and
@@ -194,7 +191,8 @@ class Transformer(keras.Model):
                 f"{self.config.max_length}")
         return self.decoder.init_cache(memory, max_length, beam_size)
 
-    def decode_step(self, tgt_ids, step, cache, memory_mask, return_attention_scores=False):
+    def decode_step(self, tgt_ids: tf.Tensor, step, cache: dict, memory_mask: tf.Tensor,
+                    return_attention_scores: bool = False) -> tuple:
         """One incremental decoding step of k hypotheses per sentence.
 
         Args:

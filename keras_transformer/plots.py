@@ -1,23 +1,32 @@
 """Figures: attention heat maps, the learning-rate schedule and a run's loss curves.
 
-Everything renders to PNG files with matplotlib's non-interactive Agg backend.
+matplotlib comes with the [plots] extra and is imported at the first figure. The figures
+are `matplotlib.figure.Figure` objects saved straight to PNG files (Agg renders them),
+without pyplot: no backend is chosen and no global figure state is touched, so plotting
+leaves a notebook's or a GUI's matplotlib setup as it was.
 """
 
 import csv
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from keras_transformer.errors import InputError  # noqa: E402
+from keras_transformer.errors import InputError
+from keras_transformer.extras import import_extra
+from keras_transformer.files import atomic_path
+
+
+def _figure(rows=1, columns=1, **figure_args):
+    """(a new Figure, its axes as a (rows, columns) array)."""
+    figure = import_extra("matplotlib.figure", "plots").Figure(**figure_args)
+    return figure, figure.subplots(rows, columns, squeeze=False)
 
 
 def _save(figure, path):
+    """Writes `figure` to the PNG file `path` whole (temporary name, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
     return path
 
 
@@ -44,8 +53,8 @@ def plot_attention(weights, source_tokens, target_tokens, path, title=None):
     columns = min(heads, 4)
     rows = -(-heads // columns)
     cell = 0.35
-    figure, axes = plt.subplots(
-        rows, columns, squeeze=False,
+    figure, axes = _figure(
+        rows, columns,
         figsize=(max(3.0, cell * len(source_tokens) + 1.5) * columns,
                  max(2.5, cell * len(target_tokens) + 1.5) * rows))
     for head, axis in enumerate(axes.flat):
@@ -65,7 +74,7 @@ def plot_learning_rate(schedule, steps, path):
     """The schedule's learning rate over `steps` optimizer steps."""
     step = np.arange(steps)
     rates = np.asarray(schedule(step))
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure, ((axis,),) = _figure(figsize=(6, 3.5))
     axis.plot(step, rates)
     axis.set_xlabel("step")
     axis.set_ylabel("learning rate")
@@ -87,7 +96,7 @@ def read_log(path):
 def plot_loss_curves(log_path, path):
     """Training and validation loss per epoch from a run's CSV log."""
     log = read_log(log_path)
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure, ((axis,),) = _figure(figsize=(6, 3.5))
     epochs = [e + 1 for e in log["epoch"]]
     for key in ("loss", "val_loss"):
         if key in log:

@@ -36,19 +36,19 @@ PREPARED_MAX_LENGTH = 40
 
 
 def prepared_dataset(directory, strategy_name, pairs_out):
-    """This worker's batches of a prepared corpus (`run._prepared_datasets`), after writing
+    """This worker's batches of a prepared corpus (`runs._prepared_datasets`), after writing
     the (src, tgt_out) id lists of one pass over them, and the number of batches, to
     `pairs_out`."""
     import numpy as np
 
-    from keras_transformer.data import PreparedCorpus
-    from keras_transformer.training import run
+    from keras_transformer.data import BatchSettings, PreparedCorpus
+    from keras_transformer import runs
 
-    settings = run.TrainingSettings(strategy=strategy_name, max_length=PREPARED_MAX_LENGTH,
+    settings = runs.TrainingSettings(strategy=strategy_name, max_length=PREPARED_MAX_LENGTH,
                                     tokens_per_batch=256)
-    train_data, _ = run._prepared_datasets(
+    train_data, _ = runs._prepared_datasets(
         PreparedCorpus(directory), settings,
-        dict(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH, pad_to_bucket=False))
+        BatchSettings(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH))
     pairs, batches = [], 0
     for (src, _), tgt_out in train_data:
         batches += 1

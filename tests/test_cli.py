@@ -187,7 +187,8 @@ def test_a_fault_of_ours_keeps_its_traceback(monkeypatch, tmp_path):
 
 
 def test_a_bad_line_can_be_skipped_from_the_command_line(tmp_path):
-    from keras_transformer.cli import _data_description, build_parser, load_corpus
+    from keras_transformer.cli import _data_description, build_parser
+    from keras_transformer.data import load_corpus
 
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("one\teins\nno tab here\ntwo\tzwei\n")

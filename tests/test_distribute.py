@@ -6,6 +6,7 @@ tests/distribute_worker.py and the weights they save are compared here.
 """
 
 import csv
+import inspect
 import json
 import os
 import signal
@@ -52,6 +53,37 @@ def finish(process, timeout=TIMEOUT):
     return output
 
 
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_two_workers(tmp_path, worker_args=lambda index: []):
+    """Two multiworker processes on free 127.0.0.1 ports; worker i writes its weights to
+    tmp_path/worker{i}.npz and gets the flags `worker_args(i)`."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    return [start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", *worker_args(i),
+                  env={"TF_CONFIG": json.dumps(
+                      {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+            for i in range(2)]
+
+
+def finish_all(processes):
+    """Every process's output (see `finish`); any still running when one fails is killed."""
+    try:
+        return [finish(p) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def weights(path):
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
@@ -95,30 +127,10 @@ def test_multiworker_two_processes_match_one_device(tmp_path, optimizer, lr, tol
     # all-reduce makes them identical whatever it computes): a loss scaled by the wrong
     # replica count, each worker training on the whole batch instead of its share, a
     # gradient summed instead of averaged.
-    ports = []
-    sockets = []
-    for _ in range(2):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     training = ["--optimizer", optimizer, "--lr", lr, "--steps", "3", "--sizes", "8,3"]
-    processes = [
-        start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", *training,
-              env={"TF_CONFIG": json.dumps(
-                  {"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
+    processes = start_two_workers(tmp_path, lambda index: training)
     processes.append(start(tmp_path / "one.npz", *training))  # the same global batches
-    try:
-        outputs = [finish(p) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = finish_all(processes)
     assert all("2 replicas, 3 steps" in out for out in outputs[:2]), outputs
     assert "1 replicas, 3 steps" in outputs[2]
     first, second, one = (weights(tmp_path / f"{name}.npz")
@@ -201,6 +213,27 @@ def test_each_precision_trains(precision):
     assert np.isfinite(after) and after < 0.7 * before, (before, after)
 
 
+def test_the_private_keras_method_build_in_scope_replaces_is_keras_own():
+    """build_in_scope replaces Keras's private TensorFlowTrainer._maybe_symbolic_build on
+    the model (setup.cfg pins the Keras minor version it was written against). The
+    replacement must take what Keras passes it, and fit must still call it.
+
+    Catches: the replacement's parameters drifting from Keras's (a Keras release that
+    renames `iterator` or `data_batch`, or a lambda written with other names), which
+    fails fit only under a strategy, at the first epoch."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    model = distribute.build_in_scope(
+        distribute.make_strategy("default"),
+        lambda: kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16,
+                               src_vocab_size=10, tgt_vocab_size=10, max_length=8),
+        lambda: keras.optimizers.Adam(1e-3), kt.training.LabelSmoothedCrossEntropy(0.1))
+    replacement = vars(model)["_maybe_symbolic_build"]
+    original = inspect.signature(TensorFlowTrainer._maybe_symbolic_build)
+    assert list(inspect.signature(replacement).parameters) == list(original.parameters)[1:]
+    assert "self._maybe_symbolic_build(" in inspect.getsource(TensorFlowTrainer.fit)
+
+
 def test_wrap_optimizer_only_for_float16():
     sgd = keras.optimizers.SGD()
     assert distribute.wrap_optimizer(sgd, "float32") is sgd
@@ -208,17 +241,6 @@ def test_wrap_optimizer_only_for_float16():
     wrapped = distribute.wrap_optimizer(sgd, "mixed_float16")
     assert isinstance(wrapped, keras.optimizers.LossScaleOptimizer)
     assert distribute.wrap_optimizer(wrapped, "mixed_float16") is wrapped
-
-
-def test_global_token_mean_is_the_loss_on_one_device():
-    loss = kt.training.LabelSmoothedCrossEntropy(0.1)
-    y_true = np.array([[3, 4, 0], [5, 0, 0]], np.int32)
-    y_pred = np.random.default_rng(0).normal(size=(2, 3, 20)).astype(np.float32)
-    wrapped = distribute.GlobalTokenMean(loss)
-    np.testing.assert_allclose(float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)),
-                               rtol=1e-6)
-    restored = distribute.GlobalTokenMean.from_config(wrapped.get_config())
-    assert restored.loss.label_smoothing == 0.1
 
 
 def test_unknown_names_are_rejected():
@@ -260,16 +282,6 @@ def test_split_logical_cpus_too_late():
         distribute.split_logical_cpus(0)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multiworker_workers_read_their_own_shards_of_a_prepared_corpus(tmp_path):
     """Two workers on 127.0.0.1 training from a prepared corpus of 5 shards: each reads
@@ -288,20 +300,8 @@ def test_multiworker_workers_read_their_own_shards_of_a_prepared_corpus(tmp_path
     manifest = kt.data.prepare(tmp_path / "p", tsv, tokenizer="wordpiece", vocab_size=100,
                                max_length=40, pairs_per_shard=70, progress=False)
     assert [s["pairs"] for s in manifest["shards"]] == [70, 70, 70, 70, 20]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    processes = [
-        start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", "--prepared",
-              str(tmp_path / "p"), "--pairs-out", str(tmp_path / f"pairs{i}.json"),
-              env={"TF_CONFIG": json.dumps(
-                  {"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
-    try:
-        outputs = [finish(p) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = finish_all(start_two_workers(tmp_path, lambda index: [
+        "--prepared", str(tmp_path / "p"), "--pairs-out", str(tmp_path / f"pairs{index}.json")]))
     assert all("2 replicas" in out for out in outputs), outputs
     read = [json.loads((tmp_path / f"pairs{i}.json").read_text()) for i in range(2)]
     longest = max(r["batches"] for r in read)

@@ -1,3 +1,5 @@
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -288,3 +290,21 @@ def test_layer_norm_epsilon_must_be_positive_and_finite(epsilon):
     # `--set layer_norm_epsilon=Infinity`.
     with pytest.raises(kt.errors.InputError, match="layer_norm_epsilon must be positive and finite"):
         kt.TransformerConfig.from_preset("tiny", layer_norm_epsilon=epsilon)
+
+
+def test_a_keras_file_saved_before_block_settings_loads_the_same():
+    """A .keras file written by the model before BlockSettings (commit f9e83d6: layers
+    with their own constructor arguments) loads with every setting and gives the logits
+    it gave then.
+
+    Catches: a saved setting lost on its way to the layers (e.g. AddNorm.from_settings
+    ignoring layer_norm_epsilon, so the loaded model normalises with 1e-6, not 1e-5)."""
+    fixtures = pathlib.Path(__file__).parent / "fixtures"
+    loaded = keras.saving.load_model(fixtures / "transformer_before_block_settings.keras")
+    expected = np.load(fixtures / "transformer_before_block_settings.npz")
+    assert loaded.config == kt.TransformerConfig(
+        num_layers=2, d_model=8, num_heads=2, d_ff=16, src_vocab_size=13, tgt_vocab_size=11,
+        share_embeddings=False, tie_output=False, norm_first=True, activation="gelu",
+        layer_norm_epsilon=1e-5, attention_dropout=0.1, dropout=0.2, max_length=16)
+    logits = loaded((expected["src"], expected["tgt_in"]), training=False)
+    np.testing.assert_allclose(np.asarray(logits), expected["logits"], atol=1e-6)

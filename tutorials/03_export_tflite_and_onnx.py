@@ -19,7 +19,7 @@ import shutil
 import numpy as np
 
 import keras_transformer as kt
-from keras_transformer.training.run import TrainingSettings, train
+from keras_transformer.runs import TrainingSettings, train
 
 
 def main(tiny=False, output_dir="tutorial_output"):

@@ -26,7 +26,7 @@ import tensorflow_text  # noqa: F401  registers the tokenizer ops the export use
 from tensorflow_serving.apis import predict_pb2
 
 import keras_transformer as kt
-from keras_transformer.training.run import TrainingSettings, train
+from keras_transformer.runs import TrainingSettings, train
 
 
 def _json_value(value):

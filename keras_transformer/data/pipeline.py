@@ -50,7 +50,7 @@ import logging
 
 import tensorflow as tf
 
-from keras_transformer.data.bucketing import token_budget_buckets
+from keras_transformer.data.batch_settings import BatchSettings
 from keras_transformer.errors import InputError
 from keras_transformer.constants import END_ID, PAD_ID, START_ID
 
@@ -78,39 +78,32 @@ class DatasetStats:
 
 
 def make_dataset(
-    pairs,
+    pairs: list[tuple[str, str]],
     src_tokenizer,
     tgt_tokenizer,
-    tokens_per_batch=4096,
-    max_length=128,
-    shuffle=True,
-    seed=0,
-    truncate=False,
-    drop_remainder=False,
-    pad_to_bucket=False,
-    return_stats=False,
-):
+    batching: BatchSettings | None = None,
+    *,
+    truncate: bool = False,
+    return_stats: bool = False,
+    **batching_args,
+) -> "tf.data.Dataset | tuple[tf.data.Dataset, DatasetStats]":
     """Returns a `tf.data.Dataset` of `((src, tgt_in), tgt_out)` int32 batches.
 
     Args:
         pairs: list of (source str, target str).
         src_tokenizer, tgt_tokenizer: `keras_transformer.text` tokenizers; may
             be the same object (shared vocabulary).
-        tokens_per_batch: the most tokens a batch holds per side, padding
-            included.
-        max_length: the longest src or tgt_out ([END] included).
-        shuffle: reshuffle the pairs every epoch (seeded by `seed`).
-        seed: shuffle seed.
+        batching: a `BatchSettings` (tokens_per_batch, max_length, shuffle, seed,
+            drop_remainder, pad_to_bucket); its fields may also be given as keyword
+            arguments, which override it.
         truncate: cut too long pairs instead of dropping them.
-        drop_remainder: drop each bucket's last partial batch.
-        pad_to_bucket: pad every batch to its bucket's upper length instead of
-            its longest pair. Batches then take one of a few shapes, so
-            `jit_compile=True` compiles once per bucket, not once per length.
         return_stats: also return a `DatasetStats`.
 
     Returns:
         The dataset, or `(dataset, stats)` with `return_stats=True`.
     """
+    batching = BatchSettings.from_arguments(batching, batching_args)
+    max_length, seed = batching.max_length, batching.seed
     pairs = list(pairs)
     if not pairs:
         raise InputError("make_dataset needs at least one (source, target) pair; got none")
@@ -120,11 +113,7 @@ def make_dataset(
             raise InputError(
                 f"make_dataset expects pairs of (source str, target str); got {pair!r:.80} "
                 f"at index {index}")
-    if max_length < 2:
-        raise InputError(
-            f"max_length must be at least 2 (one token plus [END]); got {max_length}"
-        )
-    boundaries, batch_sizes = token_budget_buckets(tokens_per_batch, max_length)
+    boundaries, batch_sizes = batching.buckets()
     for tokenizer in (src_tokenizer, tgt_tokenizer):
         if (tokenizer.pad_id, tokenizer.start_id, tokenizer.end_id) != (
             PAD_ID,
@@ -171,10 +160,11 @@ def make_dataset(
         )
 
     dataset = tf.data.Dataset.from_tensor_slices((src_ids, tgt_ids))
-    if shuffle:
+    if batching.shuffle:
         dataset = dataset.shuffle(stats.num_pairs, seed=seed, reshuffle_each_iteration=True)
-    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder,
-                              batch_shuffle_buffer=stats.num_pairs if shuffle else 0,
+    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, batching.pad_to_bucket,
+                              batching.drop_remainder,
+                              batch_shuffle_buffer=stats.num_pairs if batching.shuffle else 0,
                               seed=seed + 1)
     return (dataset, stats) if return_stats else dataset
 
@@ -206,8 +196,8 @@ def batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remain
                                   reshuffle_each_iteration=True)
     # No tf.data autotuning: its model thread sleeps in waits that grow to a minute, and
     # destroying an iterator (Keras drops the dev iterator at each validation) waits for
-    # that thread; measured on 8,000 pairs, 0 to 40 s of idle CPU in one epoch out of
-    # two. The pipeline is cheap next to the model: two batches ahead are enough.
+    # that thread, which left whole epochs with idle CPU (README, "No tf.data
+    # autotuning"). The pipeline is cheap next to the model: two batches ahead are enough.
     options = tf.data.Options()
     options.autotune.enabled = False
     dataset = dataset.prefetch(PREFETCH_BATCHES).with_options(options)

@@ -54,22 +54,22 @@ TOKENIZER_DIRS = {"source": os.path.join("tokenizers", "source"),
 
 
 def prepare(
-    output_dir,
-    path,
-    target_path=None,
-    tokenizers=None,
-    tokenizer="sentencepiece",
-    vocab_size=8000,
-    shared_vocabulary=True,
-    sample_size=100_000,
-    max_length=128,
-    truncate=False,
-    pairs_per_shard=100_000,
-    workers=1,
-    seed=0,
-    skip_bad_lines=False,
-    progress=True,
-):
+    output_dir: str,
+    path: str,
+    target_path: str | None = None,
+    tokenizers: tuple | None = None,
+    tokenizer: str = "sentencepiece",
+    vocab_size: int = 8000,
+    shared_vocabulary: bool = True,
+    sample_size: int = 100_000,
+    max_length: int = 128,
+    truncate: bool = False,
+    pairs_per_shard: int = 100_000,
+    workers: int = 1,
+    seed: int = 0,
+    skip_bad_lines: bool = False,
+    progress: bool = True,
+) -> dict:
     """Tokenizes a parallel corpus into shards; returns the manifest (a dict).
 
     Args:

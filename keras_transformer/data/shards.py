@@ -40,7 +40,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.data.bucketing import token_budget_buckets
+from keras_transformer.data.batch_settings import BatchSettings
 from keras_transformer.data.pipeline import DatasetStats, batch_by_tokens, logger
 from keras_transformer.errors import InputError
 
@@ -148,17 +148,14 @@ def shard_dataset(
     directory,
     source_tokenizer=None,
     target_tokenizer=None,
-    tokens_per_batch=4096,
-    max_length=128,
-    shuffle=True,
-    seed=0,
-    drop_remainder=False,
-    pad_to_bucket=False,
-    shuffle_buffer=10_000,
-    num_workers=1,
-    worker_index=0,
-    return_stats=False,
-):
+    batching: BatchSettings | None = None,
+    *,
+    shuffle_buffer: int = 10_000,
+    num_workers: int = 1,
+    worker_index: int = 0,
+    return_stats: bool = False,
+    **batching_args,
+) -> "tf.data.Dataset | tuple[tf.data.Dataset, DatasetStats]":
     """Returns a `tf.data.Dataset` of `((src, tgt_in), tgt_out)` int32 batches streamed
     from a prepared directory (see `make_dataset` for the batches).
 
@@ -166,12 +163,11 @@ def shard_dataset(
         directory: what `prepare` wrote.
         source_tokenizer, target_tokenizer: the run's tokenizers, if any; a manifest of
             other fingerprints is refused.
-        tokens_per_batch, max_length, drop_remainder, pad_to_bucket: as for
+        batching: a `BatchSettings`, or its fields as keyword arguments, as for
             `make_dataset`. Pairs longer than `max_length` are dropped here too (a
             shorter `max_length` than `prepare`'s drops more; the manifest's length
-            histogram makes the count exact).
-        shuffle: reshuffle the shard order, and the pairs in a buffer, every epoch.
-        seed: shuffle seed.
+            histogram makes the count exact). `shuffle` reshuffles the shard order,
+            and the pairs in a buffer, every epoch.
         shuffle_buffer: pairs the shuffle buffer holds.
         num_workers, worker_index: read only every `num_workers`-th shard from
             `worker_index` on (multi-worker training, sharded by file).
@@ -181,13 +177,12 @@ def shard_dataset(
         InputError: no manifest, other fingerprints, fewer shards than workers, or a
             shard missing, truncated or corrupt (naming the file).
     """
+    batching = BatchSettings.from_arguments(batching, batching_args)
+    max_length, shuffle, seed = batching.max_length, batching.shuffle, batching.seed
     manifest = read_manifest(directory)
     if source_tokenizer is not None or target_tokenizer is not None:
         check_fingerprints(directory, manifest, source_tokenizer,
                            target_tokenizer or source_tokenizer)
-    if max_length < 2:
-        raise InputError(f"max_length must be at least 2 (one token plus [END]); got "
-                         f"{max_length}")
     shards = manifest["shards"]
     if not (isinstance(num_workers, int) and 0 <= worker_index < num_workers):
         raise InputError(f"worker_index must be in 0..num_workers-1; got worker "
@@ -213,7 +208,7 @@ def shard_dataset(
     if kept == 0:
         raise InputError(f"{directory} holds no pairs of at most max_length={max_length} "
                          f"tokens for worker {worker_index} of {num_workers}")
-    boundaries, batch_sizes = token_budget_buckets(tokens_per_batch, max_length)
+    boundaries, batch_sizes = batching.buckets()
     stats = DatasetStats(
         num_pairs=kept,
         num_dropped=manifest.get("dropped", 0) + dropped,
@@ -234,7 +229,8 @@ def shard_dataset(
             tf.shape(src)[0] <= max_length, tf.shape(tgt)[0] + 1 <= max_length))
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
-    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder,
+    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, batching.pad_to_bucket,
+                              batching.drop_remainder,
                               batch_shuffle_buffer=BATCH_SHUFFLE_BUFFER if shuffle else 0,
                               seed=seed + 2)
     return (dataset, stats) if return_stats else dataset

@@ -1,4 +1,9 @@
-"""The paper's building blocks as Keras 3 layers."""
+"""The paper's building blocks as Keras 3 layers.
+
+May import from keras_transformer: constants, errors.
+Third-party: keras, numpy. Nothing above the layers (config, model, training): the
+model is built from them, never the other way round.
+"""
 
 from keras_transformer.layers.attention import MultiHeadAttention, scaled_dot_product_attention
 from keras_transformer.layers.decoder import Decoder, DecoderLayer

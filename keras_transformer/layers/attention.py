@@ -14,6 +14,7 @@ import keras
 from keras import ops
 from keras_transformer.constants import NEG_INF
 from keras_transformer.errors import InputError
+from keras_transformer.layers.initializers import clone_initializer
 
 
 def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, training=None):
@@ -108,9 +109,6 @@ class MultiHeadAttention(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def _clone(self, initializer):
-        return initializer.__class__.from_config(initializer.get_config())
-
     def _kernel_initializer(self, count, first):
         """`count` square d_model × d_model matrices, stacked on axis 1 and reshaped to
         the storage shape, so Glorot sees the fan-in and fan-out of the paper's dense
@@ -118,14 +116,10 @@ class MultiHeadAttention(keras.layers.Layer):
         the initializer (a Keras initializer repeats its values when called twice); a
         seed, if any, is offset by the matrix's number (`first` + i: 0 for W^Q, 1 and 2
         for W^K and W^V, 3 for W^O) so that the four differ."""
-        config = self.kernel_initializer.get_config()
         d = self.d_model
 
         def matrix(i, dtype):
-            matrix_config = dict(config)
-            if matrix_config.get("seed") is not None:
-                matrix_config["seed"] += first + i
-            return self.kernel_initializer.__class__.from_config(matrix_config)((d, d), dtype=dtype)
+            return clone_initializer(self.kernel_initializer, first + i)((d, d), dtype=dtype)
 
         def init(shape, dtype=None):
             return ops.reshape(ops.stack([matrix(i, dtype) for i in range(count)], axis=1), shape)
@@ -143,16 +137,16 @@ class MultiHeadAttention(keras.layers.Layer):
         self.query_kernel = self.add_weight(
             name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1, 0))
         self.query_bias = self.add_weight(
-            name="query_bias", shape=(h, d_k), initializer=self._clone(self.bias_initializer))
+            name="query_bias", shape=(h, d_k), initializer=clone_initializer(self.bias_initializer))
         self.key_value_kernel = self.add_weight(
             name="key_value_kernel", shape=(d, 2, h, d_k), initializer=self._kernel_initializer(2, 1))
         self.key_value_bias = self.add_weight(
             name="key_value_bias", shape=(2, h, d_k),
-            initializer=self._clone(self.bias_initializer))
+            initializer=clone_initializer(self.bias_initializer))
         self.output_kernel = self.add_weight(
             name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1, 3))
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(d,), initializer=self._clone(self.bias_initializer))
+            name="output_bias", shape=(d,), initializer=clone_initializer(self.bias_initializer))
         self.built = True
 
     def _project_query(self, query):
@@ -214,8 +208,9 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             query, new_key, new_value = self._project_self(query)
             # A scatter of k·h rows per sentence updates the loop's buffers in place under
-            # XLA (rewriting the whole cache each step cost 15-20 % of greedy decoding)
-            # and converts to TFLite and ONNX builtins alike.
+            # XLA, where rewriting the whole cache each step costs a share of greedy
+            # decoding that grows with the cache (README, "Decoding"), and converts to
+            # TFLite and ONNX builtins alike.
             batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
             positions = ops.arange(hypotheses) * (ops.shape(keys)[2] // hypotheses) + cache_index
             shape = (batch, self.num_heads, hypotheses)

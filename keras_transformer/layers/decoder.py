@@ -23,15 +23,18 @@ attends to position t in block ancestry[j, t]. The cross-attention reads each se
 memory once for all k hypotheses.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
 from keras_transformer.layers.attention import MultiHeadAttention
+from keras_transformer.layers.block_settings import SettingsLayer
 from keras_transformer.layers.feed_forward import PositionwiseFeedForward
-from keras_transformer.layers.residual import AddNorm
+from keras_transformer.layers.residual import AddNorm, final_norm
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class DecoderLayer(keras.layers.Layer):
+class DecoderLayer(SettingsLayer):
     """One decoder layer: masked self-attention, cross-attention, feed-forward.
 
     Args: as `EncoderLayer`.
@@ -57,31 +60,25 @@ class DecoderLayer(keras.layers.Layer):
     (1, 3, 512)
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
-                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.d_model = d_model
-        self.num_heads = num_heads
-        self.d_ff = d_ff
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.activation = activation
-        self.layer_norm_epsilon = layer_norm_epsilon
-        policy = self.dtype_policy
+        settings, policy = self.settings, self.dtype_policy
 
-        def add_norm(name):
-            return AddNorm(dropout, norm_first, layer_norm_epsilon, dtype=policy, name=name)
+        def attention(name):
+            return MultiHeadAttention(settings.num_heads, settings.d_model,
+                                      dropout=settings.attention_dropout, dtype=policy, name=name)
 
-        self.self_attention = MultiHeadAttention(
-            num_heads, d_model, dropout=attention_dropout, dtype=policy, name="self_attention")
-        self.self_attention_add_norm = add_norm("self_attention_add_norm")
-        self.cross_attention = MultiHeadAttention(
-            num_heads, d_model, dropout=attention_dropout, dtype=policy, name="cross_attention")
-        self.cross_attention_add_norm = add_norm("cross_attention_add_norm")
+        self.self_attention = attention("self_attention")
+        self.self_attention_add_norm = AddNorm.from_settings(
+            settings, dtype=policy, name="self_attention_add_norm")
+        self.cross_attention = attention("cross_attention")
+        self.cross_attention_add_norm = AddNorm.from_settings(
+            settings, dtype=policy, name="cross_attention_add_norm")
         self.feed_forward = PositionwiseFeedForward(
-            d_model, d_ff, activation, dtype=policy, name="feed_forward")
-        self.feed_forward_add_norm = add_norm("feed_forward_add_norm")
+            settings.d_model, settings.d_ff, settings.activation, dtype=policy,
+            name="feed_forward")
+        self.feed_forward_add_norm = AddNorm.from_settings(
+            settings, dtype=policy, name="feed_forward_add_norm")
 
     def build(self, x_shape, memory_shape=None):
         memory_shape = memory_shape or x_shape
@@ -95,15 +92,15 @@ class DecoderLayer(keras.layers.Layer):
 
     def _feed_forward(self, x, training):
         return self.feed_forward_add_norm(
-            x, self.feed_forward(self.feed_forward_add_norm.normalize(x)), training=training)
+            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training)
 
     def call(self, x, memory, self_mask=None, memory_mask=None, training=None,
              return_attention_scores=False):
         attended = self.self_attention(
-            self.self_attention_add_norm.normalize(x), attention_mask=self_mask, training=training)
+            self.self_attention_add_norm.sublayer_input(x), attention_mask=self_mask, training=training)
         x = self.self_attention_add_norm(x, attended, training=training)
         attended, weights = self.cross_attention(
-            self.cross_attention_add_norm.normalize(x), memory, attention_mask=memory_mask,
+            self.cross_attention_add_norm.sublayer_input(x), memory, attention_mask=memory_mask,
             training=training, return_attention_scores=True)
         x = self.cross_attention_add_norm(x, attended, training=training)
         x = self._feed_forward(x, training)
@@ -126,11 +123,11 @@ class DecoderLayer(keras.layers.Layer):
             (batch, h, k, src_len)).
         """
         attended, self_cache, _ = self.self_attention.call_cached(
-            self.self_attention_add_norm.normalize(x), self_cache, attention_mask=self_mask,
+            self.self_attention_add_norm.sublayer_input(x), self_cache, attention_mask=self_mask,
             cache_index=step, training=training)
         x = self.self_attention_add_norm(x, attended, training=training)
         attended, _, weights = self.cross_attention.call_cached(
-            self.cross_attention_add_norm.normalize(x), cross_cache, attention_mask=memory_mask,
+            self.cross_attention_add_norm.sublayer_input(x), cross_cache, attention_mask=memory_mask,
             training=training)
         x = self.cross_attention_add_norm(x, attended, training=training)
         return self._feed_forward(x, training), self_cache, weights
@@ -138,18 +135,9 @@ class DecoderLayer(keras.layers.Layer):
     def compute_output_shape(self, x_shape, memory_shape=None):
         return x_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            d_model=self.d_model, num_heads=self.num_heads, d_ff=self.d_ff,
-            dropout=self.dropout, attention_dropout=self.attention_dropout,
-            norm_first=self.norm_first, activation=self.activation,
-            layer_norm_epsilon=self.layer_norm_epsilon)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class Decoder(keras.layers.Layer):
+class Decoder(SettingsLayer):
     """A stack of N `DecoderLayer`s; pre-norm stacks end with a final LayerNorm.
 
     Args:
@@ -174,22 +162,14 @@ class Decoder(keras.layers.Layer):
     0.0
     """
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
-                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+    def __init__(self, num_layers: int, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.head_dim = d_model // num_heads
-        self.layer_args = dict(
-            d_model=d_model, num_heads=num_heads, d_ff=d_ff, dropout=dropout,
-            attention_dropout=attention_dropout, norm_first=norm_first, activation=activation,
-            layer_norm_epsilon=layer_norm_epsilon)
         self.decoder_layers = [
-            DecoderLayer(**self.layer_args, dtype=self.dtype_policy, name=f"layer_{i}")
+            DecoderLayer(**dataclasses.asdict(self.settings), dtype=self.dtype_policy,
+                         name=f"layer_{i}")
             for i in range(num_layers)]
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
-            name="final_norm") if norm_first else None
+        self.final_norm = final_norm(self.settings, self.dtype_policy)
 
     def build(self, x_shape, memory_shape=None):
         for layer in self.decoder_layers:
@@ -218,7 +198,8 @@ class Decoder(keras.layers.Layer):
         ancestry (see the module docstring)."""
         cross = [layer.cross_attention.compute_key_value(memory) for layer in self.decoder_layers]
         batch = ops.shape(memory)[0]
-        empty = ops.zeros((batch, self.num_heads, beam_size * max_length, self.head_dim),
+        empty = ops.zeros(
+            (batch, self.settings.num_heads, beam_size * max_length, self.settings.head_dim),
                           dtype=cross[0][0].dtype)
         return {
             "self_keys": [empty] * self.num_layers,
@@ -279,5 +260,5 @@ class Decoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_layers=self.num_layers, **self.layer_args)
+        config.update(num_layers=self.num_layers)
         return config

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 from keras_transformer.errors import InputError
+from keras_transformer.layers.initializers import clone_initializer
 
 
 def sinusoidal_table(length, d_model):
@@ -118,8 +119,7 @@ class TokenEmbedding(keras.layers.Layer):
     def build(self, ids_shape=None):
         self.embeddings = self.add_weight(
             name="embeddings", shape=(self.vocab_size, self.d_model),
-            initializer=self.embeddings_initializer.__class__.from_config(
-                self.embeddings_initializer.get_config()))
+            initializer=clone_initializer(self.embeddings_initializer))
         self.built = True
 
     def call(self, ids):

@@ -4,24 +4,22 @@
     x = AddNorm(x, FFN(x))
 """
 
+import dataclasses
+
 import keras
 
 from keras_transformer.layers.attention import MultiHeadAttention
+from keras_transformer.layers.block_settings import SettingsLayer
 from keras_transformer.layers.feed_forward import PositionwiseFeedForward
-from keras_transformer.layers.residual import AddNorm
+from keras_transformer.layers.residual import AddNorm, final_norm
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class EncoderLayer(keras.layers.Layer):
+class EncoderLayer(SettingsLayer):
     """One encoder layer: multi-head self-attention, then the feed-forward network.
 
-    Args:
-        d_model, num_heads, d_ff: widths (see `TransformerConfig`).
-        dropout: residual dropout.
-        attention_dropout: dropout on the attention weights.
-        norm_first: pre-norm instead of the paper's post-norm.
-        activation: feed-forward non-linearity.
-        layer_norm_epsilon: LayerNorm epsilon.
+    Args: the fields of `BlockSettings` (d_model, num_heads, d_ff, dropout,
+    attention_dropout, norm_first, activation, layer_norm_epsilon), as keywords.
 
     Call arguments:
         x: (batch, src_len, d_model).
@@ -39,26 +37,19 @@ class EncoderLayer(keras.layers.Layer):
     (1, 4, 512)
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
-                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.d_model = d_model
-        self.num_heads = num_heads
-        self.d_ff = d_ff
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.activation = activation
-        self.layer_norm_epsilon = layer_norm_epsilon
-        policy = self.dtype_policy
+        settings, policy = self.settings, self.dtype_policy
         self.self_attention = MultiHeadAttention(
-            num_heads, d_model, dropout=attention_dropout, dtype=policy, name="self_attention")
-        self.self_attention_add_norm = AddNorm(
-            dropout, norm_first, layer_norm_epsilon, dtype=policy, name="self_attention_add_norm")
+            settings.num_heads, settings.d_model, dropout=settings.attention_dropout,
+            dtype=policy, name="self_attention")
+        self.self_attention_add_norm = AddNorm.from_settings(
+            settings, dtype=policy, name="self_attention_add_norm")
         self.feed_forward = PositionwiseFeedForward(
-            d_model, d_ff, activation, dtype=policy, name="feed_forward")
-        self.feed_forward_add_norm = AddNorm(
-            dropout, norm_first, layer_norm_epsilon, dtype=policy, name="feed_forward_add_norm")
+            settings.d_model, settings.d_ff, settings.activation, dtype=policy,
+            name="feed_forward")
+        self.feed_forward_add_norm = AddNorm.from_settings(
+            settings, dtype=policy, name="feed_forward_add_norm")
 
     def build(self, x_shape):
         self.self_attention.build(x_shape)
@@ -69,28 +60,19 @@ class EncoderLayer(keras.layers.Layer):
 
     def call(self, x, attention_mask=None, training=None, return_attention_scores=False):
         attended, weights = self.self_attention(
-            self.self_attention_add_norm.normalize(x), attention_mask=attention_mask, training=training,
+            self.self_attention_add_norm.sublayer_input(x), attention_mask=attention_mask, training=training,
             return_attention_scores=True)
         x = self.self_attention_add_norm(x, attended, training=training)
         x = self.feed_forward_add_norm(
-            x, self.feed_forward(self.feed_forward_add_norm.normalize(x)), training=training)
+            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training)
         return (x, weights) if return_attention_scores else x
 
     def compute_output_shape(self, x_shape):
         return x_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            d_model=self.d_model, num_heads=self.num_heads, d_ff=self.d_ff,
-            dropout=self.dropout, attention_dropout=self.attention_dropout,
-            norm_first=self.norm_first, activation=self.activation,
-            layer_norm_epsilon=self.layer_norm_epsilon)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class Encoder(keras.layers.Layer):
+class Encoder(SettingsLayer):
     """A stack of N `EncoderLayer`s; pre-norm stacks end with a final LayerNorm.
 
     Args:
@@ -110,20 +92,14 @@ class Encoder(keras.layers.Layer):
     (1, 4, 512)
     """
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attention_dropout=0.0,
-                 norm_first=False, activation="relu", layer_norm_epsilon=1e-6, **kwargs):
+    def __init__(self, num_layers: int, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = num_layers
-        self.layer_args = dict(
-            d_model=d_model, num_heads=num_heads, d_ff=d_ff, dropout=dropout,
-            attention_dropout=attention_dropout, norm_first=norm_first, activation=activation,
-            layer_norm_epsilon=layer_norm_epsilon)
         self.encoder_layers = [
-            EncoderLayer(**self.layer_args, dtype=self.dtype_policy, name=f"layer_{i}")
+            EncoderLayer(**dataclasses.asdict(self.settings), dtype=self.dtype_policy,
+                         name=f"layer_{i}")
             for i in range(num_layers)]
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
-            name="final_norm") if norm_first else None
+        self.final_norm = final_norm(self.settings, self.dtype_policy)
 
     def build(self, x_shape):
         for layer in self.encoder_layers:
@@ -146,5 +122,5 @@ class Encoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_layers=self.num_layers, **self.layer_args)
+        config.update(num_layers=self.num_layers)
         return config

@@ -7,6 +7,7 @@ import keras
 
 from keras_transformer.constants import ACTIVATIONS
 from keras_transformer.errors import InputError
+from keras_transformer.layers.initializers import clone_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -42,10 +43,8 @@ class PositionwiseFeedForward(keras.layers.Layer):
         def dense(units, activation, name):
             return keras.layers.Dense(
                 units, activation=activation, name=name, dtype=self.dtype_policy,
-                kernel_initializer=self.kernel_initializer.__class__.from_config(
-                    self.kernel_initializer.get_config()),
-                bias_initializer=self.bias_initializer.__class__.from_config(
-                    self.bias_initializer.get_config()))
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                bias_initializer=clone_initializer(self.bias_initializer))
 
         self.inner = dense(d_ff, activation, "inner")
         self.outer = dense(d_model, None, "outer")

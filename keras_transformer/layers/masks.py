@@ -3,7 +3,7 @@
 Shapes broadcast against attention logits of shape (batch, heads, query_len, key_len):
 
 * padding mask  (batch, 1, 1, key_len): key position holds a real token (id != 0).
-* causal mask   (1, 1, query_len, key_len): key position j <= query position i (§3.2.3,
+* causal mask   (1, 1, length, length): key position j <= query position i (§3.2.3,
   "preventing leftward information flow").
 * merged        logical AND of the two.
 """
@@ -20,16 +20,12 @@ def padding_mask(ids):
     return ops.expand_dims(ops.not_equal(ids, PAD_ID), axis=(1, 2))
 
 
-def causal_mask(query_length, key_length=None, offset=0):
-    """(1, 1, query_length, key_length) bool: query i (at position offset + i) sees keys <= it.
-
-    `offset` is the position of the first query, for step-by-step decoding where the
-    queries are the newest positions of a longer key sequence.
-    """
-    key_length = query_length if key_length is None else key_length
-    query_positions = ops.arange(query_length)[:, None] + offset
-    key_positions = ops.arange(key_length)[None, :]
-    return ops.less_equal(key_positions, query_positions)[None, None, :, :]
+def causal_mask(length):
+    """(1, 1, length, length) bool: query position i sees key positions j <= i, for the
+    decoder's self-attention over a whole (teacher-forced) target. Step-by-step
+    decoding masks its cache with `Decoder.self_attention_mask` instead."""
+    positions = ops.arange(length)
+    return ops.less_equal(positions[None, :], positions[:, None])[None, None, :, :]
 
 
 def merge_masks(*masks):

@@ -1,6 +1,10 @@
 """Tokenizers: strings <-> int32 token ids, as tf.Modules (tensorflow-text).
 
 `[PAD]`=0, `[UNK]`=1, `[START]`=2, `[END]`=3 in every vocabulary.
+
+May import from keras_transformer: constants, errors, files.
+Third-party: tensorflow, tensorflow-text, sentencepiece. Not layers, data or training:
+a tokenizer knows strings and ids, nothing of the model.
 """
 
 from keras_transformer.constants import END_ID, PAD_ID, START_ID, UNK_ID

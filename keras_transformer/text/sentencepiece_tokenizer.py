@@ -74,11 +74,11 @@ class SentencePieceTokenizer(tokenizer_lib.Tokenizer):
     def train(
         cls,
         lines,
-        vocab_size=8000,
-        lower_case=False,
-        model_type="unigram",
-        character_coverage=1.0,
-    ):
+        vocab_size: int = 8000,
+        lower_case: bool = False,
+        model_type: str = "unigram",
+        character_coverage: float = 1.0,
+    ) -> "SentencePieceTokenizer":
         """Trains a SentencePiece model on `lines` and returns a tokenizer.
 
         Args:

@@ -37,7 +37,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.constants import END_ID, PAD_ID, START_ID
+from keras_transformer.constants import END_ID, PAD_ID, START_ID, UNK_ID
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_write_text
 from keras_transformer.text import vocabulary as vocab_lib
@@ -89,7 +89,7 @@ class Tokenizer(tf.Module):
     @property
     def unk_id(self):
         """1: `[UNK]`, a word the vocabulary cannot spell."""
-        return vocab_lib.UNK_ID
+        return UNK_ID
 
     @property
     def start_id(self):
@@ -106,7 +106,7 @@ class Tokenizer(tf.Module):
         """Constructor options besides the vocabulary, as JSON-friendly values."""
         return {}
 
-    def tokenize(self, strings):
+    def tokenize(self, strings: "str | list[str] | tf.Tensor") -> tf.Tensor:
         """Splits strings into token ids.
 
         Args:
@@ -133,7 +133,7 @@ class Tokenizer(tf.Module):
             f"{strings.shape}. Reshape to (batch,) first."
         )
 
-    def detokenize(self, ids):
+    def detokenize(self, ids: "tf.Tensor | list") -> tf.Tensor:
         """Turns token ids back into text.
 
         Args:
@@ -188,7 +188,7 @@ class Tokenizer(tf.Module):
         {role: file name} for tokenizer.json."""
         return {}
 
-    def save(self, directory):
+    def save(self, directory: str) -> None:
         """Writes vocab.txt, model files, a SavedModel and tokenizer.json.
 
         Args:

@@ -106,7 +106,8 @@ class WordPieceTokenizer(tokenizer_lib.Tokenizer):
         )
 
     @classmethod
-    def train(cls, lines, vocab_size=8000, lower_case=False, min_frequency=2):
+    def train(cls, lines, vocab_size: int = 8000, lower_case: bool = False,
+              min_frequency: int = 2) -> "WordPieceTokenizer":
         """Learns a vocabulary from `lines` and returns a tokenizer using it.
 
         Args:

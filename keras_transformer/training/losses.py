@@ -6,9 +6,13 @@ q = (1 - ε) · onehot(y) + ε / V, and the loss of one token is
     L = -Σ_v q_v log p_v = (1 - ε) · (-log p_y) + ε · mean_v(-log p_v)
 
 averaged over the non-padding tokens (id 0 is padding) of the batch.
+
+`GlobalTokenMean` makes such a token mean the mean over the global batch when a
+tf.distribute strategy splits the batch across replicas (see `distribute.py`).
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_transformer.errors import InputError
@@ -113,3 +117,47 @@ class TargetTokens(keras.metrics.Metric):
     def result(self):
         # A copy: a log holding the variable itself would change when validation resets it.
         return ops.convert_to_tensor(self.count) + 0.0
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class GlobalTokenMean(keras.losses.Loss):
+    """Makes a token-mean loss train on the mean over the non-padding tokens of the
+    *global* batch under a distribution strategy (see `distribute.py`'s docstring); the same
+    value as the wrapped loss on one device.
+
+    Args:
+        loss: a loss whose value is the mean over the non-padding (id != 0) target
+            tokens of its batch, e.g. `LabelSmoothedCrossEntropy`.
+
+    On replica r with n_r non-padding tokens the value is loss_r · n_r / N, N = Σ_r n_r
+    all-reduced across replicas (a replica without tokens contributes 0). It is returned
+    with shape (1,) and reduction "sum", which Keras neither divides by the replica
+    count nor averages, so the summed replica gradients are the gradient of the global
+    token mean. The logged loss is Keras's replica-count-weighted view of it: exact when
+    the replicas hold equal numbers of rows, approximate otherwise.
+    """
+
+    def __init__(self, loss, name=None, reduction="sum", **kwargs):
+        if reduction != "sum":
+            raise InputError(f"GlobalTokenMean works with reduction='sum' only; got {reduction!r}")
+        super().__init__(name=name or f"global_{loss.name}", reduction="sum", **kwargs)
+        self.loss = loss
+
+    def call(self, y_true, y_pred):
+        local_mean = self.loss(y_true, y_pred)
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            return ops.reshape(local_mean, (1,))
+        tokens = ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), PAD_ID), "float32"))
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(tokens))
+        return ops.reshape(local_mean * tokens / ops.maximum(total, 1.0), (1,))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(loss=keras.saving.serialize_keras_object(self.loss))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+        return cls(**config)

@@ -5,7 +5,7 @@ import logging
 import pytest
 import tensorflow as tf
 
-from keras_transformer.data import make_dataset, numbers_corpus
+from keras_transformer.data import BatchSettings, make_dataset, numbers_corpus
 from keras_transformer.text import WordPieceTokenizer
 
 BUDGET = 256
@@ -176,3 +176,24 @@ def test_the_pipeline_runs_without_tf_data_autotuning(pairs, tokenizers):
     # every validation, and training stalled for up to 40 s in one epoch out of two.
     dataset = make_dataset(pairs, *tokenizers, tokens_per_batch=256, max_length=32)
     assert dataset.options().autotune.enabled is False
+
+
+def test_batch_settings_and_keyword_arguments_are_one_thing(pairs, tokenizers):
+    """A `BatchSettings` and the same fields as keyword arguments give the same batches,
+    and keyword arguments override the settings object.
+
+    Catches: BatchSettings.from_arguments dropping the keyword arguments when a
+    settings object is given (`make_dataset(pairs, ..., settings, shuffle=False)`
+    would shuffle the dev set)."""
+    settings = BatchSettings(tokens_per_batch=BUDGET, max_length=32, shuffle=True, seed=3,
+                             pad_to_bucket=True)
+    as_object = [tuple(map(tuple, src.numpy())) for (src, _), _ in
+                 make_dataset(pairs, *tokenizers, settings, shuffle=False)]
+    as_keywords = [tuple(map(tuple, src.numpy())) for (src, _), _ in
+                   make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32,
+                                shuffle=False, seed=3, pad_to_bucket=True)]
+    assert as_object == as_keywords  # both unshuffled: shuffled (seed 3) they would differ
+    with pytest.raises(TypeError, match="the batching ones are"):
+        make_dataset(pairs, *tokenizers, tokens_per_bach=BUDGET)
+    with pytest.raises(ValueError, match="max_length must be at least 2"):
+        BatchSettings(max_length=1)

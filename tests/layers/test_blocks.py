@@ -21,7 +21,7 @@ def test_add_norm_post_norm_equals_formula():
     add_norm = AddNorm(dropout=0.5)
     np.testing.assert_allclose(np.asarray(add_norm(x, y, training=False)), layer_norm(x + y),
                                atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(add_norm.normalize(x)), x)
+    np.testing.assert_array_equal(np.asarray(add_norm.sublayer_input(x)), x)
 
 
 def test_add_norm_pre_norm_equals_formula():
@@ -29,7 +29,7 @@ def test_add_norm_pre_norm_equals_formula():
     x, y = rng.normal(size=(2, 3, 8)).astype("float32"), rng.normal(size=(2, 3, 8)).astype("float32")
     add_norm = AddNorm(dropout=0.0, norm_first=True)
     np.testing.assert_allclose(np.asarray(add_norm(x, y)), x + y, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(add_norm.normalize(x)), layer_norm(x), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(add_norm.sublayer_input(x)), layer_norm(x), atol=1e-5)
 
 
 def test_add_norm_applies_dropout_to_the_sublayer_only():

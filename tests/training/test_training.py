@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from keras_transformer.training import (
-    LabelSmoothedCrossEntropy, MaskedAccuracy, NoamSchedule, masked_accuracy, paper_optimizer)
+    GlobalTokenMean, LabelSmoothedCrossEntropy, MaskedAccuracy, NoamSchedule, masked_accuracy,
+    paper_optimizer)
 
 
 def test_noam_schedule_equals_the_papers_formula():
@@ -69,3 +70,14 @@ def test_bad_shapes_and_values():
 def test_loss_config_round_trip():
     loss = LabelSmoothedCrossEntropy(0.2)
     assert keras.losses.deserialize(keras.losses.serialize(loss)).label_smoothing == 0.2
+
+
+def test_global_token_mean_is_the_loss_on_one_device():
+    loss = LabelSmoothedCrossEntropy(0.1)
+    y_true = np.array([[3, 4, 0], [5, 0, 0]], np.int32)
+    y_pred = np.random.default_rng(0).normal(size=(2, 3, 20)).astype(np.float32)
+    wrapped = GlobalTokenMean(loss)
+    np.testing.assert_allclose(float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)),
+                               rtol=1e-6)
+    restored = GlobalTokenMean.from_config(wrapped.get_config())
+    assert restored.loss.label_smoothing == 0.1

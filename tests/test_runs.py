@@ -1,4 +1,4 @@
-"""The training run on disk (keras_transformer/training/run.py): what it refuses."""
+"""The training run on disk (keras_transformer/runs.py): what it refuses."""
 
 import dataclasses
 import json
@@ -7,7 +7,7 @@ import math
 import pytest
 
 import keras_transformer as kt
-from keras_transformer.training.run import TrainingSettings, load_run
+from keras_transformer.runs import TrainingSettings, load_run
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -55,7 +55,7 @@ def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_pa
     import keras
     import numpy as np
 
-    from keras_transformer.training import run
+    from keras_transformer import runs
 
     corpus = kt.data.numbers_corpus(target_lang="fr", train_size=300, dev_size=20,
                                     test_size=5)
@@ -63,7 +63,7 @@ def test_a_run_trained_in_bfloat16_loads_in_float32_and_exports_to_tflite(tmp_pa
                                 tokenizer="wordpiece", warmup_steps=20,
                                 precision="mixed_bfloat16")
     config = kt.TransformerConfig.from_preset("tiny", num_layers=1, d_model=16, d_ff=32)
-    trained = run.train(str(tmp_path / "run"), corpus, config, settings, verbose=0)
+    trained = runs.train(str(tmp_path / "run"), corpus, config, settings, verbose=0)
     summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
     assert summary["precision"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -86,7 +86,7 @@ def test_a_run_with_a_cooldown_ends_at_a_rate_near_zero_and_loads(tmp_path):
     # model.keras (an optimizer with a Cooldown schedule) does not load.
     import keras
 
-    from keras_transformer.training import run
+    from keras_transformer import runs
 
     class RecordRate(keras.callbacks.Callback):
         """The rate of each step taken (Keras begins one more batch at the end of an
@@ -106,7 +106,7 @@ def test_a_run_with_a_cooldown_ends_at_a_rate_near_zero_and_loads(tmp_path):
                                 precision="float32")
     config = kt.TransformerConfig.from_preset("tiny", num_layers=1, d_model=16, d_ff=32)
     record = RecordRate()
-    run.train(str(tmp_path / "run"), corpus, config, settings, callbacks=[record], verbose=0)
+    runs.train(str(tmp_path / "run"), corpus, config, settings, callbacks=[record], verbose=0)
     steps = len(record.rates)
     assert steps >= 6
     assert max(record.rates) == record.rates[steps // 2]            # the peak, at p = 0.5

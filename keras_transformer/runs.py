@@ -33,7 +33,7 @@ from keras_transformer import distribute
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
-from keras_transformer.data import PreparedCorpus, make_dataset, shard_dataset
+from keras_transformer.data import BatchSettings, PreparedCorpus, make_dataset, shard_dataset
 from keras_transformer.data.shards import check_fingerprints, read_manifest
 from keras_transformer.model import Transformer
 from keras_transformer.text import learning as text_learning, load_tokenizer
@@ -101,7 +101,7 @@ class TrainingSettings:
     shared_vocabulary: bool = True
     average_last: int = 5
     seed: int = 0
-    jit_compile: object = "auto"
+    jit_compile: bool | str = "auto"
     strategy: str = "default"
     precision: str = "auto"
 
@@ -155,8 +155,7 @@ class TrainingSettings:
 # --preset` names it (flags still override them). "small" is tuned on the real-data
 # benchmark (benchmarks/real_data.py): a half-hour CPU budget allows about 2,000 steps,
 # so the paper's 4,000 warm-up steps would end training before the peak rate; 400
-# (a peak rate of 3.1e-3) learned less than 1,000 in the same time (dev loss 5.93 after
-# 433 steps against 5.71 after 267).
+# (a peak rate of 3.1e-3) learned less than 1,000 in the same time (README, "Warm-up").
 PRESET_SETTINGS = {
     "small": dict(warmup_steps=1000),
 }
@@ -235,7 +234,7 @@ def _read_json(path):
     return config
 
 
-def read_config(run_dir):
+def read_config(run_dir: str) -> tuple[TransformerConfig, "TrainingSettings", dict]:
     """(TransformerConfig, TrainingSettings, data description) of a run directory."""
     model_config, settings, config = _read_run_config(run_dir)
     return model_config, settings, config.get("data", {})
@@ -256,7 +255,9 @@ def _read_run_config(run_dir):
         raise InputError(f"{path} is not a valid run configuration: {error}") from error
 
 
-def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(), verbose="auto"):
+def train(run_dir: str, corpus, model_config: TransformerConfig,
+          settings: "TrainingSettings | None" = None, data: dict | None = None, callbacks=(),
+          verbose="auto") -> "Run":
     """Trains (or resumes) the run in `run_dir` on `corpus.train`, validating on
     `corpus.dev`, and returns the `Run`.
 
@@ -328,15 +329,15 @@ def train(run_dir, corpus, model_config, settings=None, data=None, callbacks=(),
     # Under XLA every new batch shape is a new compilation: padding batches to their
     # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
     # resolved choice ("auto" means XLA with a GPU, none on CPU-only machines).
-    batching = dict(tokens_per_batch=settings.tokens_per_batch, max_length=settings.max_length,
-                    pad_to_bucket=bool(model.jit_compile))
+    batching = BatchSettings(tokens_per_batch=settings.tokens_per_batch,
+                             max_length=settings.max_length, shuffle=True, seed=settings.seed,
+                             pad_to_bucket=bool(model.jit_compile))
     if isinstance(corpus, PreparedCorpus):
         train_data, dev_data = _prepared_datasets(corpus, settings, batching)
     else:
-        train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer,
-                                  shuffle=True, seed=settings.seed, **batching)
-        dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, shuffle=False,
-                                **batching) if corpus.dev else None
+        train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, batching)
+        dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, batching,
+                                shuffle=False) if corpus.dev else None
 
     budget = TimeBudget(settings.time_budget)
     if isinstance(schedule, Cooldown):
@@ -384,9 +385,9 @@ def _prepared_datasets(corpus, settings, batching):
     the dev pairs."""
     workers, index = (distribute.worker_count_and_index()
                       if settings.strategy == "multiworker" else (1, 0))
-    train_data = shard_dataset(corpus.train, shuffle=True, seed=settings.seed,
-                               num_workers=workers, worker_index=index, **batching)
-    dev_data = shard_dataset(corpus.dev, shuffle=False, **batching) if corpus.dev else None
+    train_data = shard_dataset(corpus.train, batching=batching, num_workers=workers,
+                               worker_index=index)
+    dev_data = shard_dataset(corpus.dev, batching=batching, shuffle=False) if corpus.dev else None
     if workers > 1:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
@@ -411,7 +412,7 @@ def _float32_copy(model, model_config):
     return copy
 
 
-def load_run(run_dir, weights="averaged"):
+def load_run(run_dir: str, weights: str = "averaged") -> "Run":
     """Loads a finished run: its model with the averaged (or "last") weights and its
     tokenizers."""
     if weights not in ("averaged", "last"):
