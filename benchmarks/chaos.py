@@ -21,9 +21,26 @@ import tempfile
 import time
 
 EPOCHS = 3
-TRAIN = ["--preset", "tiny", "--set", "d_model=32", "d_ff=64", "num_layers=1",
-         "--train-size", "600", "--vocab-size", "150", "--tokens-per-batch", "512",
-         "--warmup-steps", "20", "--max-length", "40", "--epochs", str(EPOCHS)]
+TRAIN = [
+    "--preset",
+    "tiny",
+    "--set",
+    "d_model=32",
+    "d_ff=64",
+    "num_layers=1",
+    "--train-size",
+    "600",
+    "--vocab-size",
+    "150",
+    "--tokens-per-batch",
+    "512",
+    "--warmup-steps",
+    "20",
+    "--max-length",
+    "40",
+    "--epochs",
+    str(EPOCHS),
+]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 
 
@@ -44,8 +61,12 @@ def clean(run_dir):
     """Every epoch logged once and no temporary file left."""
     with open(os.path.join(run_dir, "log.csv"), newline="") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
-    leftovers = [name for directory in (run_dir, os.path.join(run_dir, "checkpoints"))
-                 for name in os.listdir(directory) if name.startswith(".")]
+    leftovers = [
+        name
+        for directory in (run_dir, os.path.join(run_dir, "checkpoints"))
+        for name in os.listdir(directory)
+        if name.startswith(".")
+    ]
     return epochs == list(range(EPOCHS)) and not leftovers
 
 
@@ -64,8 +85,9 @@ def main():
         for trial in range(args.kills):
             run_dir = os.path.join(work, f"trial_{trial}")
             delay = rng.uniform(0, duration)
-            process = subprocess.Popen(command(run_dir), env=ENV, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                command(run_dir), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             try:
                 process.wait(timeout=delay)
                 killed = False  # finished before the kill
@@ -77,10 +99,15 @@ def main():
             ok = steps == reference and clean(run_dir)
             recovered += ok
             lost += abs((steps or 0) - reference)
-            print(f"trial {trial}: killed at {delay:5.1f} s{'' if killed else ' (had ended)'}; "
-                  f"rerun: {steps} steps -> {'recovered' if ok else 'FAILED'}", flush=True)
-    print(f"\nkills tried {args.kills}, recovered {recovered}, optimizer steps lost or "
-          f"repeated {lost}")
+            print(
+                f"trial {trial}: killed at {delay:5.1f} s{'' if killed else ' (had ended)'}; "
+                f"rerun: {steps} steps -> {'recovered' if ok else 'FAILED'}",
+                flush=True,
+            )
+    print(
+        f"\nkills tried {args.kills}, recovered {recovered}, optimizer steps lost or "
+        f"repeated {lost}"
+    )
     return 0 if recovered == args.kills else 1
 
 

@@ -49,12 +49,21 @@ def phase_prepare(args):
     from keras_transformer.data import prepare
 
     start = time.perf_counter()
-    manifest = prepare(args.prepared, args.tsv, tokenizer="sentencepiece",
-                       vocab_size=args.vocab_size, workers=args.workers, progress=False)
+    manifest = prepare(
+        args.prepared,
+        args.tsv,
+        tokenizer="sentencepiece",
+        vocab_size=args.vocab_size,
+        workers=args.workers,
+        progress=False,
+    )
     seconds = time.perf_counter() - start
-    return {"pairs": manifest["pairs"], "seconds": seconds,
-            "pairs_per_s": manifest["pairs"] / seconds,
-            "tokenizer_sample": manifest["tokenizer_sample"]}
+    return {
+        "pairs": manifest["pairs"],
+        "seconds": seconds,
+        "pairs_per_s": manifest["pairs"] / seconds,
+        "tokenizer_sample": manifest["tokenizer_sample"],
+    }
 
 
 def phase_stream(args):
@@ -79,10 +88,12 @@ def _base_model(prepared):
     from keras_transformer.text import load_tokenizer
     from keras_transformer.training import LabelSmoothedCrossEntropy, paper_optimizer
 
-    source, target = (load_tokenizer(os.path.join(prepared, "tokenizers", side))
-                      for side in ("source", "target"))
-    config = TransformerConfig.from_preset("base", src_vocab_size=source.vocab_size,
-                                           tgt_vocab_size=target.vocab_size)
+    source, target = (
+        load_tokenizer(os.path.join(prepared, "tokenizers", side)) for side in ("source", "target")
+    )
+    config = TransformerConfig.from_preset(
+        "base", src_vocab_size=source.vocab_size, tgt_vocab_size=target.vocab_size
+    )
     model = Transformer(**config.to_dict())
     model.compile(optimizer=paper_optimizer(config.d_model), loss=LabelSmoothedCrossEntropy(0.1))
     return model, source, target
@@ -108,10 +119,18 @@ def phase_fit(args):
     batches = list(dataset.take(args.fit_steps + 1))
     tokens = [int((tgt_out.numpy() != 0).sum()) for _, tgt_out in batches]
     clock = StepClock()
-    model.fit(tf.data.Dataset.from_generator(
-        lambda: iter(batches), output_signature=(
-            (tf.TensorSpec((None, None), tf.int32),) * 2, tf.TensorSpec((None, None), tf.int32))),
-        epochs=1, verbose=0, callbacks=[clock])
+    model.fit(
+        tf.data.Dataset.from_generator(
+            lambda: iter(batches),
+            output_signature=(
+                (tf.TensorSpec((None, None), tf.int32),) * 2,
+                tf.TensorSpec((None, None), tf.int32),
+            ),
+        ),
+        epochs=1,
+        verbose=0,
+        callbacks=[clock],
+    )
     seconds = clock.times[-1] - clock.times[0]  # after the first step, which traces
     return {"steps": len(clock.times) - 1, "tokens_per_s": sum(tokens[1:]) / seconds}
 
@@ -123,14 +142,19 @@ def phase_first_step(args):
     if args.path == "shards":
         dataset = shard_dataset(args.prepared, source, target, tokens_per_batch=TOKENS_PER_BATCH)
     else:
-        dataset = make_dataset(read_parallel(args.tsv), source, target,
-                               tokens_per_batch=TOKENS_PER_BATCH)
+        dataset = make_dataset(
+            read_parallel(args.tsv), source, target, tokens_per_batch=TOKENS_PER_BATCH
+        )
     model.fit(dataset.take(1), epochs=1, verbose=0)
     return {"seconds_to_first_step": time.time() - args.launched}
 
 
-PHASES = {"prepare": phase_prepare, "stream": phase_stream, "fit": phase_fit,
-          "first_step": phase_first_step}
+PHASES = {
+    "prepare": phase_prepare,
+    "stream": phase_stream,
+    "fit": phase_fit,
+    "first_step": phase_first_step,
+}
 
 
 def _child(phase, **options):
@@ -138,8 +162,9 @@ def _child(phase, **options):
     command = [sys.executable, __file__, "--phase", phase, "--launched", str(time.time())]
     for name, value in options.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    )
     if result.returncode:
         sys.exit(f"{phase} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -167,40 +192,58 @@ def main():
     from keras_transformer.data import write_synthetic_corpus
 
     os.makedirs(args.workdir, exist_ok=True)
-    common = dict(workers=args.workers, vocab_size=args.vocab_size, fit_steps=args.fit_steps,
-                  stream_batches=args.stream_batches)
+    common = dict(
+        workers=args.workers,
+        vocab_size=args.vocab_size,
+        fit_steps=args.fit_steps,
+        stream_batches=args.stream_batches,
+    )
     results = {}
     for size in sorted(args.sizes):
         tsv = os.path.join(args.workdir, f"synthetic_{size}.tsv")
         prepared = os.path.join(args.workdir, f"prepared_{size}")
         if not os.path.isfile(tsv):
             write_synthetic_corpus(tsv, size, seed=size)
-        results[size] = {phase: _child(phase, tsv=tsv, prepared=prepared, **common)
-                         for phase in ("prepare", "stream")}
+        results[size] = {
+            phase: _child(phase, tsv=tsv, prepared=prepared, **common)
+            for phase in ("prepare", "stream")
+        }
         for phase, result in results[size].items():
-            print(f"{size:>10,} pairs  {phase:<8} " + ", ".join(
-                f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in result.items()))
+            print(
+                f"{size:>10,} pairs  {phase:<8} "
+                + ", ".join(
+                    f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in result.items()
+                )
+            )
     smallest, largest = min(results), max(results)
     for phase in ("prepare", "stream"):
         ratio = results[largest][phase]["peak_rss_mib"] / results[smallest][phase]["peak_rss_mib"]
-        print(f"peak RSS of {phase}, {largest:,} / {smallest:,} pairs: {ratio:.2f} "
-              "(issue 15: at most 1.5)")
+        print(
+            f"peak RSS of {phase}, {largest:,} / {smallest:,} pairs: {ratio:.2f} "
+            "(issue 15: at most 1.5)"
+        )
 
     tsv = os.path.join(args.workdir, f"synthetic_{largest}.tsv")
     prepared = os.path.join(args.workdir, f"prepared_{largest}")
     fit = _child("fit", tsv=tsv, prepared=prepared, **common)
     streamed = results[largest]["stream"]["tokens_per_s"]
-    print(f"base model.fit consumes {fit['tokens_per_s']:,.0f} target tokens/s; the stream "
-          f"delivers {streamed:,.0f}: {streamed / fit['tokens_per_s']:.1f}× (issue 15: at "
-          "least 10×)")
-    first = {path: _child("first_step", tsv=tsv, prepared=prepared, path=path, **common)
-             for path in ("shards", "memory")}
-    print(f"launch to first step, {largest:,} pairs: shards "
-          f"{first['shards']['seconds_to_first_step']:.1f} s, in memory "
-          f"{first['memory']['seconds_to_first_step']:.1f} s (peak RSS "
-          f"{first['shards']['peak_rss_mib']:,.0f} against "
-          f"{first['memory']['peak_rss_mib']:,.0f} MiB)")
+    print(
+        f"base model.fit consumes {fit['tokens_per_s']:,.0f} target tokens/s; the stream "
+        f"delivers {streamed:,.0f}: {streamed / fit['tokens_per_s']:.1f}× (issue 15: at "
+        "least 10×)"
+    )
+    first = {
+        path: _child("first_step", tsv=tsv, prepared=prepared, path=path, **common)
+        for path in ("shards", "memory")
+    }
+    print(
+        f"launch to first step, {largest:,} pairs: shards "
+        f"{first['shards']['seconds_to_first_step']:.1f} s, in memory "
+        f"{first['memory']['seconds_to_first_step']:.1f} s (peak RSS "
+        f"{first['shards']['peak_rss_mib']:,.0f} against "
+        f"{first['memory']['peak_rss_mib']:,.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

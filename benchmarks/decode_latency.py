@@ -34,9 +34,16 @@ START_ID = 2
 
 
 def build_model():
-    model = kt.Transformer(num_layers=2, d_model=256, num_heads=4, d_ff=1024,
-                           src_vocab_size=VOCAB_SIZE, tgt_vocab_size=VOCAB_SIZE,
-                           dropout=0.0, max_length=128)
+    model = kt.Transformer(
+        num_layers=2,
+        d_model=256,
+        num_heads=4,
+        d_ff=1024,
+        src_vocab_size=VOCAB_SIZE,
+        tgt_vocab_size=VOCAB_SIZE,
+        dropout=0.0,
+        max_length=128,
+    )
     ids = np.ones((1, 4), np.int32)
     model((ids, ids), training=False)
     return model
@@ -94,30 +101,36 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     model = build_model()
-    src = tf.constant(np.random.default_rng(0).integers(
-        4, VOCAB_SIZE, size=(BATCH, SOURCE_LENGTH)), tf.int32)
+    src = tf.constant(
+        np.random.default_rng(0).integers(4, VOCAB_SIZE, size=(BATCH, SOURCE_LENGTH)), tf.int32
+    )
     forced = dict(max_length=OUTPUT_LENGTH, min_length=OUTPUT_LENGTH)
     baseline, tutorial = prefix_baseline(model), tutorial_baseline(model)
     runs = {
         "(a) prefix re-decoding, tf.function": lambda: baseline(src),
         "(a') tutorial loop, encoder every step": lambda: tutorial(src),
         "(b) cached greedy, XLA": lambda: decoding.greedy_search(model, src, **forced),
-        "(c) cached beam 4, XLA": lambda: decoding.beam_search(model, src, beam_size=4,
-                                                              **forced),
+        "(c) cached beam 4, XLA": lambda: decoding.beam_search(model, src, beam_size=4, **forced),
     }
     ids, _ = decoding.greedy_search(model, src, **forced)
     assert ids.shape == (BATCH, OUTPUT_LENGTH), ids.shape
     np.testing.assert_array_equal(ids, baseline(src), err_msg="(a) and (b) disagree")
-    print(f"batch {BATCH} × {SOURCE_LENGTH} source tokens -> {OUTPUT_LENGTH} output tokens; "
-          f"{args.repeats} runs each after a warm-up; {tf.config.list_physical_devices()}")
+    print(
+        f"batch {BATCH} × {SOURCE_LENGTH} source tokens -> {OUTPUT_LENGTH} output tokens; "
+        f"{args.repeats} runs each after a warm-up; {tf.config.list_physical_devices()}"
+    )
     times = timed_in_turns(runs, args.repeats)
     median = {name: statistics.median(seconds) for name, seconds in times.items()}
     for name, seconds in times.items():
-        print(f"  {name:40s} median {median[name] * 1000:8.1f} ms   fastest "
-              f"{min(seconds) * 1000:8.1f} ms")
+        print(
+            f"  {name:40s} median {median[name] * 1000:8.1f} ms   fastest "
+            f"{min(seconds) * 1000:8.1f} ms"
+        )
     a, tutorial_a, b, c = median.values()
-    print(f"a/b = {a / b:.1f}x (goal >= 20x)    c/b = {c / b:.2f}x (goal <= 3x)    "
-          f"a'/b = {tutorial_a / b:.1f}x")
+    print(
+        f"a/b = {a / b:.1f}x (goal >= 20x)    c/b = {c / b:.2f}x (goal <= 3x)    "
+        f"a'/b = {tutorial_a / b:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,17 @@ import warnings
 # The core benchmark's configuration, defined once in train_throughput.py (this
 # folder is on sys.path when a benchmark runs as a script).
 from train_throughput import (  # noqa: E402
-    BATCH, D_FF, D_MODEL, DROPOUT, NUM_HEADS, NUM_LAYERS, RESULT_PREFIX, SRC_LEN, TGT_LEN, VOCAB)
+    BATCH,
+    D_FF,
+    D_MODEL,
+    DROPOUT,
+    NUM_HEADS,
+    NUM_LAYERS,
+    RESULT_PREFIX,
+    SRC_LEN,
+    TGT_LEN,
+    VOCAB,
+)
 
 # (label, precision, strategy, replicas, jit requested)
 CONFIGURATIONS = (
@@ -75,10 +85,19 @@ def run_worker(precision, strategy_name, replicas, jit, steps, repeats, warmup):
         model = distribute.build_in_scope(
             strategy,
             lambda: kt.Transformer(
-                num_layers=NUM_LAYERS, d_model=D_MODEL, num_heads=NUM_HEADS, d_ff=D_FF,
-                src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, dropout=DROPOUT),
+                num_layers=NUM_LAYERS,
+                d_model=D_MODEL,
+                num_heads=NUM_HEADS,
+                d_ff=D_FF,
+                src_vocab_size=VOCAB,
+                tgt_vocab_size=VOCAB,
+                dropout=DROPOUT,
+            ),
             lambda: keras.optimizers.Adam(1e-4, beta_2=0.98, epsilon=1e-9),
-            kt.training.LabelSmoothedCrossEntropy(0.1), jit_compile=jit, precision=precision)
+            kt.training.LabelSmoothedCrossEntropy(0.1),
+            jit_compile=jit,
+            precision=precision,
+        )
     notes = [str(w.message) for w in caught if "jit_compile" in str(w.message)]
     for note in notes:
         print(f"  note: {note}", flush=True)
@@ -100,10 +119,20 @@ def run_worker(precision, strategy_name, replicas, jit, steps, repeats, warmup):
         if not np.isfinite(loss):
             raise RuntimeError(f"diverged: loss {loss}")
         print(f"  {times[-1] * 1e3:.0f} ms/step, loss {loss:.3f}", flush=True)
-    print(RESULT_PREFIX + json.dumps(dict(
-        times=times, compile_s=compile_s, jit=bool(model.jit_compile), notes=notes,
-        replicas=strategy.num_replicas_in_sync, optimizer=type(model.optimizer).__name__)),
-        flush=True)
+    print(
+        RESULT_PREFIX
+        + json.dumps(
+            dict(
+                times=times,
+                compile_s=compile_s,
+                jit=bool(model.jit_compile),
+                notes=notes,
+                replicas=strategy.num_replicas_in_sync,
+                optimizer=type(model.optimizer).__name__,
+            )
+        ),
+        flush=True,
+    )
 
 
 def run_child(arguments, timeout):
@@ -111,14 +140,18 @@ def run_child(arguments, timeout):
     lines and returns the parsed RESULT line (or None, with the error printed)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), *arguments], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env=env)
+        [sys.executable, os.path.abspath(__file__), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     result, tail = None, []
     deadline = time.monotonic() + timeout
     try:
         for line in process.stdout:
             if line.startswith(RESULT_PREFIX):
-                result = json.loads(line[len(RESULT_PREFIX):])
+                result = json.loads(line[len(RESULT_PREFIX) :])
             elif line.startswith("  ") and ("ms/step" in line or "note:" in line):
                 print(line, end="", flush=True)
             else:
@@ -144,41 +177,71 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed fits per configuration")
     parser.add_argument("--warmup", type=int, default=1, help="steps of the untimed first fit")
     parser.add_argument("--timeout", type=int, default=240, help="seconds per configuration")
-    parser.add_argument("--worker", nargs=4, metavar=("PRECISION", "STRATEGY", "REPLICAS", "JIT"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker",
+        nargs=4,
+        metavar=("PRECISION", "STRATEGY", "REPLICAS", "JIT"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args()
     if args.worker:
         precision, strategy, replicas, jit = args.worker
-        return run_worker(precision, strategy, int(replicas), jit == "1", args.steps,
-                          args.repeats, args.warmup)
+        return run_worker(
+            precision, strategy, int(replicas), jit == "1", args.steps, args.repeats, args.warmup
+        )
 
     import keras
     import tensorflow as tf
 
     tokens = BATCH * TGT_LEN
-    print(f"distribute_throughput: TF {tf.__version__}, Keras {keras.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
-    print(f"  {NUM_LAYERS}+{NUM_LAYERS} layers, d_model {D_MODEL}, {NUM_HEADS} heads, d_ff {D_FF}, "
-          f"vocab {VOCAB}, batch {BATCH}, src/tgt length {SRC_LEN}/{TGT_LEN}, dropout {DROPOUT}; "
-          f"{args.steps} steps x {args.repeats} repeats, warm-up {args.warmup}")
+    print(
+        f"distribute_throughput: TF {tf.__version__}, Keras {keras.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"GPUs: {len(tf.config.list_physical_devices('GPU'))}"
+    )
+    print(
+        f"  {NUM_LAYERS}+{NUM_LAYERS} layers, d_model {D_MODEL}, {NUM_HEADS} heads, d_ff {D_FF}, "
+        f"vocab {VOCAB}, batch {BATCH}, src/tgt length {SRC_LEN}/{TGT_LEN}, dropout {DROPOUT}; "
+        f"{args.steps} steps x {args.repeats} repeats, warm-up {args.warmup}"
+    )
     rows = {}
     for label, precision, strategy, replicas, jit in CONFIGURATIONS:
-        print(f"running {label} ({strategy}, {replicas} device(s), jit requested {jit}) ...",
-              flush=True)
-        result = run_child(["--worker", precision, strategy, str(replicas), "1" if jit else "0",
-                            "--steps", str(args.steps), "--repeats", str(args.repeats),
-                            "--warmup", str(args.warmup)], args.timeout)
+        print(
+            f"running {label} ({strategy}, {replicas} device(s), jit requested {jit}) ...",
+            flush=True,
+        )
+        result = run_child(
+            [
+                "--worker",
+                precision,
+                strategy,
+                str(replicas),
+                "1" if jit else "0",
+                "--steps",
+                str(args.steps),
+                "--repeats",
+                str(args.repeats),
+                "--warmup",
+                str(args.warmup),
+            ],
+            args.timeout,
+        )
         if result:
             step = statistics.median(result["times"])
-            rows[label] = dict(result, step=step, tps=tokens / step,
-                               spread=(max(result["times"]) - min(result["times"])) / step)
+            rows[label] = dict(
+                result,
+                step=step,
+                tps=tokens / step,
+                spread=(max(result["times"]) - min(result["times"])) / step,
+            )
 
     base = rows.get("float32 XLA")
     print()
     print("target tokens/s (median over repeats; ± = (max - min) / median)")
-    header = (f"{'configuration':20s} {'replicas':>8s} {'XLA':>5s} {'optimizer':>18s} | "
-              f"{'ms/step':>8s} {'tok/s':>7s} {'±':>4s} {'warm-up s':>9s} | {'vs fp32 XLA':>11s}")
+    header = (
+        f"{'configuration':20s} {'replicas':>8s} {'XLA':>5s} {'optimizer':>18s} | "
+        f"{'ms/step':>8s} {'tok/s':>7s} {'±':>4s} {'warm-up s':>9s} | {'vs fp32 XLA':>11s}"
+    )
     print(header)
     print("-" * len(header))
     for label, *_ in CONFIGURATIONS:
@@ -187,16 +250,20 @@ def main():
             print(f"{label:20s} failed")
             continue
         versus = f"{row['tps'] / base['tps']:.2f}x" if base else "-"
-        print(f"{label:20s} {row['replicas']:8d} {str(row['jit']):>5s} {row['optimizer']:>18s} | "
-              f"{row['step'] * 1e3:8.0f} {row['tps']:7.0f} {row['spread']:4.0%} "
-              f"{row['compile_s']:9.1f} | {versus:>11s}")
+        print(
+            f"{label:20s} {row['replicas']:8d} {str(row['jit']):>5s} {row['optimizer']:>18s} | "
+            f"{row['step'] * 1e3:8.0f} {row['tps']:7.0f} {row['spread']:4.0%} "
+            f"{row['compile_s']:9.1f} | {versus:>11s}"
+        )
     single, mirrored = rows.get("float32 no XLA"), rows.get("float32 mirrored x2")
     if single and mirrored:
         print()
-        print(f"MirroredStrategy overhead, 2 logical CPUs vs 1 device (both float32, XLA "
-              f"{mirrored['jit']}/{single['jit']}): step time ratio "
-              f"{mirrored['step'] / single['step']:.2f}x "
-              f"(throughput {mirrored['tps'] / single['tps']:.2f}x)")
+        print(
+            f"MirroredStrategy overhead, 2 logical CPUs vs 1 device (both float32, XLA "
+            f"{mirrored['jit']}/{single['jit']}): step time ratio "
+            f"{mirrored['step'] / single['step']:.2f}x "
+            f"(throughput {mirrored['tps'] / single['tps']:.2f}x)"
+        )
         for note in mirrored["notes"]:
             print(f"note: {note}")
 

@@ -34,24 +34,28 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
-                                "export"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "export")
+)
 
 import tensorflow as tf  # noqa: E402
-
-from keras_transformer.export import (  # noqa: E402
-    export_onnx, export_saved_model, export_tflite)
-from keras_transformer.runtimes import OnnxTranslator, TFLiteTranslator  # noqa: E402
-from keras_transformer.translator import Translator  # noqa: E402
 from numbers_model import train_numbers_model  # noqa: E402
 
+from keras_transformer.export import (  # noqa: E402
+    export_onnx,
+    export_saved_model,
+    export_tflite,
+)
+from keras_transformer.runtimes import OnnxTranslator, TFLiteTranslator  # noqa: E402
+from keras_transformer.translator import Translator  # noqa: E402
 
 
 def size_of(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, f))
-               for root, _, files in os.walk(path) for f in files)
+    return sum(
+        os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files
+    )
 
 
 def median_ms(function, repeats):
@@ -73,27 +77,32 @@ def main():
     args = parser.parse_args()
 
     model, tokenizer, dev = train_numbers_model(args.epochs)
-    sentences = [source for source, _ in dev[:args.batch]]
+    sentences = [source for source, _ in dev[: args.batch]]
     translator = Translator(model, tokenizer, tokenizer, beam_size=1)
     beam_translator = Translator(model, tokenizer, tokenizer, beam_size=4, alpha=0.6)
     out = args.out or tempfile.mkdtemp(prefix="export_latency_")
 
-    saved_model = export_saved_model(translator, os.path.join(out, "saved_model"),
-                                     overwrite=True)
+    saved_model = export_saved_model(translator, os.path.join(out, "saved_model"), overwrite=True)
     tflite32 = export_tflite(translator, os.path.join(out, "float32.tflite"), overwrite=True)
-    tflite8 = export_tflite(translator, os.path.join(out, "int8.tflite"),
-                            quantization="int8", overwrite=True)
-    tflite_text = export_tflite(translator, os.path.join(out, "text.tflite"), text=True,
-                                overwrite=True)
+    tflite8 = export_tflite(
+        translator, os.path.join(out, "int8.tflite"), quantization="int8", overwrite=True
+    )
+    tflite_text = export_tflite(
+        translator, os.path.join(out, "text.tflite"), text=True, overwrite=True
+    )
     onnx_dir = os.path.join(out, "onnx")
-    onnx_files = [p for p in export_onnx(translator, onnx_dir, overwrite=True)
-                  if p.endswith(".onnx")]
-    beam_saved_model = export_saved_model(beam_translator, os.path.join(out, "beam_saved_model"),
-                                          overwrite=True)
-    beam_tflite32 = export_tflite(beam_translator, os.path.join(out, "beam_float32.tflite"),
-                                  overwrite=True)
-    beam_tflite8 = export_tflite(beam_translator, os.path.join(out, "beam_int8.tflite"),
-                                 quantization="int8", overwrite=True)
+    onnx_files = [
+        p for p in export_onnx(translator, onnx_dir, overwrite=True) if p.endswith(".onnx")
+    ]
+    beam_saved_model = export_saved_model(
+        beam_translator, os.path.join(out, "beam_saved_model"), overwrite=True
+    )
+    beam_tflite32 = export_tflite(
+        beam_translator, os.path.join(out, "beam_float32.tflite"), overwrite=True
+    )
+    beam_tflite8 = export_tflite(
+        beam_translator, os.path.join(out, "beam_int8.tflite"), quantization="int8", overwrite=True
+    )
     beam_onnx_dir = os.path.join(out, "beam_onnx")
     export_onnx(beam_translator, beam_onnx_dir, overwrite=True)
 
@@ -108,6 +117,7 @@ def main():
         def run():
             ids, _ = translate_ids(tokenizer.tokenize(text).to_tensor(0).numpy())
             return strings(tokenizer.detokenize(ids))
+
         return run
 
     def tflite_text_run():
@@ -127,39 +137,81 @@ def main():
     # (group, name, text -> text, ids -> ids or None, size in bytes or None); the first
     # row of a group is its baseline.
     greedy_rows = [
-        ("TF eager Translator", lambda: translator(sentences),
-         lambda: translator.translate_ids(src_ids), None),
-        ("SavedModel (loaded)", lambda: strings(serve(text=text)["translation"]),
-         lambda: serve_ids(src_ids=src_ids), size_of(saved_model)),
-        ("TFLite float32", ids_runtime(tflite32_runner.translate_ids),
-         lambda: tflite32_runner.translate_ids(src_ids), size_of(tflite32)),
-        ("TFLite int8", ids_runtime(tflite8_runner.translate_ids),
-         lambda: tflite8_runner.translate_ids(src_ids), size_of(tflite8)),
+        (
+            "TF eager Translator",
+            lambda: translator(sentences),
+            lambda: translator.translate_ids(src_ids),
+            None,
+        ),
+        (
+            "SavedModel (loaded)",
+            lambda: strings(serve(text=text)["translation"]),
+            lambda: serve_ids(src_ids=src_ids),
+            size_of(saved_model),
+        ),
+        (
+            "TFLite float32",
+            ids_runtime(tflite32_runner.translate_ids),
+            lambda: tflite32_runner.translate_ids(src_ids),
+            size_of(tflite32),
+        ),
+        (
+            "TFLite int8",
+            ids_runtime(tflite8_runner.translate_ids),
+            lambda: tflite8_runner.translate_ids(src_ids),
+            size_of(tflite8),
+        ),
         ("TFLite text float32", tflite_text_run, None, size_of(tflite_text)),
-        ("ONNX Runtime greedy", ids_runtime(onnx_runner.translate_ids),
-         lambda: onnx_runner.translate_ids(src_ids), sum(size_of(p) for p in onnx_files)),
+        (
+            "ONNX Runtime greedy",
+            ids_runtime(onnx_runner.translate_ids),
+            lambda: onnx_runner.translate_ids(src_ids),
+            sum(size_of(p) for p in onnx_files),
+        ),
     ]
     beam_rows = [
-        ("TF eager beam 4", lambda: beam_translator(sentences),
-         lambda: beam_translator.translate_ids(src_ids), None),
-        ("SavedModel beam 4", lambda: strings(beam_serve(text=text)["translation"]),
-         lambda: beam_serve_ids(src_ids=src_ids), size_of(beam_saved_model)),
-        ("TFLite float32 beam 4", ids_runtime(beam_tflite32_runner.translate_ids),
-         lambda: beam_tflite32_runner.translate_ids(src_ids), size_of(beam_tflite32)),
-        ("TFLite int8 beam 4", ids_runtime(beam_tflite8_runner.translate_ids),
-         lambda: beam_tflite8_runner.translate_ids(src_ids), size_of(beam_tflite8)),
-        ("ONNX Runtime beam 4", ids_runtime(beam_onnx_runner.translate_ids),
-         lambda: beam_onnx_runner.translate_ids(src_ids),
-         size_of(os.path.join(beam_onnx_dir, "beam.onnx"))),
+        (
+            "TF eager beam 4",
+            lambda: beam_translator(sentences),
+            lambda: beam_translator.translate_ids(src_ids),
+            None,
+        ),
+        (
+            "SavedModel beam 4",
+            lambda: strings(beam_serve(text=text)["translation"]),
+            lambda: beam_serve_ids(src_ids=src_ids),
+            size_of(beam_saved_model),
+        ),
+        (
+            "TFLite float32 beam 4",
+            ids_runtime(beam_tflite32_runner.translate_ids),
+            lambda: beam_tflite32_runner.translate_ids(src_ids),
+            size_of(beam_tflite32),
+        ),
+        (
+            "TFLite int8 beam 4",
+            ids_runtime(beam_tflite8_runner.translate_ids),
+            lambda: beam_tflite8_runner.translate_ids(src_ids),
+            size_of(beam_tflite8),
+        ),
+        (
+            "ONNX Runtime beam 4",
+            ids_runtime(beam_onnx_runner.translate_ids),
+            lambda: beam_onnx_runner.translate_ids(src_ids),
+            size_of(os.path.join(beam_onnx_dir, "beam.onnx")),
+        ),
     ]
 
-    print(f"batch of {len(sentences)} sentences, median of {args.repeats} runs, "
-          f"{os.cpu_count()} CPU cores, TF {tf.__version__}; "
-          f"{model.count_params()} parameters")
-    print(f"{'runtime':<22} {'text ms':>8} {'vs TF':>7} {'ids ms':>8} {'vs TF':>7} "
-          f"{'size':>9} {'same text':>10}")
-    for rows, reference_translator in ((greedy_rows, translator),
-                                       (beam_rows, beam_translator)):
+    print(
+        f"batch of {len(sentences)} sentences, median of {args.repeats} runs, "
+        f"{os.cpu_count()} CPU cores, TF {tf.__version__}; "
+        f"{model.count_params()} parameters"
+    )
+    print(
+        f"{'runtime':<22} {'text ms':>8} {'vs TF':>7} {'ids ms':>8} {'vs TF':>7} "
+        f"{'size':>9} {'same text':>10}"
+    )
+    for rows, reference_translator in ((greedy_rows, translator), (beam_rows, beam_translator)):
         reference = reference_translator(sentences)
         baselines = {}
         for name, text_function, ids_function, size in rows:

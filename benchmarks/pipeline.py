@@ -130,8 +130,7 @@ def main():
     )
     print(f"{'':34s}{'sentences/s':>12s}{'padding share':>15s}")
     print(
-        f"{'fixed-size batches of ' + str(batch_size):34s}"
-        f"{fixed_speed:12.0f}{fixed_padding:15.1%}"
+        f"{'fixed-size batches of ' + str(batch_size):34s}{fixed_speed:12.0f}{fixed_padding:15.1%}"
     )
     print(
         f"{'token-budget buckets (' + str(num_batches) + ' batches)':34s}"

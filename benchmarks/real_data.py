@@ -62,9 +62,11 @@ def measure_peak():
         "best = 1e9\n"
         "for _ in range(5):\n"
         "    t = time.perf_counter(); f(a, b).numpy(); best = min(best, time.perf_counter() - t)\n"
-        "print(2 * 2048 ** 3 / best / 1e9)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=QUIET, check=True).stdout
+        "print(2 * 2048 ** 3 / best / 1e9)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=QUIET, check=True
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -103,37 +105,81 @@ def write_npz(path, corpus, source, target):
     for split in ("train", "dev", "test"):
         pairs = getattr(corpus, split)
         arrays[f"{split}_src_ids"], arrays[f"{split}_src_lengths"] = ragged_arrays(
-            source, [s for s, _ in pairs])
+            source, [s for s, _ in pairs]
+        )
         if split != "test":
             arrays[f"{split}_tgt_ids"], arrays[f"{split}_tgt_lengths"] = ragged_arrays(
-                target, [t for _, t in pairs])
+                target, [t for _, t in pairs]
+            )
     np.savez(path, **arrays)
 
 
 def run_library(work, budget, splits, extra_args, tag):
     run_dir = os.path.join(work, "library" + tag)
     if tag:  # the same tokenizers as every other run of this pair
-        shutil.copytree(os.path.join(work, "library", "tokenizers"),
-                        os.path.join(run_dir, "tokenizers"), dirs_exist_ok=True)
+        shutil.copytree(
+            os.path.join(work, "library", "tokenizers"),
+            os.path.join(run_dir, "tokenizers"),
+            dirs_exist_ok=True,
+        )
     split_files = [f"--{s}={os.path.join(work, s + '.tsv')}" for s in ("train", "dev", "test")]
     if not os.path.isfile(os.path.join(run_dir, "model.keras")):
-        subprocess.run(CLI + ["train", "--run-dir", run_dir, "--preset", "small", "--data",
-                              "tsv", *split_files, "--time-budget", str(budget), *extra_args],
-                       check=True, env=QUIET, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            CLI
+            + [
+                "train",
+                "--run-dir",
+                run_dir,
+                "--preset",
+                "small",
+                "--data",
+                "tsv",
+                *split_files,
+                "--time-budget",
+                str(budget),
+                *extra_args,
+            ],
+            check=True,
+            env=QUIET,
+            stdout=subprocess.DEVNULL,
+        )
     with open(os.path.join(run_dir, "training_summary.json")) as handle:
         summary = json.load(handle)
-    result = {"epochs": summary["epochs"], "steps": summary["steps"],
-              "tokens_per_second": summary["target_tokens_per_second"],
-              "cores_used": summary["cores_used"]}
+    result = {
+        "epochs": summary["epochs"],
+        "steps": summary["steps"],
+        "tokens_per_second": summary["target_tokens_per_second"],
+        "cores_used": summary["cores_used"],
+    }
     for split in splits:
         for beam in (1, 4):
-            out = subprocess.run(CLI + ["evaluate", "--run-dir", run_dir, "--split", split,
-                                        "--beam-size", str(beam), "--samples", "0"],
-                                 check=True, env=QUIET, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                CLI
+                + [
+                    "evaluate",
+                    "--run-dir",
+                    run_dir,
+                    "--split",
+                    split,
+                    "--beam-size",
+                    str(beam),
+                    "--samples",
+                    "0",
+                ],
+                check=True,
+                env=QUIET,
+                capture_output=True,
+                text=True,
+            ).stdout
             scores = json.loads(out.strip().splitlines()[-1])
             name = f"{split}_{'greedy' if beam == 1 else 'beam4'}"
-            result.update({f"{name}_bleu": scores["bleu"], f"{name}_chrf": scores["chrf"],
-                           f"{name}_seconds": scores["translate_seconds"]})
+            result.update(
+                {
+                    f"{name}_bleu": scores["bleu"],
+                    f"{name}_chrf": scores["chrf"],
+                    f"{name}_seconds": scores["translate_seconds"],
+                }
+            )
     return result
 
 
@@ -153,22 +199,43 @@ def run_torch(work, corpus, source, target, budget, splits, extra_args, tag):
         out = os.path.join(work, f"torch{tag}_{split}.json")
         if not os.path.isfile(out):
             resume = ["--load", weights] if os.path.isfile(weights) else ["--save", weights]
-            subprocess.run([sys.executable, os.path.join(HERE, "torch_baseline.py"), "--data",
-                            npz, "--budget", str(budget), "--out", out, *resume, *extra_args],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    os.path.join(HERE, "torch_baseline.py"),
+                    "--data",
+                    npz,
+                    "--budget",
+                    str(budget),
+                    "--out",
+                    out,
+                    *resume,
+                    *extra_args,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         with open(out) as handle:
             raw = json.load(handle)
         if split == splits[0]:
-            result.update({"epochs": raw["epochs"], "steps": raw["steps"],
-                           "tokens_per_second": raw["target_tokens_per_second"],
-                           "cores_used": raw["cpu_cores_used"]})
+            result.update(
+                {
+                    "epochs": raw["epochs"],
+                    "steps": raw["steps"],
+                    "tokens_per_second": raw["target_tokens_per_second"],
+                    "cores_used": raw["cpu_cores_used"],
+                }
+            )
         references = [t for _, t in pairs]
         for name, key in (("greedy", "greedy"), ("beam4", "beam")):
             hypotheses = detokenize(target, raw[f"{key}_ids"])
-            result.update({
-                f"{split}_{name}_bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-                f"{split}_{name}_chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-                f"{split}_{name}_seconds": raw[f"{key}_seconds"]})
+            result.update(
+                {
+                    f"{split}_{name}_bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+                    f"{split}_{name}_chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+                    f"{split}_{name}_seconds": raw[f"{key}_seconds"],
+                }
+            )
     return result
 
 
@@ -180,8 +247,12 @@ def detokenize(tokenizer, rows):
 
 
 def rows(splits):
-    yield from (("epochs", "{:.1f}"), ("steps", "{:.0f}"), ("tokens_per_second", "{:.0f}"),
-                ("cores_used", "{:.2f}"))
+    yield from (
+        ("epochs", "{:.1f}"),
+        ("steps", "{:.0f}"),
+        ("tokens_per_second", "{:.0f}"),
+        ("cores_used", "{:.2f}"),
+    )
     for split in splits:
         for metric in ("greedy_bleu", "greedy_chrf", "beam4_bleu", "beam4_chrf"):
             yield f"{split}_{metric}", "{:.1f}"
@@ -200,23 +271,38 @@ def print_table(lang, results, splits):
         print(f"| {key} | {fmt.format(lib)} | {fmt.format(ref)} | {ratio} |")
     lib, ref = results["library"], results["torch"]
     split = splits[-1]
-    print(f"\n{split}: beam-4 decoding of the library / greedy decoding of torch: "
-          f"{lib[f'{split}_beam4_seconds'] / ref[f'{split}_greedy_seconds']:.2f}× (goal ≤ 0.25×)")
+    print(
+        f"\n{split}: beam-4 decoding of the library / greedy decoding of torch: "
+        f"{lib[f'{split}_beam4_seconds'] / ref[f'{split}_greedy_seconds']:.2f}× (goal ≤ 0.25×)"
+    )
     best = max(ref[f"{split}_greedy_bleu"], ref[f"{split}_beam4_bleu"])
-    print(f"{split}: library beam-4 BLEU / best torch BLEU: "
-          f"{lib[f'{split}_beam4_bleu'] / best:.2f}× (goal ≥ 1.3×)", flush=True)
+    print(
+        f"{split}: library beam-4 BLEU / best torch BLEU: "
+        f"{lib[f'{split}_beam4_bleu'] / best:.2f}× (goal ≥ 1.3×)",
+        flush=True,
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", nargs="+", default=["fr", "es"])
     parser.add_argument("--budget", type=float, default=1800, help="training seconds")
-    parser.add_argument("--splits", nargs="+", default=["dev", "test"],
-                        help="splits to decode and score (dev for tuning, test to report)")
-    parser.add_argument("--tag", default="", help="suffix of the run names, to keep the "
-                        "runs of several settings side by side")
-    parser.add_argument("--work", default=os.path.join(ROOT, "runs", "real_data"),
-                        help="where corpora, runs and results go; finished runs are reused")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["dev", "test"],
+        help="splits to decode and score (dev for tuning, test to report)",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the run names, to keep the runs of several settings side by side",
+    )
+    parser.add_argument(
+        "--work",
+        default=os.path.join(ROOT, "runs", "real_data"),
+        help="where corpora, runs and results go; finished runs are reused",
+    )
     parser.add_argument("--systems", nargs="+", default=["library", "torch"])
     parser.add_argument("--library-args", default="", help="more `train` flags, one string")
     parser.add_argument("--torch-args", default="", help="more torch_baseline.py flags")
@@ -226,19 +312,30 @@ def main():
     for index, lang in enumerate(args.pairs):
         work = os.path.join(args.work, f"en-{lang}")
         corpus, source, target = prepare(lang, work)
-        log(f"en-{lang}: {len(corpus.train)} train, {len(corpus.dev)} dev, "
-            f"{len(corpus.test)} test pairs; vocabularies {source.vocab_size}/{target.vocab_size}")
+        log(
+            f"en-{lang}: {len(corpus.train)} train, {len(corpus.dev)} dev, "
+            f"{len(corpus.test)} test pairs; vocabularies {source.vocab_size}/{target.vocab_size}"
+        )
         results = {}
         order = args.systems if index % 2 == 0 else args.systems[::-1]
         for system in order:
             peak = measure_peak()
             log(f"en-{lang} {system}: matmul peak {peak:.0f} GFLOP/s; training {args.budget:.0f} s")
             if system == "library":
-                results[system] = run_library(work, args.budget, args.splits,
-                                              shlex.split(args.library_args), args.tag)
+                results[system] = run_library(
+                    work, args.budget, args.splits, shlex.split(args.library_args), args.tag
+                )
             else:
-                results[system] = run_torch(work, corpus, source, target, args.budget,
-                                            args.splits, shlex.split(args.torch_args), args.tag)
+                results[system] = run_torch(
+                    work,
+                    corpus,
+                    source,
+                    target,
+                    args.budget,
+                    args.splits,
+                    shlex.split(args.torch_args),
+                    args.tag,
+                )
             results[system]["peak_gflops"] = peak
             log(f"en-{lang} {system}: {json.dumps(results[system])}")
         all_results[lang] = results

@@ -18,9 +18,10 @@ the scalars src_vocab_size and tgt_vocab_size.
 Training runs for `--budget` seconds of wall time, counted from the first step (the
 shuffling and batching of later epochs count) and stopped at the first step boundary
 past it; the dev loss (the training criterion, label smoothing included, without
-dropout) is evaluated after every epoch and once at the end, outside the budget. The test sources are then translated greedily and by beam
-search (GNMT length penalty), both re-running the decoder over the whole prefix at
-every step (no cache). Everything is written to `--out` as JSON.
+dropout) is evaluated after every epoch and once at the end, outside the budget. The
+test sources are then translated greedily and by beam search (GNMT length penalty),
+both re-running the decoder over the whole prefix at every step (no cache). Everything is
+written to `--out` as JSON.
 
 Usage: python benchmarks/torch_baseline.py --data corpus.npz --budget 600 --out torch.json
 """
@@ -37,10 +38,10 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-PAD, START, END = 0, 2, 3   # 1 is [UNK]
+PAD, START, END = 0, 2, 3  # 1 is [UNK]
 
 
 class Translator(nn.Module):
@@ -50,11 +51,19 @@ class Translator(nn.Module):
         self.src_emb = nn.Embedding(src_vocab, args.d_model)
         self.tgt_emb = nn.Embedding(tgt_vocab, args.d_model)
         for emb in (self.src_emb, self.tgt_emb):
-            nn.init.normal_(emb.weight, 0.0, args.d_model ** -0.5)
+            nn.init.normal_(emb.weight, 0.0, args.d_model**-0.5)
         self.dropout = nn.Dropout(args.dropout)
         self.transformer = nn.Transformer(
-            args.d_model, args.num_heads, args.num_layers, args.num_layers, args.d_ff,
-            args.dropout, activation="relu", batch_first=True, norm_first=False)
+            args.d_model,
+            args.num_heads,
+            args.num_layers,
+            args.num_layers,
+            args.d_ff,
+            args.dropout,
+            activation="relu",
+            batch_first=True,
+            norm_first=False,
+        )
         position = torch.arange(max_positions).unsqueeze(1)
         rate = torch.exp(torch.arange(0, args.d_model, 2) * (-math.log(10000.0) / args.d_model))
         pe = torch.zeros(position.size(0), args.d_model)
@@ -64,7 +73,7 @@ class Translator(nn.Module):
         self.register_buffer("pe", pe, persistent=False)
 
     def embed(self, emb, ids):
-        return self.dropout(emb(ids) * math.sqrt(self.d_model) + self.pe[:ids.size(1)])
+        return self.dropout(emb(ids) * math.sqrt(self.d_model) + self.pe[: ids.size(1)])
 
     def encode(self, src):
         src_pad = src == PAD
@@ -74,12 +83,16 @@ class Translator(nn.Module):
     def decode(self, tgt_in, memory, src_pad):
         """Decoder states for every target position."""
         causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1))
-        return self.transformer.decoder(self.embed(self.tgt_emb, tgt_in), memory,
-                                        tgt_mask=causal, tgt_is_causal=True,
-                                        memory_key_padding_mask=src_pad)
+        return self.transformer.decoder(
+            self.embed(self.tgt_emb, tgt_in),
+            memory,
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            memory_key_padding_mask=src_pad,
+        )
 
     def logits(self, states):
-        return F.linear(states, self.tgt_emb.weight)   # tied output projection
+        return F.linear(states, self.tgt_emb.weight)  # tied output projection
 
     def forward(self, src, tgt_in):
         return self.logits(self.decode(tgt_in, *self.encode(src)))
@@ -94,7 +107,7 @@ class Translator(nn.Module):
 def split(data, name):
     flat, lengths = data[f"{name}_ids"], data[f"{name}_lengths"]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    return [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(lengths))]
+    return [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(lengths))]
 
 
 def within(pairs, max_length):
@@ -105,7 +118,7 @@ def within(pairs, max_length):
 def pad(rows):
     out = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.long)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
@@ -127,9 +140,14 @@ def make_batches(pairs, tokens_per_batch, max_length, rng=None):
     for upper, bucket in zip(uppers, buckets):
         size = max(1, tokens_per_batch // upper)
         for start in range(0, len(bucket), size):
-            chunk = bucket[start:start + size]
-            batches.append((pad([s for s, _ in chunk]), pad([[START] + t for _, t in chunk]),
-                            pad([t + [END] for _, t in chunk])))
+            chunk = bucket[start : start + size]
+            batches.append(
+                (
+                    pad([s for s, _ in chunk]),
+                    pad([[START] + t for _, t in chunk]),
+                    pad([t + [END] for _, t in chunk]),
+                )
+            )
     if rng:
         rng.shuffle(batches)
     return batches
@@ -170,7 +188,7 @@ def beam_search(model, src, src_lengths, k, alpha):
     prefix = torch.full((src.size(0) * k, 1), START, dtype=torch.long)
     scores = torch.full((src.size(0), k), -math.inf)
     scores[:, 0] = 0.0
-    active = list(range(src.size(0)))          # sentences whose rows are in `prefix`
+    active = list(range(src.size(0)))  # sentences whose rows are in `prefix`
     finished = [[] for _ in active]
     step = 0
     while active:
@@ -182,7 +200,7 @@ def beam_search(model, src, src_lengths, k, alpha):
         rows, tokens, new_scores, still_active = [], [], [], []
         for a, sentence in enumerate(active):
             alive = []
-            for score, idx in zip(top_scores[a][:k - len(finished[sentence])], top_ids[a]):
+            for score, idx in zip(top_scores[a][: k - len(finished[sentence])], top_ids[a]):
                 if score == -math.inf:
                     break
                 beam, token = divmod(idx, vocab)
@@ -212,7 +230,7 @@ def translate(model, sources, search):
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     outputs = [None] * len(sources)
     for start in range(0, len(order), 64):
-        chunk = order[start:start + 64]
+        chunk = order[start : start + 64]
         src_lengths = [len(sources[i]) for i in chunk]
         for i, ids in zip(chunk, search(model, pad([sources[i] for i in chunk]), src_lengths)):
             outputs[i] = ids
@@ -261,16 +279,19 @@ def main():
     train = list(zip(split(data, "train_src"), split(data, "train_tgt")))
     dev = list(zip(split(data, "dev_src"), split(data, "dev_tgt")))
     kept, dev_kept = within(train, args.max_length), within(dev, args.max_length)
-    print(f"train: {len(kept)} pairs kept, {len(train) - len(kept)} dropped (empty or too long); "
-          f"dev: {len(dev_kept)} kept, {len(dev) - len(dev_kept)} dropped")
+    print(
+        f"train: {len(kept)} pairs kept, {len(train) - len(kept)} dropped (empty or too long); "
+        f"dev: {len(dev_kept)} kept, {len(dev) - len(dev_kept)} dropped"
+    )
     if not kept or not dev_kept:
         raise SystemExit("no training or dev pair within --max-length")
     dev_batches = make_batches(dev_kept, args.tokens_per_batch, args.max_length)
     test_sources = split(data, "test_src")
     max_positions = max([args.max_length] + [len(s) + 51 for s in test_sources])
 
-    model = Translator(int(data["src_vocab_size"]), int(data["tgt_vocab_size"]), max_positions,
-                       args)
+    model = Translator(
+        int(data["src_vocab_size"]), int(data["tgt_vocab_size"]), max_positions, args
+    )
     criterion = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=args.label_smoothing)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
 
@@ -289,8 +310,11 @@ def main():
         for done, (src, tgt_in, tgt_out) in enumerate(batches, 1):
             steps += 1
             for group in optimizer.param_groups:
-                group["lr"] = args.lr_scale * args.d_model ** -0.5 * min(
-                    steps ** -0.5, steps * args.warmup_steps ** -1.5)
+                group["lr"] = (
+                    args.lr_scale
+                    * args.d_model**-0.5
+                    * min(steps**-0.5, steps * args.warmup_steps**-1.5)
+                )
             loss = criterion(model(src, tgt_in).flatten(0, 1), tgt_out.flatten())
             optimizer.zero_grad()
             loss.backward()
@@ -302,23 +326,31 @@ def main():
             if out_of_time:
                 break
         epochs += done / len(batches)
-        if not out_of_time:   # the next epoch's batches, built on the clock
+        if not out_of_time:  # the next epoch's batches, built on the clock
             batches = make_batches(kept, args.tokens_per_batch, args.max_length, rng)
         train_seconds += time.perf_counter() - wall
         train_cpu += time.process_time() - cpu
         target_tokens += epoch_tokens
         dev_losses.append(evaluate(model, criterion, dev_batches))
-        print(f"epoch {epochs:.2f}  steps {steps}  loss {loss_sum / epoch_tokens:.4f}  "
-              f"dev loss {dev_losses[-1]:.4f}  {target_tokens / train_seconds:.0f} tokens/s",
-              flush=True)
+        print(
+            f"epoch {epochs:.2f}  steps {steps}  loss {loss_sum / epoch_tokens:.4f}  "
+            f"dev loss {dev_losses[-1]:.4f}  {target_tokens / train_seconds:.0f} tokens/s",
+            flush=True,
+        )
         if out_of_time:
             break
 
-    results = {"train_pairs": len(kept), "train_pairs_dropped": len(train) - len(kept),
-               "epochs": epochs, "steps": steps, "train_seconds": train_seconds,
-               "target_tokens": target_tokens,
-               "target_tokens_per_second": target_tokens / train_seconds,
-               "cpu_cores_used": train_cpu / train_seconds, "dev_loss": dev_losses}
+    results = {
+        "train_pairs": len(kept),
+        "train_pairs_dropped": len(train) - len(kept),
+        "epochs": epochs,
+        "steps": steps,
+        "train_seconds": train_seconds,
+        "target_tokens": target_tokens,
+        "target_tokens_per_second": target_tokens / train_seconds,
+        "cpu_cores_used": train_cpu / train_seconds,
+        "dev_loss": dev_losses,
+    }
     if args.save:
         torch.save({"model": model.state_dict(), "results": results}, args.save + ".tmp")
         os.replace(args.save + ".tmp", args.save)

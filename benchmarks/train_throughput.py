@@ -71,6 +71,7 @@ RESULT_PREFIX = "RESULT "
 
 # --------------------------------------------------------------------------- FLOPs
 
+
 def matmul_flops(attention_width):
     """6 · Σ weights · tokens over projections, feed-forward and the output projection."""
     d, f, v, n = D_MODEL, D_FF, VOCAB, NUM_LAYERS
@@ -101,11 +102,15 @@ def matmul_weight_count(name):
     width = D_MODEL if name == "ours" else NUM_HEADS * D_MODEL
     per_attention = 4 * D_MODEL * width
     ffn = 2 * D_MODEL * D_FF
-    return (NUM_LAYERS * (per_attention + ffn) + NUM_LAYERS * (2 * per_attention + ffn)
-            + D_MODEL * VOCAB)
+    return (
+        NUM_LAYERS * (per_attention + ffn)
+        + NUM_LAYERS * (2 * per_attention + ffn)
+        + D_MODEL * VOCAB
+    )
 
 
 # --------------------------------------------------------------------------- peak
+
 
 def measure_peak(repeats, size=2048, inner=8):
     """Best matmul FLOP/s of a size³ tf.matmul, float32 and bfloat16, with and without XLA."""
@@ -116,6 +121,7 @@ def measure_peak(repeats, size=2048, inner=8):
         a = tf.cast(tf.random.normal((size, size)), dtype)
         b = tf.cast(tf.random.normal((size, size)), dtype)
         for jit in (False, True):
+
             @tf.function(jit_compile=jit)
             def chain(a, b):
                 # A chain keeps every product live (no dead-code elimination) and keeps
@@ -131,11 +137,12 @@ def measure_peak(repeats, size=2048, inner=8):
                 start = time.perf_counter()
                 chain(a, b).numpy()
                 best = min(best, time.perf_counter() - start)
-            results[f"{dtype}{'_xla' if jit else ''}"] = 2 * size ** 3 * inner / best
+            results[f"{dtype}{'_xla' if jit else ''}"] = 2 * size**3 * inner / best
     return results
 
 
 # --------------------------------------------------------------------------- baseline
+
 
 def build_baseline(keras):
     """The TensorFlow tutorial's Transformer, rebuilt with `keras.layers.MultiHeadAttention`."""
@@ -191,10 +198,13 @@ def build_baseline(keras):
     class FeedForward(keras.layers.Layer):
         def __init__(self, d_model, dff, dropout_rate):
             super().__init__()
-            self.seq = keras.Sequential([
-                keras.layers.Dense(dff, activation="relu"),
-                keras.layers.Dense(d_model),
-                keras.layers.Dropout(dropout_rate)])
+            self.seq = keras.Sequential(
+                [
+                    keras.layers.Dense(dff, activation="relu"),
+                    keras.layers.Dense(d_model),
+                    keras.layers.Dropout(dropout_rate),
+                ]
+            )
             self.add = keras.layers.Add()
             self.layer_norm = keras.layers.LayerNormalization()
 
@@ -205,7 +215,8 @@ def build_baseline(keras):
         def __init__(self, d_model, num_heads, dff, dropout_rate):
             super().__init__()
             self.self_attention = GlobalSelfAttention(
-                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate)
+                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate
+            )
             self.ffn = FeedForward(d_model, dff, dropout_rate)
 
         def call(self, x):
@@ -215,8 +226,9 @@ def build_baseline(keras):
         def __init__(self, num_layers, d_model, num_heads, dff, vocab_size, dropout_rate):
             super().__init__()
             self.pos_embedding = PositionalEmbedding(vocab_size, d_model)
-            self.enc_layers = [EncoderLayer(d_model, num_heads, dff, dropout_rate)
-                               for _ in range(num_layers)]
+            self.enc_layers = [
+                EncoderLayer(d_model, num_heads, dff, dropout_rate) for _ in range(num_layers)
+            ]
             self.dropout = keras.layers.Dropout(dropout_rate)
 
         def call(self, ids):
@@ -229,9 +241,11 @@ def build_baseline(keras):
         def __init__(self, d_model, num_heads, dff, dropout_rate):
             super().__init__()
             self.causal_self_attention = CausalSelfAttention(
-                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate)
+                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate
+            )
             self.cross_attention = CrossAttention(
-                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate)
+                num_heads=num_heads, key_dim=d_model, dropout=dropout_rate
+            )
             self.ffn = FeedForward(d_model, dff, dropout_rate)
 
         def call(self, x, context):
@@ -244,8 +258,9 @@ def build_baseline(keras):
             super().__init__()
             self.pos_embedding = PositionalEmbedding(vocab_size, d_model)
             self.dropout = keras.layers.Dropout(dropout_rate)
-            self.dec_layers = [DecoderLayer(d_model, num_heads, dff, dropout_rate)
-                               for _ in range(num_layers)]
+            self.dec_layers = [
+                DecoderLayer(d_model, num_heads, dff, dropout_rate) for _ in range(num_layers)
+            ]
 
         def call(self, ids, context):
             x = self.dropout(self.pos_embedding(ids))
@@ -254,13 +269,23 @@ def build_baseline(keras):
             return x
 
     class TutorialTransformer(keras.Model):
-        def __init__(self, num_layers, d_model, num_heads, dff, input_vocab_size,
-                     target_vocab_size, dropout_rate):
+        def __init__(
+            self,
+            num_layers,
+            d_model,
+            num_heads,
+            dff,
+            input_vocab_size,
+            target_vocab_size,
+            dropout_rate,
+        ):
             super().__init__()
-            self.encoder = Encoder(num_layers, d_model, num_heads, dff, input_vocab_size,
-                                   dropout_rate)
-            self.decoder = Decoder(num_layers, d_model, num_heads, dff, target_vocab_size,
-                                   dropout_rate)
+            self.encoder = Encoder(
+                num_layers, d_model, num_heads, dff, input_vocab_size, dropout_rate
+            )
+            self.decoder = Decoder(
+                num_layers, d_model, num_heads, dff, target_vocab_size, dropout_rate
+            )
             self.final_layer = keras.layers.Dense(target_vocab_size)
 
         def call(self, inputs):
@@ -279,12 +304,14 @@ def build_baseline(keras):
 
 # --------------------------------------------------------------------------- worker
 
+
 def masked_loss(y_true, y_pred):
     """Sparse cross-entropy from logits averaged over the labels that are not 0."""
     from keras import ops
 
     per_token = ops.sparse_categorical_crossentropy(
-        y_true, ops.cast(y_pred, "float32"), from_logits=True)
+        y_true, ops.cast(y_pred, "float32"), from_logits=True
+    )
     mask = ops.cast(ops.not_equal(y_true, 0), "float32")
     return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
 
@@ -324,8 +351,14 @@ def run_worker(precision, jit, steps, repeats, warmup):
 
     models = {
         "ours": kt.Transformer(
-            num_layers=NUM_LAYERS, d_model=D_MODEL, num_heads=NUM_HEADS, d_ff=D_FF,
-            src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, dropout=DROPOUT),
+            num_layers=NUM_LAYERS,
+            d_model=D_MODEL,
+            num_heads=NUM_HEADS,
+            d_ff=D_FF,
+            src_vocab_size=VOCAB,
+            tgt_vocab_size=VOCAB,
+            dropout=DROPOUT,
+        ),
         "baseline": build_baseline(keras),
     }
     info = {}
@@ -336,32 +369,45 @@ def run_worker(precision, jit, steps, repeats, warmup):
         if counted != expected:
             raise RuntimeError(
                 f"{name}: the FLOP formula assumes {expected} matmul weights, the built "
-                f"model has {counted}; update matmul_flops()")
+                f"model has {counted}; update matmul_flops()"
+            )
         model.compile(
             optimizer=keras.optimizers.Adam(1e-4, beta_2=0.98, epsilon=1e-9),
-            loss=masked_loss, jit_compile=jit)
+            loss=masked_loss,
+            jit_compile=jit,
+        )
         start = time.perf_counter()
         history = model.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0)
-        info[name] = dict(params=model.count_params(), compile_s=time.perf_counter() - start,
-                          matmul_weights=counted)
-        print(f"  [{precision} jit={jit}] {name}: {model.count_params():,} params, "
-              f"warm-up {info[name]['compile_s']:.1f} s, loss {history.history['loss'][-1]:.3f}",
-              flush=True)
+        info[name] = dict(
+            params=model.count_params(),
+            compile_s=time.perf_counter() - start,
+            matmul_weights=counted,
+        )
+        print(
+            f"  [{precision} jit={jit}] {name}: {model.count_params():,} params, "
+            f"warm-up {info[name]['compile_s']:.1f} s, loss {history.history['loss'][-1]:.3f}",
+            flush=True,
+        )
 
     times = {name: [] for name in models}
     order = list(models)
     for repeat in range(repeats):
-        for name in (order if repeat % 2 == 0 else order[::-1]):
+        for name in order if repeat % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             history = models[name].fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
             times[name].append((time.perf_counter() - start) / steps)
             loss = history.history["loss"][-1]
             if not math.isfinite(loss):
                 raise RuntimeError(f"{name} diverged: loss {loss}")
-        print(f"  [{precision} jit={jit}] repeat {repeat + 1}/{repeats}: " + ", ".join(
-            f"{name} {times[name][-1] * 1e3:.0f} ms/step" for name in models), flush=True)
-    print(RESULT_PREFIX + json.dumps(dict(precision=precision, jit=jit, times=times, info=info)),
-          flush=True)
+        print(
+            f"  [{precision} jit={jit}] repeat {repeat + 1}/{repeats}: "
+            + ", ".join(f"{name} {times[name][-1] * 1e3:.0f} ms/step" for name in models),
+            flush=True,
+        )
+    print(
+        RESULT_PREFIX + json.dumps(dict(precision=precision, jit=jit, times=times, info=info)),
+        flush=True,
+    )
 
 
 def run_peak_worker(repeats):
@@ -371,17 +417,22 @@ def run_peak_worker(repeats):
 
 # --------------------------------------------------------------------------- driver
 
+
 def run_child(arguments):
     """Runs this script with `arguments` in a fresh interpreter; streams its progress
     lines and returns the parsed RESULT line."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), *arguments], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env)
+        [sys.executable, os.path.abspath(__file__), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     result = None
     for line in process.stdout:
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
         else:
             print(line, end="", flush=True)
     stderr = process.stderr.read()
@@ -397,10 +448,20 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="steps of the untimed first fit")
     parser.add_argument("--precision", choices=(*PRECISIONS, "all"), default="all")
     jit = parser.add_mutually_exclusive_group()
-    jit.add_argument("--jit", dest="jit", action="store_const", const=True,
-                     help="only jit_compile=True (default: both)")
-    jit.add_argument("--no-jit", dest="jit", action="store_const", const=False,
-                     help="only jit_compile=False (default: both)")
+    jit.add_argument(
+        "--jit",
+        dest="jit",
+        action="store_const",
+        const=True,
+        help="only jit_compile=True (default: both)",
+    )
+    jit.add_argument(
+        "--no-jit",
+        dest="jit",
+        action="store_const",
+        const=False,
+        help="only jit_compile=False (default: both)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("PRECISION", "JIT"), help=argparse.SUPPRESS)
     parser.add_argument("--peak-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -408,8 +469,9 @@ def main():
     if args.peak_worker:
         return run_peak_worker(args.repeats + 2)
     if args.worker:
-        return run_worker(args.worker[0], args.worker[1] == "1", args.steps, args.repeats,
-                          args.warmup)
+        return run_worker(
+            args.worker[0], args.worker[1] == "1", args.steps, args.repeats, args.warmup
+        )
 
     import keras
     import tensorflow as tf
@@ -417,62 +479,93 @@ def main():
     precisions = PRECISIONS if args.precision == "all" else (args.precision,)
     jits = (True, False) if args.jit is None else (args.jit,)
     tokens = BATCH * TGT_LEN
-    print(f"train_throughput: TF {tf.__version__}, Keras {keras.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"  {NUM_LAYERS}+{NUM_LAYERS} layers, d_model {D_MODEL}, {NUM_HEADS} heads, d_ff {D_FF}, "
-          f"vocab {VOCAB}, batch {BATCH}, src/tgt length {SRC_LEN}/{TGT_LEN}, dropout {DROPOUT}; "
-          f"{args.steps} steps x {args.repeats} repeats (interleaved), warm-up {args.warmup}")
+    print(
+        f"train_throughput: TF {tf.__version__}, Keras {keras.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  {NUM_LAYERS}+{NUM_LAYERS} layers, d_model {D_MODEL}, {NUM_HEADS} heads, d_ff {D_FF}, "
+        f"vocab {VOCAB}, batch {BATCH}, src/tgt length {SRC_LEN}/{TGT_LEN}, dropout {DROPOUT}; "
+        f"{args.steps} steps x {args.repeats} repeats (interleaved), warm-up {args.warmup}"
+    )
     for name in ("ours", "baseline"):
-        print(f"  {name:8s} model FLOPs/step {model_flops(name) / 1e9:7.1f} G "
-              f"(matmul weights {matmul_weight_count(name) / 1e6:.2f} M, attention scores "
-              f"{attention_flops(D_MODEL if name == 'ours' else NUM_HEADS * D_MODEL) / 1e9:.1f} G)")
+        print(
+            f"  {name:8s} model FLOPs/step {model_flops(name) / 1e9:7.1f} G "
+            f"(matmul weights {matmul_weight_count(name) / 1e6:.2f} M, attention scores "
+            f"{attention_flops(D_MODEL if name == 'ours' else NUM_HEADS * D_MODEL) / 1e9:.1f} G)"
+        )
 
     print("measuring matmul peak (2048^3) ...", flush=True)
     peaks = run_child(["--peak-worker", "--repeats", str(args.repeats)])
     print("  peak GFLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items()))
-    peak_for = {"float32": max(peaks["float32"], peaks["float32_xla"]),
-                "mixed_bfloat16": max(peaks["bfloat16"], peaks["bfloat16_xla"])}
+    peak_for = {
+        "float32": max(peaks["float32"], peaks["float32_xla"]),
+        "mixed_bfloat16": max(peaks["bfloat16"], peaks["bfloat16_xla"]),
+    }
 
     rows = []
     for precision in precisions:
         for jit in jits:
             print(f"running {precision}, jit_compile={jit} ...", flush=True)
-            result = run_child(["--worker", precision, "1" if jit else "0", "--steps",
-                                str(args.steps), "--repeats", str(args.repeats), "--warmup",
-                                str(args.warmup)])
+            result = run_child(
+                [
+                    "--worker",
+                    precision,
+                    "1" if jit else "0",
+                    "--steps",
+                    str(args.steps),
+                    "--repeats",
+                    str(args.repeats),
+                    "--warmup",
+                    str(args.warmup),
+                ]
+            )
             times = result["times"]
             ratios = [b / o for o, b in zip(times["ours"], times["baseline"])]
             row = dict(precision=precision, jit=jit, ratio=statistics.median(ratios))
             for name in ("ours", "baseline"):
                 step = statistics.median(times[name])
-                row[name] = dict(step=step, tps=tokens / step,
-                                 spread=(max(times[name]) - min(times[name])) / step,
-                                 mfu=model_flops(name) / step / peak_for[precision])
+                row[name] = dict(
+                    step=step,
+                    tps=tokens / step,
+                    spread=(max(times[name]) - min(times[name])) / step,
+                    mfu=model_flops(name) / step / peak_for[precision],
+                )
             rows.append(row)
 
     fastest = {name: min(rows, key=lambda r: r[name]["step"]) for name in ("ours", "baseline")}
     ours_fp32_jit = next((r for r in rows if r["precision"] == "float32" and r["jit"]), None)
     print()
-    print("target tokens/s (median over repeats; ± = (max - min) / median; MFU against the "
-          "measured peak of the run's precision)")
-    header = (f"{'precision':15s} {'jit':5s} | {'ours tok/s':>10s} {'±':>4s} {'MFU':>6s} | "
-              f"{'base tok/s':>10s} {'±':>4s} {'MFU':>6s} | {'ours/base':>9s} | {'ours vs fp32 XLA':>16s}")
+    print(
+        "target tokens/s (median over repeats; ± = (max - min) / median; MFU against the "
+        "measured peak of the run's precision)"
+    )
+    header = (
+        f"{'precision':15s} {'jit':5s} | {'ours tok/s':>10s} {'±':>4s} {'MFU':>6s} | "
+        f"{'base tok/s':>10s} {'±':>4s} {'MFU':>6s} | {'ours/base':>9s} | {'ours vs fp32 XLA':>16s}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         o, b = row["ours"], row["baseline"]
         versus = f"{ours_fp32_jit['ours']['step'] / o['step']:.2f}x" if ours_fp32_jit else "-"
-        print(f"{row['precision']:15s} {str(row['jit']):5s} | {o['tps']:10.0f} {o['spread']:4.0%} "
-              f"{o['mfu']:6.1%} | {b['tps']:10.0f} {b['spread']:4.0%} {b['mfu']:6.1%} | "
-              f"{row['ratio']:8.2f}x | {versus:>16s}")
+        print(
+            f"{row['precision']:15s} {str(row['jit']):5s} | {o['tps']:10.0f} {o['spread']:4.0%} "
+            f"{o['mfu']:6.1%} | {b['tps']:10.0f} {b['spread']:4.0%} {b['mfu']:6.1%} | "
+            f"{row['ratio']:8.2f}x | {versus:>16s}"
+        )
     print()
     for name in ("ours", "baseline"):
         best = fastest[name]
-        print(f"fastest for {name}: {best['precision']}, jit_compile={best['jit']} "
-              f"({best[name]['tps']:.0f} target tokens/s)")
+        print(
+            f"fastest for {name}: {best['precision']}, jit_compile={best['jit']} "
+            f"({best[name]['tps']:.0f} target tokens/s)"
+        )
     if ours_fp32_jit:
         verdict = "meets" if ours_fp32_jit["ratio"] >= 1.3 else "MISSES"
-        print(f"float32 XLA ours/baseline = {ours_fp32_jit['ratio']:.2f}x ({verdict} the 1.3x goal)")
+        print(
+            f"float32 XLA ours/baseline = {ours_fp32_jit['ratio']:.2f}x ({verdict} the 1.3x goal)"
+        )
 
 
 if __name__ == "__main__":

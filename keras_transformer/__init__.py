@@ -10,7 +10,16 @@ if run_as_command():
 
 with honour_log_level():
     from keras_transformer import (
-        data, decoding, distribute, errors, export, layers, runtimes, text, training)
+        data,
+        decoding,
+        distribute,
+        errors,
+        export,
+        layers,
+        runtimes,
+        text,
+        training,
+    )
     from keras_transformer.config import TransformerConfig
     from keras_transformer.evaluation import evaluate
     from keras_transformer.model import Transformer

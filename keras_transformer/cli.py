@@ -34,9 +34,16 @@ from keras_transformer.files import atomic_path
 from keras_transformer.settings_flags import add_settings_flags, given_settings
 from keras_transformer.translator import DECODE_BATCH_SIZE
 
-USER_ERRORS = (InputError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError, UnicodeDecodeError,
-               ChildProcessError)  # a worker of `prepare` killed: the message says what to do
+USER_ERRORS = (
+    InputError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    UnicodeDecodeError,
+    ChildProcessError,
+)  # a worker of `prepare` killed: the message says what to do
 
 # The library's errors name the Python argument that would accept the input; on the
 # command line the flag that sets it is named instead.
@@ -90,9 +97,11 @@ def _read_config_file(path):
     except ValueError as error:
         raise InputError(f"--config {path} is not valid JSON: {error}") from error
     if not isinstance(config, dict) or not all(
-            isinstance(config.get(section, {}), dict) for section in ("model", "training")):
-        raise InputError(f"--config {path} must hold a JSON object with 'model' and "
-                         "'training' objects")
+        isinstance(config.get(section, {}), dict) for section in ("model", "training")
+    ):
+        raise InputError(
+            f"--config {path} must hold a JSON object with 'model' and 'training' objects"
+        )
     return config
 
 
@@ -116,8 +125,11 @@ def _data_description(args):
     if args.data == "embedded":
         data.update(target_lang=args.target_lang, train_size=args.train_size, seed=args.seed or 0)
     elif args.data == "gettext":
-        data.update(target_lang=args.target_lang, locale_dir=os.path.abspath(args.locale_dir),
-                    seed=args.seed or 0)
+        data.update(
+            target_lang=args.target_lang,
+            locale_dir=os.path.abspath(args.locale_dir),
+            seed=args.seed or 0,
+        )
     elif args.data in ("tsv", "aligned", "prepared"):
         for split in ("train", "dev", "test"):
             paths = getattr(args, split)
@@ -126,14 +138,16 @@ def _data_description(args):
                 if len(paths) != expected:
                     raise UsageError(
                         f"--{split} takes {expected} path(s) with --data {args.data}; "
-                        f"got {len(paths)}")
+                        f"got {len(paths)}"
+                    )
                 data[split] = [os.path.abspath(p) for p in paths]
         if args.data == "prepared":
             if args.test:
                 raise UsageError("--data prepared takes --train and --dev directories only")
             if not args.train:
-                raise UsageError("--data prepared needs --train DIR (written by "
-                                 "`keras-transformer prepare`)")
+                raise UsageError(
+                    "--data prepared needs --train DIR (written by `keras-transformer prepare`)"
+                )
         else:
             data["skip_bad_lines"] = args.skip_bad_lines
     else:
@@ -146,8 +160,8 @@ UNBOUNDED_EPOCHS = 100_000
 
 
 def cmd_train(args):
-    from keras_transformer.config import TransformerConfig
     from keras_transformer import runs
+    from keras_transformer.config import TransformerConfig
 
     file_config = _read_config_file(args.config) if args.config else {}
     overrides = dict(file_config.get("model", {}))
@@ -158,8 +172,10 @@ def cmd_train(args):
     settings = _training_settings(args, file_config, runs.PRESET_SETTINGS.get(args.preset))
     data = _data_description(args)
     result = runs.train(args.run_dir, load_corpus(data), model_config, settings, data=data)
-    print(f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
-          f"{result.steps} optimizer steps")
+    print(
+        f"trained {args.run_dir}: final loss {result.history['loss'][-1]:.4f}, "
+        f"{result.steps} optimizer steps"
+    )
 
 
 def _translator(args):
@@ -167,8 +183,13 @@ def _translator(args):
     from keras_transformer.translator import Translator
 
     loaded = load_run(args.run_dir, weights=args.weights)
-    return Translator(loaded.model, loaded.source_tokenizer, loaded.target_tokenizer,
-                      beam_size=args.beam_size, alpha=args.alpha)
+    return Translator(
+        loaded.model,
+        loaded.source_tokenizer,
+        loaded.target_tokenizer,
+        beam_size=args.beam_size,
+        alpha=args.alpha,
+    )
 
 
 def cmd_evaluate(args):
@@ -177,9 +198,11 @@ def cmd_evaluate(args):
 
     _, _, data = read_config(args.run_dir)
     if data.get("source") == "prepared":
-        raise InputError("the run was trained on a prepared corpus, which holds token ids, "
-                         "not text; evaluate it on text pairs with `keras-transformer "
-                         "translate --file` and your own scorer")
+        raise InputError(
+            "the run was trained on a prepared corpus, which holds token ids, "
+            "not text; evaluate it on text pairs with `keras-transformer "
+            "translate --file` and your own scorer"
+        )
     pairs = getattr(load_corpus(data), args.split)
     if not pairs:
         raise InputError(f"the run's data has no {args.split} split to evaluate on")
@@ -187,8 +210,13 @@ def cmd_evaluate(args):
         pairs = pairs[: args.limit]
     translator = _translator(args)
     sources = [s for s, _ in pairs]
-    scores = evaluate(translator, sources, [t for _, t in pairs], batch_size=args.batch_size,
-                      bleu_tokenize=args.bleu_tokenize)
+    scores = evaluate(
+        translator,
+        sources,
+        [t for _, t in pairs],
+        batch_size=args.batch_size,
+        bleu_tokenize=args.bleu_tokenize,
+    )
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
     for source, hypothesis in zip(sources[: args.samples], translator(sources[: args.samples])):
         print(f"{source}  ->  {hypothesis}")
@@ -218,29 +246,45 @@ def cmd_prepare(args):
     from keras_transformer.text import load_tokenizer
 
     if len(args.input) not in (1, 2):
-        raise UsageError(f"--input takes a TSV file, or source and target files; got "
-                         f"{len(args.input)} paths")
+        raise UsageError(
+            f"--input takes a TSV file, or source and target files; got {len(args.input)} paths"
+        )
     tokenizers = None
     if args.tokenizers:
-        tokenizers = [load_tokenizer(os.path.join(args.tokenizers, "tokenizers", side))
-                      for side in ("source", "target")]
+        tokenizers = [
+            load_tokenizer(os.path.join(args.tokenizers, "tokenizers", side))
+            for side in ("source", "target")
+        ]
     manifest = data_lib.prepare(
-        args.output, *args.input, tokenizers=tokenizers, tokenizer=args.tokenizer,
-        vocab_size=args.vocab_size, shared_vocabulary=not args.separate_vocabularies,
-        sample_size=args.sample_size, max_length=args.max_length, truncate=args.truncate,
-        pairs_per_shard=args.pairs_per_shard, workers=args.workers, seed=args.seed,
-        skip_bad_lines=args.skip_bad_lines)
+        args.output,
+        *args.input,
+        tokenizers=tokenizers,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        shared_vocabulary=not args.separate_vocabularies,
+        sample_size=args.sample_size,
+        max_length=args.max_length,
+        truncate=args.truncate,
+        pairs_per_shard=args.pairs_per_shard,
+        workers=args.workers,
+        seed=args.seed,
+        skip_bad_lines=args.skip_bad_lines,
+    )
     sample = manifest["tokenizer_sample"]
     if sample:
-        print(f"tokenizers learned on a seeded sample of {sample['pairs']:,} of "
-              f"{sample['of']:,} pairs (seed {sample['seed']})")
+        print(
+            f"tokenizers learned on a seeded sample of {sample['pairs']:,} of "
+            f"{sample['of']:,} pairs (seed {sample['seed']})"
+        )
     else:
         print(f"tokenizers taken from {args.tokenizers}")
-    print(f"{args.output}: {len(manifest['shards'])} shards, {manifest['pairs']:,} pairs, "
-          f"{manifest['source_tokens']:,} source and {manifest['target_tokens']:,} target "
-          f"tokens; {manifest['dropped']:,} dropped and {manifest['truncated']:,} truncated "
-          f"for max_length {manifest['settings']['max_length']}, "
-          f"{manifest['skipped_lines']:,} malformed lines skipped")
+    print(
+        f"{args.output}: {len(manifest['shards'])} shards, {manifest['pairs']:,} pairs, "
+        f"{manifest['source_tokens']:,} source and {manifest['target_tokens']:,} target "
+        f"tokens; {manifest['dropped']:,} dropped and {manifest['truncated']:,} truncated "
+        f"for max_length {manifest['settings']['max_length']}, "
+        f"{manifest['skipped_lines']:,} malformed lines skipped"
+    )
 
 
 def cmd_export(args):
@@ -251,15 +295,24 @@ def cmd_export(args):
     translator = _translator(args)
     name = args.name or os.path.basename(os.path.normpath(args.run_dir))
     if args.format == "saved_model":
-        path = export.export_saved_model(translator, os.path.join(args.output, name),
-                                         version=args.version, overwrite=args.overwrite)
+        path = export.export_saved_model(
+            translator,
+            os.path.join(args.output, name),
+            version=args.version,
+            overwrite=args.overwrite,
+        )
     elif args.format == "tflite":
         suffix = f"_{args.quantization}" if args.quantization else ""
-        path = export.export_tflite(translator, os.path.join(args.output, f"{name}{suffix}.tflite"),
-                                    quantization=args.quantization, overwrite=args.overwrite)
+        path = export.export_tflite(
+            translator,
+            os.path.join(args.output, f"{name}{suffix}.tflite"),
+            quantization=args.quantization,
+            overwrite=args.overwrite,
+        )
     else:
-        path = export.export_onnx(translator, os.path.join(args.output, f"{name}_onnx"),
-                                  overwrite=args.overwrite)[0]
+        path = export.export_onnx(
+            translator, os.path.join(args.output, f"{name}_onnx"), overwrite=args.overwrite
+        )[0]
         path = os.path.dirname(path)
     print(path)
 
@@ -267,8 +320,8 @@ def cmd_export(args):
 def cmd_average(args):
     import keras
 
-    from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
     from keras_transformer.runs import read_config
+    from keras_transformer.training.averaging import average_checkpoints, last_checkpoints
 
     read_config(args.run_dir)
     model = keras.saving.load_model(os.path.join(args.run_dir, "model.keras"))
@@ -287,21 +340,28 @@ def cmd_plot(args):
     if args.what == "loss":
         print(plots.plot_loss_curves(os.path.join(args.run_dir, "log.csv"), output))
     elif args.what == "lr":
-        from keras_transformer.training import NoamSchedule
         from keras_transformer.runs import read_config
+        from keras_transformer.training import NoamSchedule
 
         model_config, settings, _ = read_config(args.run_dir)
-        schedule = NoamSchedule(model_config.d_model, settings.warmup_steps,
-                                settings.learning_rate_scale)
+        schedule = NoamSchedule(
+            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale
+        )
         print(plots.plot_learning_rate(schedule, args.steps or 4 * settings.warmup_steps, output))
     else:
         if not args.sentence:
             raise UsageError("plot attention needs --sentence TEXT")
         translator = _translator(args)
         details = translator.translate_with_details([args.sentence])
-        print(plots.plot_attention(
-            details.attention[0], details.source_tokens[0], details.target_tokens[0], output,
-            title=f"{args.sentence} -> {details.translations[0]}"))
+        print(
+            plots.plot_attention(
+                details.attention[0],
+                details.source_tokens[0],
+                details.target_tokens[0],
+                output,
+                title=f"{args.sentence} -> {details.translations[0]}",
+            )
+        )
 
 
 def cmd_demo(args):
@@ -334,23 +394,42 @@ def _add_train(commands):
     train = _with_run_dir(commands.add_parser("train", help="train or resume a run"))
     train.add_argument("--preset", default="tiny", help="tiny, base or big")
     train.add_argument("--config", help="JSON file with 'model' and 'training' sections")
-    train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                       help="model overrides, e.g. d_model=128 norm_first=true")
-    train.add_argument("--data", default="embedded",
-                       choices=("embedded", "gettext", "tsv", "aligned", "prepared", "tfds"))
+    train.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="model overrides, e.g. d_model=128 norm_first=true",
+    )
+    train.add_argument(
+        "--data",
+        default="embedded",
+        choices=("embedded", "gettext", "tsv", "aligned", "prepared", "tfds"),
+    )
     for split in ("train", "dev", "test"):
-        train.add_argument(f"--{split}", nargs="+", metavar="PATH",
-                           help=f"{split} pairs: a TSV file, or source and target files "
-                                "(prepared: a directory `keras-transformer prepare` wrote)")
-    train.add_argument("--skip-bad-lines", action="store_true",
-                       help="tsv, aligned: skip malformed lines (with a warning) instead of "
-                            "stopping at the first")
+        train.add_argument(
+            f"--{split}",
+            nargs="+",
+            metavar="PATH",
+            help=f"{split} pairs: a TSV file, or source and target files "
+            "(prepared: a directory `keras-transformer prepare` wrote)",
+        )
+    train.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="tsv, aligned: skip malformed lines (with a warning) instead of stopping at the first",
+    )
     train.add_argument("--tfds-name", help="e.g. ted_hrlr_translate/pt_to_en")
     train.add_argument("--data-dir", help="TFDS data directory")
-    train.add_argument("--target-lang", default="de",
-                       help="embedded: num2words language; gettext: catalog language (fr, es)")
-    train.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR,
-                       help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs")
+    train.add_argument(
+        "--target-lang",
+        default="de",
+        help="embedded: num2words language; gettext: catalog language (fr, es)",
+    )
+    train.add_argument(
+        "--locale-dir",
+        default=DEFAULT_LOCALE_DIR,
+        help="gettext: the folder of <lang>/LC_MESSAGES/*.mo catalogs",
+    )
     train.add_argument("--train-size", type=positive_int, default=20000)
     add_settings_flags(train, TrainingSettings, TRAINING_FLAG_ALIASES)
     train.set_defaults(handler=cmd_train)
@@ -358,27 +437,49 @@ def _add_train(commands):
 
 def _add_prepare(commands):
     prepare = commands.add_parser(
-        "prepare", help="tokenize a large corpus once into shards (train --data prepared)")
-    prepare.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                         help="a TSV file, or source and target files aligned by line")
+        "prepare", help="tokenize a large corpus once into shards (train --data prepared)"
+    )
+    prepare.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="a TSV file, or source and target files aligned by line",
+    )
     prepare.add_argument("--output", required=True, help="the directory to write")
-    prepare.add_argument("--tokenizers", metavar="DIR",
-                         help="use the tokenizers of this run or prepared directory "
-                              "(its tokenizers/source and tokenizers/target) instead of "
-                              "learning them")
-    prepare.add_argument("--tokenizer", default="sentencepiece",
-                         choices=("wordpiece", "sentencepiece"))
+    prepare.add_argument(
+        "--tokenizers",
+        metavar="DIR",
+        help="use the tokenizers of this run or prepared directory "
+        "(its tokenizers/source and tokenizers/target) instead of "
+        "learning them",
+    )
+    prepare.add_argument(
+        "--tokenizer", default="sentencepiece", choices=("wordpiece", "sentencepiece")
+    )
     prepare.add_argument("--vocab-size", type=positive_int, default=8000)
-    prepare.add_argument("--separate-vocabularies", action="store_true",
-                         help="one vocabulary per language (default: one shared)")
-    prepare.add_argument("--sample-size", type=positive_int, default=100_000,
-                         help="pairs the tokenizers are learned from (a seeded sample)")
+    prepare.add_argument(
+        "--separate-vocabularies",
+        action="store_true",
+        help="one vocabulary per language (default: one shared)",
+    )
+    prepare.add_argument(
+        "--sample-size",
+        type=positive_int,
+        default=100_000,
+        help="pairs the tokenizers are learned from (a seeded sample)",
+    )
     prepare.add_argument("--max-length", type=positive_int, default=128)
-    prepare.add_argument("--truncate", action="store_true",
-                         help="cut too long pairs instead of dropping them")
+    prepare.add_argument(
+        "--truncate", action="store_true", help="cut too long pairs instead of dropping them"
+    )
     prepare.add_argument("--pairs-per-shard", type=positive_int, default=100_000)
-    prepare.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                         help="processes that tokenize (default: one per core)")
+    prepare.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes that tokenize (default: one per core)",
+    )
     prepare.add_argument("--seed", type=non_negative_int, default=0)
     prepare.add_argument("--skip-bad-lines", action="store_true")
     prepare.set_defaults(handler=cmd_prepare)
@@ -388,22 +489,35 @@ def _add_evaluate(commands):
     evaluate = _with_decoding(commands.add_parser("evaluate", help="BLEU, chrF, exact match"))
     evaluate.add_argument("--split", default="test", choices=("dev", "test"))
     evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N pairs only")
-    evaluate.add_argument("--samples", type=non_negative_int, default=5,
-                          help="sample translations to print")
-    evaluate.add_argument("--batch-size", type=positive_int, default=DECODE_BATCH_SIZE,
-                          help="sentences decoded together, sorted by length")
-    evaluate.add_argument("--bleu-tokenize", default="13a",
-                          help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...")
+    evaluate.add_argument(
+        "--samples", type=non_negative_int, default=5, help="sample translations to print"
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DECODE_BATCH_SIZE,
+        help="sentences decoded together, sorted by length",
+    )
+    evaluate.add_argument(
+        "--bleu-tokenize",
+        default="13a",
+        help="sacreBLEU tokenizer: 13a, char (for one-word sentences), ...",
+    )
     evaluate.set_defaults(handler=cmd_evaluate)
 
 
 def _add_translate(commands):
-    translate = _with_decoding(commands.add_parser(
-        "translate", help="translate arguments, a file, or stdin line by line"))
+    translate = _with_decoding(
+        commands.add_parser("translate", help="translate arguments, a file, or stdin line by line")
+    )
     translate.add_argument("text", nargs="*")
     translate.add_argument("--file")
-    translate.add_argument("--batch-size", type=positive_int, default=DECODE_BATCH_SIZE,
-                           help="--file: sentences decoded together, sorted by length")
+    translate.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DECODE_BATCH_SIZE,
+        help="--file: sentences decoded together, sorted by length",
+    )
     translate.set_defaults(handler=cmd_translate)
 
 
@@ -419,8 +533,9 @@ def _add_export(commands):
 
 
 def _add_average(commands):
-    average = _with_run_dir(commands.add_parser(
-        "average-checkpoints", help="average the last checkpoints of a run"))
+    average = _with_run_dir(
+        commands.add_parser("average-checkpoints", help="average the last checkpoints of a run")
+    )
     average.add_argument("--last", type=positive_int, default=5)
     average.add_argument("--output")
     average.set_defaults(handler=cmd_average)
@@ -440,19 +555,31 @@ def _add_demo(commands):
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("--export-dir", default="saved_models")
     demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
-    demo.add_argument("--size", default="full", choices=("full", "small"),
-                      help="full (make demo) or small (a smaller model and corpus, about "
-                           "30 s of training)")
+    demo.add_argument(
+        "--size",
+        default="full",
+        choices=("full", "small"),
+        help="full (make demo) or small (a smaller model and corpus, about 30 s of training)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-transformer",
-        description="Train, evaluate, translate with and export the paper's Transformer.")
+        description="Train, evaluate, translate with and export the paper's Transformer.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_prepare, _add_evaluate, _add_translate, _add_export,
-                _add_average, _add_plot, _add_demo):
+    for add in (
+        _add_train,
+        _add_prepare,
+        _add_evaluate,
+        _add_translate,
+        _add_export,
+        _add_average,
+        _add_plot,
+        _add_demo,
+    ):
         add(commands)
     return parser
 

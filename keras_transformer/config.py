@@ -55,12 +55,14 @@ class TransformerConfig(BlockSettings):
         if self.d_model % 2:
             raise InputError(
                 f"d_model must be even (the positional encodings pair sin and cos "
-                f"columns); got {self.d_model}")
+                f"columns); got {self.d_model}"
+            )
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise InputError(
                 "share_embeddings=True needs one shared vocabulary; got "
                 f"src_vocab_size={self.src_vocab_size}, tgt_vocab_size={self.tgt_vocab_size}. "
-                "Pass share_embeddings=False for separate vocabularies.")
+                "Pass share_embeddings=False for separate vocabularies."
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TransformerConfig":
@@ -73,8 +75,9 @@ class TransformerConfig(BlockSettings):
             raise InputError(f"unknown model settings {unknown}; known: {sorted(fields)}")
         values = dict(PRESETS[name])
         values.update(overrides)
-        if (values.get("src_vocab_size", cls.src_vocab_size)
-                != values.get("tgt_vocab_size", cls.tgt_vocab_size)):
+        if values.get("src_vocab_size", cls.src_vocab_size) != values.get(
+            "tgt_vocab_size", cls.tgt_vocab_size
+        ):
             values.setdefault("share_embeddings", False)
         return cls(**values)
 

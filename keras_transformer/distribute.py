@@ -66,7 +66,8 @@ def split_logical_cpus(n):
         return
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        )
     except RuntimeError as error:
         have = len(tf.config.list_logical_devices("CPU"))
         raise RuntimeError(
@@ -78,14 +79,17 @@ def split_logical_cpus(n):
 
 def _check_tf_config():
     """The parsed TF_CONFIG of a multi-worker job, or a ValueError saying what is expected."""
-    example = ('{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
-               '"task": {"type": "worker", "index": 0}}')
+    example = (
+        '{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}'
+    )
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise InputError(
             "the multiworker strategy reads the cluster from the TF_CONFIG environment "
             f"variable, which is not set; set it on every worker, e.g. TF_CONFIG='{example}' "
-            "(same cluster everywhere, task.index = this worker's position in the list)")
+            "(same cluster everywhere, task.index = this worker's position in the list)"
+        )
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -96,13 +100,15 @@ def _check_tf_config():
     if not workers or not isinstance(workers, list) or not isinstance(task, dict):
         raise InputError(
             "TF_CONFIG must hold a 'cluster' with a non-empty 'worker' list of host:port "
-            f"and a 'task' with 'type' and 'index'; got {raw!r}; expected e.g. {example}")
+            f"and a 'task' with 'type' and 'index'; got {raw!r}; expected e.g. {example}"
+        )
     kind, index = task.get("type"), task.get("index")
     size = len(cluster.get(kind, [])) if isinstance(cluster.get(kind), list) else 0
     if kind not in ("worker", "chief") or not isinstance(index, int) or not 0 <= index < size:
         raise InputError(
             f"TF_CONFIG task must be {{'type': 'worker' or 'chief', 'index': 0..{size - 1}}} "
-            f"naming this process's entry in the cluster; got {task!r}")
+            f"naming this process's entry in the cluster; got {task!r}"
+        )
     return config
 
 
@@ -199,23 +205,34 @@ def wrap_optimizer(optimizer, precision):
     "mixed_float16" (small float16 gradients would otherwise flush to zero), unchanged
     for the other precisions."""
     if precision not in PRECISIONS:
-        raise InputError(
-            f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "mixed_float16" and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer, keras.optimizers.LossScaleOptimizer
+    ):
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
 
 def _vector_logs(step):
     def step_with_vector_logs(data):
-        return {key: ops.reshape(value, (1,)) if len(value.shape) == 0 else value
-                for key, value in step(data).items()}
+        return {
+            key: ops.reshape(value, (1,)) if len(value.shape) == 0 else value
+            for key, value in step(data).items()
+        }
+
     return step_with_vector_logs
 
 
-def build_in_scope(strategy, model_fn, optimizer_fn, loss, metrics=None, jit_compile="auto",
-                   precision=None, global_token_mean=True):
+def build_in_scope(
+    strategy,
+    model_fn,
+    optimizer_fn,
+    loss,
+    metrics=None,
+    jit_compile="auto",
+    precision=None,
+    global_token_mean=True,
+):
     """Builds, compiles and returns `model_fn()` with its variables placed by `strategy`.
 
     Args:
@@ -239,7 +256,8 @@ def build_in_scope(strategy, model_fn, optimizer_fn, loss, metrics=None, jit_com
         warnings.warn(
             f"jit_compile=True does not work with {len(devices)} replicas on CPU devices (XLA "
             "cannot reach variables on another CPU device); compiling without XLA",
-            stacklevel=2)
+            stacklevel=2,
+        )
         jit_compile = False
     if global_token_mean and not isinstance(loss, GlobalTokenMean):
         loss = GlobalTokenMean(loss)

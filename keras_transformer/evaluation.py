@@ -19,8 +19,14 @@ from keras_transformer.errors import InputError
 from keras_transformer.translator import DECODE_BATCH_SIZE, translate_in_batches
 
 
-def evaluate(translator, sources, references, batch_size=DECODE_BATCH_SIZE, progress=True,
-             bleu_tokenize="13a"):
+def evaluate(
+    translator,
+    sources,
+    references,
+    batch_size=DECODE_BATCH_SIZE,
+    progress=True,
+    bleu_tokenize="13a",
+):
     """Translates `sources` and scores them against `references`.
 
     Args:
@@ -49,7 +55,8 @@ def evaluate(translator, sources, references, batch_size=DECODE_BATCH_SIZE, prog
     if len(sources) != len(references):
         raise InputError(
             f"expected one reference per source; got {len(sources)} sources and "
-            f"{len(references)} references")
+            f"{len(references)} references"
+        )
     if not sources:
         raise InputError("nothing to evaluate: sources and references are empty")
     wrong = sorted({type(r).__name__ for r in references if not isinstance(r, str)})

@@ -33,4 +33,5 @@ def import_extra(module, extra):
     except ImportError as error:
         raise ImportError(
             f"{module} is missing; it comes with keras_transformer's [{extra}] extra: "
-            f'pip install "keras_transformer[{extra}]"') from error
+            f'pip install "keras_transformer[{extra}]"'
+        ) from error

@@ -41,9 +41,10 @@ def atomic_path(path):
     os.makedirs(directory, exist_ok=True)
     base, extension = os.path.splitext(os.path.basename(path))
     if base.endswith(".weights"):  # Keras requires the whole ".weights.h5" suffix
-        base, extension = base[:-len(".weights")], ".weights" + extension
-    handle, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{extension}",
-                                         dir=directory)
+        base, extension = base[: -len(".weights")], ".weights" + extension
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{base}.", suffix=f".tmp{extension}", dir=directory
+    )
     os.close(handle)
     os.remove(temporary)  # savers that refuse to overwrite get a free name
     try:

@@ -24,7 +24,6 @@ from keras_transformer.layers.encoder import Encoder
 from keras_transformer.layers.masks import causal_mask, merge_masks, padding_mask
 
 
-
 def check_id_range(ids, name, vocab_size):
     """Raises ValueError naming the first of the integer NumPy `ids` outside
     [0, vocab_size): compiled gathers would clamp or wrap it into a wrong token."""
@@ -33,7 +32,9 @@ def check_id_range(ids, name, vocab_size):
         position = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputError(
             f"{name} ids must be in [0, {vocab_size}) (the {name} vocabulary, 0 = padding); "
-            f"got {int(ids[position])} at position {position}")
+            f"got {int(ids[position])} at position {position}"
+        )
+
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class Transformer(keras.Model):
@@ -68,20 +69,35 @@ class Transformer(keras.Model):
         self.config = config
         policy = self.dtype_policy
         d_model, dropout = config.d_model, config.dropout
-        stack_args = dict(num_layers=config.num_layers, dtype=policy,
-                          **dataclasses.asdict(config.block_settings()))
+        stack_args = dict(
+            num_layers=config.num_layers,
+            dtype=policy,
+            **dataclasses.asdict(config.block_settings()),
+        )
         self.target_embedding = TokenEmbedding(
-            config.tgt_vocab_size, d_model, dtype=policy, name="target_embedding")
-        self.source_embedding = self.target_embedding if config.share_embeddings else (
-            TokenEmbedding(config.src_vocab_size, d_model, dtype=policy, name="source_embedding"))
+            config.tgt_vocab_size, d_model, dtype=policy, name="target_embedding"
+        )
+        self.source_embedding = (
+            self.target_embedding
+            if config.share_embeddings
+            else (
+                TokenEmbedding(
+                    config.src_vocab_size, d_model, dtype=policy, name="source_embedding"
+                )
+            )
+        )
         self.positional_encoding = SinusoidalPositionalEncoding(
-            config.max_length, dtype=policy, name="positional_encoding")
+            config.max_length, dtype=policy, name="positional_encoding"
+        )
         self.source_dropout = keras.layers.Dropout(dropout, dtype=policy, name="source_dropout")
         self.target_dropout = keras.layers.Dropout(dropout, dtype=policy, name="target_dropout")
         self.encoder = Encoder(**stack_args, name="encoder")
         self.decoder = Decoder(**stack_args, name="decoder")
-        self.output_projection = None if config.tie_output else keras.layers.Dense(
-            config.tgt_vocab_size, dtype=policy, name="output_projection")
+        self.output_projection = (
+            None
+            if config.tie_output
+            else keras.layers.Dense(config.tgt_vocab_size, dtype=policy, name="output_projection")
+        )
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "Transformer":
@@ -118,11 +134,13 @@ class Transformer(keras.Model):
         shape = tuple(ids.shape)
         if "int" not in dtype or len(shape) != 2:
             raise InputError(
-                f"{name} ids must be int32 of shape (batch, length); got {dtype} {shape}")
+                f"{name} ids must be int32 of shape (batch, length); got {dtype} {shape}"
+            )
         if shape[1] is not None and shape[1] > self.config.max_length:
             raise InputError(
                 f"{name} ids have length {shape[1]}, longer than the model's max_length="
-                f"{self.config.max_length}; truncate the input or build with a larger max_length")
+                f"{self.config.max_length}; truncate the input or build with a larger max_length"
+            )
         if tf.executing_eagerly():
             # Before the cast, which would wrap int64 values beyond 2^31 into valid ids.
             check_id_range(ops.convert_to_numpy(ids), name, vocab_size)
@@ -133,8 +151,12 @@ class Transformer(keras.Model):
         x = x + self.positional_encoding(x)
         return dropout(x, training=training)
 
-    def encode(self, src_ids: "tf.Tensor | np.ndarray", training: bool | None = None,
-               return_attention_scores: bool = False) -> tuple:
+    def encode(
+        self,
+        src_ids: "tf.Tensor | np.ndarray",
+        training: bool | None = None,
+        return_attention_scores: bool = False,
+    ) -> tuple:
         """src_ids (batch, src_len) -> (memory (batch, src_len, d_model), memory_mask
         (batch, 1, 1, src_len) bool); with `return_attention_scores`, also the encoder's
         per-layer self-attention weights."""
@@ -142,7 +164,8 @@ class Transformer(keras.Model):
         memory_mask = padding_mask(src_ids)
         x = self._embed(src_ids, self.source_embedding, self.source_dropout, training)
         memory, weights = self.encoder(
-            x, attention_mask=memory_mask, training=training, return_attention_scores=True)
+            x, attention_mask=memory_mask, training=training, return_attention_scores=True
+        )
         if return_attention_scores:
             return memory, memory_mask, weights
         return memory, memory_mask
@@ -155,9 +178,14 @@ class Transformer(keras.Model):
             logits = self.output_projection(x)
         return ops.cast(logits, "float32")
 
-    def decode(self, tgt_in_ids: "tf.Tensor | np.ndarray", memory: tf.Tensor,
-               memory_mask: tf.Tensor, training: bool | None = None,
-               return_attention_scores: bool = False) -> "tf.Tensor | tuple":
+    def decode(
+        self,
+        tgt_in_ids: "tf.Tensor | np.ndarray",
+        memory: tf.Tensor,
+        memory_mask: tf.Tensor,
+        training: bool | None = None,
+        return_attention_scores: bool = False,
+    ) -> "tf.Tensor | tuple":
         """Teacher-forced decoder: tgt_in_ids (batch, tgt_len) -> float32 logits
         (batch, tgt_len, tgt_vocab_size); with `return_attention_scores`, also the
         per-layer cross-attention weights (batch, h, tgt_len, src_len)."""
@@ -165,8 +193,14 @@ class Transformer(keras.Model):
         length = ops.shape(tgt_in_ids)[1]
         self_mask = merge_masks(causal_mask(length), padding_mask(tgt_in_ids))
         x = self._embed(tgt_in_ids, self.target_embedding, self.target_dropout, training)
-        y, weights = self.decoder(x, memory, self_mask=self_mask, memory_mask=memory_mask,
-                                  training=training, return_attention_scores=True)
+        y, weights = self.decoder(
+            x,
+            memory,
+            self_mask=self_mask,
+            memory_mask=memory_mask,
+            training=training,
+            return_attention_scores=True,
+        )
         logits = self.project(y)
         return (logits, weights) if return_attention_scores else logits
 
@@ -174,7 +208,8 @@ class Transformer(keras.Model):
         if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
             raise InputError(
                 "Transformer expects inputs (src_ids, tgt_in_ids), two int32 tensors of shape "
-                f"(batch, length); got {type(inputs).__name__}")
+                f"(batch, length); got {type(inputs).__name__}"
+            )
         src_ids, tgt_in_ids = inputs
         memory, memory_mask = self.encode(src_ids, training=training)
         return self.decode(tgt_in_ids, memory, memory_mask, training=training)
@@ -188,11 +223,18 @@ class Transformer(keras.Model):
         if max_length > self.config.max_length:
             raise InputError(
                 f"cannot decode {max_length} positions: the model's max_length is "
-                f"{self.config.max_length}")
+                f"{self.config.max_length}"
+            )
         return self.decoder.init_cache(memory, max_length, beam_size)
 
-    def decode_step(self, tgt_ids: tf.Tensor, step, cache: dict, memory_mask: tf.Tensor,
-                    return_attention_scores: bool = False) -> tuple:
+    def decode_step(
+        self,
+        tgt_ids: tf.Tensor,
+        step,
+        cache: dict,
+        memory_mask: tf.Tensor,
+        return_attention_scores: bool = False,
+    ) -> tuple:
         """One incremental decoding step of k hypotheses per sentence.
 
         Args:

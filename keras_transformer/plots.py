@@ -48,15 +48,20 @@ def plot_attention(weights, source_tokens, target_tokens, path, title=None):
         raise InputError(
             f"weights must have shape (heads, {len(target_tokens)}, {len(source_tokens)}) for "
             f"{len(target_tokens)} target and {len(source_tokens)} source tokens; got "
-            f"{weights.shape}")
+            f"{weights.shape}"
+        )
     heads = weights.shape[0]
     columns = min(heads, 4)
     rows = -(-heads // columns)
     cell = 0.35
     figure, axes = _figure(
-        rows, columns,
-        figsize=(max(3.0, cell * len(source_tokens) + 1.5) * columns,
-                 max(2.5, cell * len(target_tokens) + 1.5) * rows))
+        rows,
+        columns,
+        figsize=(
+            max(3.0, cell * len(source_tokens) + 1.5) * columns,
+            max(2.5, cell * len(target_tokens) + 1.5) * rows,
+        ),
+    )
     for head, axis in enumerate(axes.flat):
         if head >= heads:
             axis.axis("off")

@@ -30,20 +30,24 @@ import keras
 import tensorflow as tf
 
 from keras_transformer import distribute
-from keras_transformer.errors import InputError, first_line
-from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data import BatchSettings, PreparedCorpus, make_dataset, shard_dataset
 from keras_transformer.data.shards import check_fingerprints, read_manifest
+from keras_transformer.errors import InputError, first_line
+from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.model import Transformer
-from keras_transformer.text import learning as text_learning, load_tokenizer
+from keras_transformer.text import learning as text_learning
+from keras_transformer.text import load_tokenizer
 from keras_transformer.text.learning import TOKENIZERS
 from keras_transformer.text.tokenizer import METADATA_FILE
 from keras_transformer.training.averaging import average_checkpoints, best_average
 from keras_transformer.training.budget import TimeBudget
 from keras_transformer.training.cooldown import Cooldown, CooldownProgress
 from keras_transformer.training.losses import (
-    LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens)
+    LabelSmoothedCrossEntropy,
+    MaskedAccuracy,
+    TargetTokens,
+)
 from keras_transformer.training.progress import RunProgress
 from keras_transformer.training.schedule import NoamSchedule, paper_adam
 
@@ -108,11 +112,18 @@ class TrainingSettings:
     def __post_init__(self):
         if self.tokenizer not in TOKENIZERS:
             raise InputError(
-                f"tokenizer must be one of {sorted(TOKENIZERS)}; got {self.tokenizer!r}")
+                f"tokenizer must be one of {sorted(TOKENIZERS)}; got {self.tokenizer!r}"
+            )
         if self.jit_compile not in (True, False, "auto"):
             raise InputError(f"jit_compile must be True, False or 'auto'; got {self.jit_compile!r}")
-        for name in ("epochs", "tokens_per_batch", "max_length", "vocab_size", "average_last",
-                     "warmup_steps"):
+        for name in (
+            "epochs",
+            "tokens_per_batch",
+            "max_length",
+            "vocab_size",
+            "average_last",
+            "warmup_steps",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be an int of at least 1; got {value!r}")
@@ -120,18 +131,23 @@ class TrainingSettings:
             raise InputError(f"seed must be an int >= 0; got {self.seed!r}")
         for name in ("time_budget", "learning_rate_scale", "label_smoothing"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float))
-                                      or isinstance(value, bool)):
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+            ):
                 raise InputError(f"{name} must be a number; got {value!r}")
         if not 0 < self.learning_rate_scale < math.inf:
             raise InputError(
                 f"learning_rate_scale must be positive and finite (a negative rate would "
-                f"climb the loss); got {self.learning_rate_scale!r}")
+                f"climb the loss); got {self.learning_rate_scale!r}"
+            )
         if self.cooldown is not None and not (
-                isinstance(self.cooldown, (int, float)) and not isinstance(self.cooldown, bool)
-                and 0 < self.cooldown <= 1):
-            raise InputError(f"cooldown must be a share of the run in (0, 1] or None; got "
-                             f"{self.cooldown!r}")
+            isinstance(self.cooldown, (int, float))
+            and not isinstance(self.cooldown, bool)
+            and 0 < self.cooldown <= 1
+        ):
+            raise InputError(
+                f"cooldown must be a share of the run in (0, 1] or None; got {self.cooldown!r}"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         if self.strategy not in STRATEGIES:
@@ -139,16 +155,19 @@ class TrainingSettings:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if not isinstance(self.shared_vocabulary, bool):
-            raise InputError(f"shared_vocabulary must be true or false; got "
-                             f"{self.shared_vocabulary!r}")
+            raise InputError(
+                f"shared_vocabulary must be true or false; got {self.shared_vocabulary!r}"
+            )
         if self.time_budget is not None and not 0 < self.time_budget < math.inf:
             raise InputError(
                 f"time_budget must be a positive, finite number of seconds or None (no "
-                f"budget); got {self.time_budget!r}")
+                f"budget); got {self.time_budget!r}"
+            )
         if self.tokens_per_batch < self.max_length:
             raise InputError(
                 f"tokens_per_batch ({self.tokens_per_batch}) must be at least max_length "
-                f"({self.max_length}), so that a batch of one longest pair fits the budget")
+                f"({self.max_length}), so that a batch of one longest pair fits the budget"
+            )
 
 
 # The training settings that go with a model preset when `keras-transformer train
@@ -183,8 +202,9 @@ def _path(run_dir, *parts):
 def learn_tokenizers(pairs, settings):
     """The (source, target) tokenizers `train` learns from training `pairs` under
     `settings` (one shared tokenizer, returned twice, with `shared_vocabulary`)."""
-    return text_learning.learn_tokenizers(pairs, settings.tokenizer, settings.vocab_size,
-                                          settings.shared_vocabulary)
+    return text_learning.learn_tokenizers(
+        pairs, settings.tokenizer, settings.vocab_size, settings.shared_vocabulary
+    )
 
 
 def _tokenizers(run_dir, corpus, settings):
@@ -197,8 +217,8 @@ def _tokenizers(run_dir, corpus, settings):
     if isinstance(corpus, PreparedCorpus):
         # The ids in the shards are those of the prepared directory's tokenizers.
         source_tokenizer, target_tokenizer = (
-            load_tokenizer(_path(corpus.train, "tokenizers", side))
-            for side in ("source", "target"))
+            load_tokenizer(_path(corpus.train, "tokenizers", side)) for side in ("source", "target")
+        )
     else:
         source_tokenizer, target_tokenizer = learn_tokenizers(corpus.train, settings)
     source_tokenizer.save(source_dir)
@@ -209,18 +229,24 @@ def _tokenizers(run_dir, corpus, settings):
 def _write_config(run_dir, model_config, settings, data, tokenizers):
     """Writes config.json; refuses to resume a run of another model or tokenizers."""
     path = _path(run_dir, "config.json")
-    config = {"model": model_config.to_dict(), "training": dataclasses.asdict(settings),
-              "data": data, "tokenizers": tokenizers}
+    config = {
+        "model": model_config.to_dict(),
+        "training": dataclasses.asdict(settings),
+        "data": data,
+        "tokenizers": tokenizers,
+    }
     if os.path.isfile(path):
         saved = _read_json(path)
         if saved.get("model") != config["model"]:
             raise InputError(
                 f"{run_dir} holds a run of another model configuration; use a new run "
-                "directory or the same settings to resume it")
+                "directory or the same settings to resume it"
+            )
         if saved.get("tokenizers", tokenizers) != tokenizers:
             raise InputError(
                 f"the tokenizers in {run_dir} are not those the run was trained with "
-                f"(fingerprints {saved['tokenizers']} in config.json)")
+                f"(fingerprints {saved['tokenizers']} in config.json)"
+            )
     atomic_write_text(path, json.dumps(config, indent=2))
 
 
@@ -247,18 +273,28 @@ def _read_run_config(run_dir):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{run_dir} is not a training run: {path} is missing (create one with "
-            "`keras-transformer train`)")
+            "`keras-transformer train`)"
+        )
     config = _read_json(path)
     try:
-        return (TransformerConfig(**config["model"]), TrainingSettings(**config["training"]),
-                config)
+        return (
+            TransformerConfig(**config["model"]),
+            TrainingSettings(**config["training"]),
+            config,
+        )
     except (KeyError, TypeError) as error:
         raise InputError(f"{path} is not a valid run configuration: {error}") from error
 
 
-def train(run_dir: str, corpus, model_config: TransformerConfig,
-          settings: "TrainingSettings | None" = None, data: dict | None = None, callbacks=(),
-          verbose="auto") -> "Run":
+def train(
+    run_dir: str,
+    corpus,
+    model_config: TransformerConfig,
+    settings: "TrainingSettings | None" = None,
+    data: dict | None = None,
+    callbacks=(),
+    verbose="auto",
+) -> "Run":
     """Trains (or resumes) the run in `run_dir` on `corpus.train`, validating on
     `corpus.dev`, and returns the `Run`.
 
@@ -282,11 +318,15 @@ def train(run_dir: str, corpus, model_config: TransformerConfig,
     if os.path.isfile(_path(run_dir, "model.keras")):
         raise FileExistsError(
             f"{run_dir} holds a finished run; train into a new run directory (an "
-            "interrupted run, which has no model.keras yet, resumes in place)")
+            "interrupted run, which has no model.keras yet, resumes in place)"
+        )
     os.makedirs(run_dir, exist_ok=True)
-    for directory in (run_dir, _path(run_dir, "checkpoints"),
-                      _path(run_dir, "tokenizers", "source"),
-                      _path(run_dir, "tokenizers", "target")):
+    for directory in (
+        run_dir,
+        _path(run_dir, "checkpoints"),
+        _path(run_dir, "tokenizers", "source"),
+        _path(run_dir, "tokenizers", "target"),
+    ):
         remove_temporaries(directory)  # left by writes that a kill interrupted
     precision = distribute.resolve_precision(settings.precision)
     callers_policy = keras.mixed_precision.global_policy()
@@ -295,21 +335,25 @@ def train(run_dir: str, corpus, model_config: TransformerConfig,
     source_tokenizer, target_tokenizer = _tokenizers(run_dir, corpus, settings)
     shared = source_tokenizer.fingerprint == target_tokenizer.fingerprint
     model_config = dataclasses.replace(
-        model_config, src_vocab_size=source_tokenizer.vocab_size,
+        model_config,
+        src_vocab_size=source_tokenizer.vocab_size,
         tgt_vocab_size=target_tokenizer.vocab_size,
         share_embeddings=model_config.share_embeddings and shared,
-        max_length=max(model_config.max_length, settings.max_length + 1))
+        max_length=max(model_config.max_length, settings.max_length + 1),
+    )
 
     if isinstance(corpus, PreparedCorpus):
         for directory in filter(None, (corpus.train, corpus.dev)):
-            check_fingerprints(directory, read_manifest(directory), source_tokenizer,
-                               target_tokenizer)
+            check_fingerprints(
+                directory, read_manifest(directory), source_tokenizer, target_tokenizer
+            )
     schedule = None  # made in the strategy's scope, with the optimizer
 
     def optimizer_fn():
         nonlocal schedule
         schedule = NoamSchedule(
-            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale)
+            model_config.d_model, settings.warmup_steps, settings.learning_rate_scale
+        )
         if settings.cooldown is not None:
             schedule = Cooldown(schedule, settings.cooldown)
         return paper_adam(schedule)
@@ -320,25 +364,38 @@ def train(run_dir: str, corpus, model_config: TransformerConfig,
         optimizer_fn=optimizer_fn,
         loss=LabelSmoothedCrossEntropy(settings.label_smoothing),
         metrics=[MaskedAccuracy(), TargetTokens()],
-        jit_compile=settings.jit_compile, precision=precision)
+        jit_compile=settings.jit_compile,
+        precision=precision,
+    )
     # Written once the model is built, so that a configuration the model refuses
     # leaves no config.json that would hold the corrected command back.
-    _write_config(run_dir, model_config, settings, data or {},
-                  {"source": source_tokenizer.fingerprint,
-                   "target": target_tokenizer.fingerprint})
+    _write_config(
+        run_dir,
+        model_config,
+        settings,
+        data or {},
+        {"source": source_tokenizer.fingerprint, "target": target_tokenizer.fingerprint},
+    )
 
     # Under XLA every new batch shape is a new compilation: padding batches to their
     # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
     # resolved choice ("auto" means XLA with a GPU, none on CPU-only machines).
-    batching = BatchSettings(tokens_per_batch=settings.tokens_per_batch,
-                             max_length=settings.max_length, shuffle=True, seed=settings.seed,
-                             pad_to_bucket=bool(model.jit_compile))
+    batching = BatchSettings(
+        tokens_per_batch=settings.tokens_per_batch,
+        max_length=settings.max_length,
+        shuffle=True,
+        seed=settings.seed,
+        pad_to_bucket=bool(model.jit_compile),
+    )
     if isinstance(corpus, PreparedCorpus):
         train_data, dev_data = _prepared_datasets(corpus, settings, batching)
     else:
         train_data = make_dataset(corpus.train, source_tokenizer, target_tokenizer, batching)
-        dev_data = make_dataset(corpus.dev, source_tokenizer, target_tokenizer, batching,
-                                shuffle=False) if corpus.dev else None
+        dev_data = (
+            make_dataset(corpus.dev, source_tokenizer, target_tokenizer, batching, shuffle=False)
+            if corpus.dev
+            else None
+        )
 
     budget = TimeBudget(settings.time_budget)
     if isinstance(schedule, Cooldown):
@@ -347,12 +404,22 @@ def train(run_dir: str, corpus, model_config: TransformerConfig,
     initial_epoch = progress.restore(model)
     if not progress.finished:
         model.fit(
-            train_data, validation_data=dev_data, epochs=settings.epochs,
-            initial_epoch=initial_epoch, verbose=verbose,
-            callbacks=[budget, keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
-                       *callbacks, progress])
-    history = {key: [row[key] for row in progress.history if key in row]
-               for key in {key for row in progress.history for key in row} - {"epoch"}}
+            train_data,
+            validation_data=dev_data,
+            epochs=settings.epochs,
+            initial_epoch=initial_epoch,
+            verbose=verbose,
+            callbacks=[
+                budget,
+                keras.callbacks.TensorBoard(_path(run_dir, "tensorboard")),
+                *callbacks,
+                progress,
+            ],
+        )
+    history = {
+        key: [row[key] for row in progress.history if key in row]
+        for key in {key for row in progress.history for key in row} - {"epoch"}
+    }
     # The averaged weights are written before model.keras, whose presence marks the
     # run finished: a kill in between leaves an unfinished run that resumes.
     checkpoints = progress.checkpoints(settings.average_last)
@@ -362,9 +429,18 @@ def train(run_dir: str, corpus, model_config: TransformerConfig,
     else:
         average_checkpoints(model, checkpoints)
         averaged, dev_losses = len(checkpoints), {}
-    atomic_write_text(_path(run_dir, "training_summary.json"), json.dumps(dict(
-        budget.summary(), precision=precision, checkpoints_averaged=averaged,
-        dev_loss_by_checkpoints_averaged=dev_losses), indent=2))
+    atomic_write_text(
+        _path(run_dir, "training_summary.json"),
+        json.dumps(
+            dict(
+                budget.summary(),
+                precision=precision,
+                checkpoints_averaged=averaged,
+                dev_loss_by_checkpoints_averaged=dev_losses,
+            ),
+            indent=2,
+        ),
+    )
     with atomic_path(_path(run_dir, "averaged.weights.h5")) as temporary:
         model.save_weights(temporary)
     averaged_weights = model.get_weights()
@@ -384,15 +460,16 @@ def _prepared_datasets(corpus, settings, batching):
     strategy, each worker's own shards of the training pairs, and TensorFlow's own
     sharding switched off (it would split them again); every worker validates on all
     the dev pairs."""
-    workers, index = (distribute.worker_count_and_index()
-                      if settings.strategy == "multiworker" else (1, 0))
-    train_data = shard_dataset(corpus.train, batching=batching, num_workers=workers,
-                               worker_index=index)
+    workers, index = (
+        distribute.worker_count_and_index() if settings.strategy == "multiworker" else (1, 0)
+    )
+    train_data = shard_dataset(
+        corpus.train, batching=batching, num_workers=workers, worker_index=index
+    )
     dev_data = shard_dataset(corpus.dev, batching=batching, shuffle=False) if corpus.dev else None
     if workers > 1:
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF)
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         train_data = train_data.with_options(options)
     return train_data, dev_data
 
@@ -423,13 +500,16 @@ def load_run(run_dir: str, weights: str = "averaged") -> "Run":
     if not os.path.isfile(model_path):
         raise FileNotFoundError(
             f"{run_dir} has no trained model ({model_path} is missing): the run has not "
-            "finished training")
+            "finished training"
+        )
     try:
         model = keras.saving.load_model(model_path)
     except Exception as error:  # zipfile, h5py and Keras each raise their own kinds
-        raise InputError(f"{model_path} is damaged and cannot be loaded ({first_line(error)}); "
-                         "delete it and run the same train command again to rewrite it "
-                         "from the checkpoints") from error
+        raise InputError(
+            f"{model_path} is damaged and cannot be loaded ({first_line(error)}); "
+            "delete it and run the same train command again to rewrite it "
+            "from the checkpoints"
+        ) from error
     if weights == "averaged":
         averaged_path = _path(run_dir, "averaged.weights.h5")
         try:
@@ -437,21 +517,28 @@ def load_run(run_dir: str, weights: str = "averaged") -> "Run":
         except Exception as error:
             raise InputError(
                 f"{averaged_path} is damaged or missing ({first_line(error)}); rewrite it "
-                "with `keras-transformer average-checkpoints`") from error
+                "with `keras-transformer average-checkpoints`"
+            ) from error
     if model.dtype_policy.name != "float32":
         model = _float32_copy(model, model_config)
     # Runs written before fingerprints were recorded are checked by vocabulary size only.
     recorded = config.get("tokenizers") or {}
     if not isinstance(recorded, dict):
-        raise InputError(f"{_path(run_dir, 'config.json')} is not a valid run configuration: "
-                         f"'tokenizers' must be an object of fingerprints; got {recorded!r}")
+        raise InputError(
+            f"{_path(run_dir, 'config.json')} is not a valid run configuration: "
+            f"'tokenizers' must be an object of fingerprints; got {recorded!r}"
+        )
     source_tokenizer, target_tokenizer = (
         load_tokenizer(_path(run_dir, "tokenizers", side), expected_fingerprint=recorded.get(side))
-        for side in ("source", "target"))
+        for side in ("source", "target")
+    )
     if (source_tokenizer.vocab_size, target_tokenizer.vocab_size) != (
-            model_config.src_vocab_size, model_config.tgt_vocab_size):
+        model_config.src_vocab_size,
+        model_config.tgt_vocab_size,
+    ):
         raise InputError(
             f"the tokenizers in {run_dir} do not match the model's vocabularies "
             f"({source_tokenizer.vocab_size}/{target_tokenizer.vocab_size} tokens against "
-            f"{model_config.src_vocab_size}/{model_config.tgt_vocab_size})")
+            f"{model_config.src_vocab_size}/{model_config.tgt_vocab_size})"
+        )
     return Run(run_dir, model, source_tokenizer, target_tokenizer, settings)

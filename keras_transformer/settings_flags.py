@@ -55,8 +55,9 @@ def _value_types(annotation):
     return (annotation,)
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, settings_class,
-                       aliases: dict[str, str] | None = None) -> None:
+def add_settings_flags(
+    parser: argparse.ArgumentParser, settings_class, aliases: dict[str, str] | None = None
+) -> None:
     """Adds one flag per field of `settings_class` to `parser` (see the module
     docstring); `aliases` maps a field to one more flag name, e.g. {"jit_compile":
     "--jit"}, for flags users already know."""
@@ -68,8 +69,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, settings_class,
             names.append(aliases[field.name])
         allowed = _value_types(hints[field.name])
         help_text = helps.get(field.name)
-        options = dict(dest=field.name, default=None,
-                       help=help_text and help_text.replace("%", "%%"))
+        options = dict(
+            dest=field.name, default=None, help=help_text and help_text.replace("%", "%%")
+        )
         if bool in allowed:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **options)
         else:

@@ -32,8 +32,10 @@ ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
 
 def run_as_command():
     """True when this process is the `keras-transformer` command."""
-    return (os.path.basename(sys.argv[0]) == "keras-transformer"
-            or sys.orig_argv[1:3] == ["-m", "keras_transformer.cli"])
+    return os.path.basename(sys.argv[0]) == "keras-transformer" or sys.orig_argv[1:3] == [
+        "-m",
+        "keras_transformer.cli",
+    ]
 
 
 def kept_lines(text, level):

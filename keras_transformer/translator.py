@@ -113,22 +113,40 @@ class Translator(tf.Module):
     Export it with `kt.export.export_saved_model(translator, "saved_models/de_en")`.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, beam_size=4, alpha=0.6,
-                 max_length=None, min_length=0, strict=False, jit_compile=True, name=None):
+    def __init__(
+        self,
+        model,
+        source_tokenizer,
+        target_tokenizer,
+        beam_size=4,
+        alpha=0.6,
+        max_length=None,
+        min_length=0,
+        strict=False,
+        jit_compile=True,
+        name=None,
+    ):
         super().__init__(name=name)
         self.settings = DecodingSettings(
-            beam_size=beam_size, alpha=alpha, max_length=max_length, min_length=min_length,
-            start_id=target_tokenizer.start_id, end_id=target_tokenizer.end_id).check(model)
+            beam_size=beam_size,
+            alpha=alpha,
+            max_length=max_length,
+            min_length=min_length,
+            start_id=target_tokenizer.start_id,
+            end_id=target_tokenizer.end_id,
+        ).check(model)
         if target_tokenizer.vocab_size != model.config.tgt_vocab_size:
             raise InputError(
                 f"the target tokenizer has {target_tokenizer.vocab_size} tokens but the "
                 f"model's target vocabulary has {model.config.tgt_vocab_size}; pass the "
-                f"tokenizer the model was trained with")
+                f"tokenizer the model was trained with"
+            )
         if source_tokenizer.vocab_size != model.config.src_vocab_size:
             raise InputError(
                 f"the source tokenizer has {source_tokenizer.vocab_size} tokens but the "
                 f"model's source vocabulary has {model.config.src_vocab_size}; pass the "
-                f"tokenizer the model was trained with")
+                f"tokenizer the model was trained with"
+            )
         if not model.built:  # its variables must exist before any graph decodes with it
             model.build()
         self.model = model
@@ -139,8 +157,10 @@ class Translator(tf.Module):
         self.max_source_length = model.config.max_length
         # For graphs (SavedModel signatures): one function for every source width.
         self._compiled_decode = tf.function(
-            self._decode, jit_compile=jit_compile,
-            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+            self._decode,
+            jit_compile=jit_compile,
+            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+        )
 
     @property
     def beam_size(self):
@@ -172,9 +192,11 @@ class Translator(tf.Module):
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
         if self.strict:
             tf.debugging.assert_less_equal(
-                lengths, self.max_source_length,
+                lengths,
+                self.max_source_length,
                 message=f"a source is longer than the model's max_length="
-                        f"{self.max_source_length} tokens (strict=True)")
+                f"{self.max_source_length} tokens (strict=True)",
+            )
         return padded_ids(tokens, self.max_source_length)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
@@ -189,12 +211,25 @@ class Translator(tf.Module):
         bad = tf.where((src_ids < 0) | (src_ids >= vocab_size))[:1]
         length = tf.shape(src_ids)[1]
         checks = [
-            tf.debugging.Assert(tf.size(bad) == 0, [
-                f"src ids must be in [0, {vocab_size}) (the src vocabulary, 0 = padding); "
-                "got", tf.gather_nd(src_ids, bad), "at position", bad]),
-            tf.debugging.Assert(length <= self.max_source_length, [
-                "src ids have length", length, f"longer than the model's max_length="
-                f"{self.max_source_length}; truncate the input"])]
+            tf.debugging.Assert(
+                tf.size(bad) == 0,
+                [
+                    f"src ids must be in [0, {vocab_size}) (the src vocabulary, 0 = padding); got",
+                    tf.gather_nd(src_ids, bad),
+                    "at position",
+                    bad,
+                ],
+            ),
+            tf.debugging.Assert(
+                length <= self.max_source_length,
+                [
+                    "src ids have length",
+                    length,
+                    f"longer than the model's max_length="
+                    f"{self.max_source_length}; truncate the input",
+                ],
+            ),
+        ]
         with tf.control_dependencies(checks):
             src_ids = tf.identity(src_ids)
         ids, scores = self._compiled_decode(src_ids)
@@ -207,8 +242,7 @@ class Translator(tf.Module):
         src_ids = self._tokenize(text)
         ids, scores = self._compiled_decode(src_ids)
         ids = trim_padding(ids)
-        return {"translation": self.target_tokenizer.detokenize(ids), "score": scores,
-                "ids": ids}
+        return {"translation": self.target_tokenizer.detokenize(ids), "score": scores, "ids": ids}
 
     def __call__(self, sentences):
         """A str or a list of str -> the same kind of translations; a tf.string tensor
@@ -238,15 +272,16 @@ class Translator(tf.Module):
             return []
         src_ids = self._source_ids(sentences).numpy()
         sources = [row[:n] for row, n in zip(src_ids, (src_ids != PAD_ID).sum(axis=1))]
-        with tqdm(total=len(sentences), unit="sentence", desc="translating",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(sentences), unit="sentence", desc="translating", disable=not progress
+        ) as bar:
             ids, _ = stragglers.decode_in_two_passes(
-                self._decode_eagerly, sources, batch_size, self.model.config.max_length,
-                bar.update)
+                self._decode_eagerly, sources, batch_size, self.model.config.max_length, bar.update
+            )
         width = max(len(row) for row in ids)
         padded = np.zeros((len(ids), max(width, 1)), np.int32)
         for i, row in enumerate(ids):
-            padded[i, :len(row)] = row
+            padded[i, : len(row)] = row
         return _to_str(self.target_tokenizer.detokenize(padded))
 
     def _translate_batch(self, sentences):
@@ -267,9 +302,14 @@ class Translator(tf.Module):
         """The compiled loop for eager calls: one XLA program per source bucket (its
         buffers sized from the source), shared by every cap `max_steps` (a cap of the
         model's max_length cuts nothing). Returns ids, scores and done flags."""
-        return compiled.decode_in_buckets(best_hypothesis, self.model, src_ids,
-                                          (self.settings,), self.jit_compile,
-                                          max_steps=max_steps)
+        return compiled.decode_in_buckets(
+            best_hypothesis,
+            self.model,
+            src_ids,
+            (self.settings,),
+            self.jit_compile,
+            max_steps=max_steps,
+        )
 
     def _source_ids(self, sentences):
         """Tokenizes with a warning (or InputError) for long sources: int32 (batch,
@@ -281,7 +321,8 @@ class Translator(tf.Module):
             message = (
                 f"{len(too_long)} source(s) (at positions {too_long[:10]}) have more than "
                 f"the model's max_length={self.max_source_length} tokens "
-                f"(longest: {max(lengths)})")
+                f"(longest: {max(lengths)})"
+            )
             if self.strict:
                 raise InputError(f"{message}; shorten them or pass strict=False to truncate")
             warnings.warn(f"{message}; they are truncated", stacklevel=4)
@@ -320,11 +361,14 @@ class Translator(tf.Module):
             scores=[float(s) for s in scores.numpy()],
             source_ids=[row[:n] for row, n in zip(src_ids, src_lengths)],
             ids=[row[:n] for row, n in zip(ids, out_lengths)],
-            source_tokens=[_tokens(self.source_tokenizer, row[:n])
-                           for row, n in zip(src_ids, src_lengths)],
-            target_tokens=[_tokens(self.target_tokenizer, row[:n])
-                           for row, n in zip(ids, out_lengths)],
-            attention=[a[:, :t, :s] for a, t, s in zip(attention, out_lengths, src_lengths)])
+            source_tokens=[
+                _tokens(self.source_tokenizer, row[:n]) for row, n in zip(src_ids, src_lengths)
+            ],
+            target_tokens=[
+                _tokens(self.target_tokenizer, row[:n]) for row, n in zip(ids, out_lengths)
+            ],
+            attention=[a[:, :t, :s] for a, t, s in zip(attention, out_lengths, src_lengths)],
+        )
 
     def _cross_attention(self, src_ids, ids):
         """Last-layer cross-attention (batch, h, t, src_len) of the teacher-forced
@@ -333,8 +377,9 @@ class Translator(tf.Module):
         memory, memory_mask = self.model.encode(src_ids, training=False)
         start = tf.fill([tf.shape(ids)[0], 1], self.target_tokenizer.start_id)
         tgt_in = tf.concat([start, ids[:, :-1]], axis=1)
-        _, weights = self.model.decode(tgt_in, memory, memory_mask, training=False,
-                                       return_attention_scores=True)
+        _, weights = self.model.decode(
+            tgt_in, memory, memory_mask, training=False, return_attention_scores=True
+        )
         return weights[-1]
 
 
@@ -362,10 +407,11 @@ def translate_in_batches(translate, sentences, batch_size=DECODE_BATCH_SIZE, pro
         raise InputError(f"batch_size must be a positive int; got {batch_size!r}")
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     translations = [None] * len(sentences)
-    with tqdm(total=len(sentences), unit="sentence", desc="translating",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(sentences), unit="sentence", desc="translating", disable=not progress
+    ) as bar:
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             for i, translation in zip(batch, translate([sentences[i] for i in batch])):
                 translations[i] = translation
             bar.update(len(batch))
@@ -382,8 +428,10 @@ def _check_sentences(sentences):
     except TypeError:
         raise InputError(f"expected an iterable of str sentences; got {kind}") from None
     if not all(isinstance(s, str) for s in sentences):
-        raise InputError(f"expected an iterable of str sentences; got a {kind} holding "
-                         f"{sorted({type(s).__name__ for s in sentences})}")
+        raise InputError(
+            f"expected an iterable of str sentences; got a {kind} holding "
+            f"{sorted({type(s).__name__ for s in sentences})}"
+        )
     return sentences
 
 

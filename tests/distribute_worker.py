@@ -28,8 +28,16 @@ TGT_LEN = 6
 def tiny_model(vocab=VOCAB, max_length=16):
     import keras_transformer as kt
 
-    return kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32, src_vocab_size=vocab,
-                          tgt_vocab_size=vocab, dropout=0.0, max_length=max_length)
+    return kt.Transformer(
+        num_layers=1,
+        d_model=16,
+        num_heads=2,
+        d_ff=32,
+        src_vocab_size=vocab,
+        tgt_vocab_size=vocab,
+        dropout=0.0,
+        max_length=max_length,
+    )
 
 
 PREPARED_MAX_LENGTH = 40
@@ -41,14 +49,17 @@ def prepared_dataset(directory, strategy_name, pairs_out):
     `pairs_out`."""
     import numpy as np
 
-    from keras_transformer.data import BatchSettings, PreparedCorpus
     from keras_transformer import runs
+    from keras_transformer.data import BatchSettings, PreparedCorpus
 
-    settings = runs.TrainingSettings(strategy=strategy_name, max_length=PREPARED_MAX_LENGTH,
-                                    tokens_per_batch=256)
+    settings = runs.TrainingSettings(
+        strategy=strategy_name, max_length=PREPARED_MAX_LENGTH, tokens_per_batch=256
+    )
     train_data, _ = runs._prepared_datasets(
-        PreparedCorpus(directory), settings,
-        BatchSettings(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH))
+        PreparedCorpus(directory),
+        settings,
+        BatchSettings(tokens_per_batch=256, max_length=PREPARED_MAX_LENGTH),
+    )
     pairs, batches = [], 0
     for (src, _), tgt_out in train_data:
         batches += 1
@@ -83,7 +94,8 @@ def dataset(sizes, repeat=False):
     batches = make_batches(sizes)
     spec = tf.TensorSpec((None, None), tf.int32)
     ds = tf.data.Dataset.from_generator(
-        lambda: iter(batches), output_signature=((spec, spec), spec))
+        lambda: iter(batches), output_signature=((spec, spec), spec)
+    )
     if repeat:
         ds = ds.repeat()
     options = tf.data.Options()
@@ -131,8 +143,11 @@ def main():
     distribute.set_precision(args.precision)
     keras.utils.set_random_seed(0)
     strategy = distribute.make_strategy(args.strategy)
-    optimizer = (lambda: keras.optimizers.SGD(args.lr)) if args.optimizer == "sgd" else (
-        lambda: keras.optimizers.Adam(args.lr))
+    optimizer = (
+        (lambda: keras.optimizers.SGD(args.lr))
+        if args.optimizer == "sgd"
+        else (lambda: keras.optimizers.Adam(args.lr))
+    )
     model_fn = tiny_model
     if args.prepared:
         from keras_transformer.text import load_tokenizer
@@ -140,9 +155,14 @@ def main():
         vocab = load_tokenizer(os.path.join(args.prepared, "tokenizers", "source")).vocab_size
         model_fn = lambda: tiny_model(vocab, PREPARED_MAX_LENGTH + 1)  # noqa: E731
     model = distribute.build_in_scope(
-        strategy, model_fn, optimizer, kt.training.LabelSmoothedCrossEntropy(0.1),
-        jit_compile=args.jit, precision=args.precision,
-        global_token_mean=args.loss == "global")
+        strategy,
+        model_fn,
+        optimizer,
+        kt.training.LabelSmoothedCrossEntropy(0.1),
+        jit_compile=args.jit,
+        precision=args.precision,
+        global_token_mean=args.loss == "global",
+    )
 
     callbacks = []
     if args.backup:
@@ -150,20 +170,36 @@ def main():
     if args.csv:
         callbacks.append(keras.callbacks.CSVLogger(args.csv, append=True))
     if args.sleep:
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: time.sleep(args.sleep)))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda batch, logs: time.sleep(args.sleep)
+            )
+        )
     sizes = [int(s) for s in args.sizes.split(",")]
-    data = (prepared_dataset(args.prepared, args.strategy, args.pairs_out) if args.prepared
-            else dataset(sizes, repeat=args.steps is not None))
-    history = model.fit(data, epochs=args.epochs,
-                        steps_per_epoch=args.steps, callbacks=callbacks, verbose=0)
+    data = (
+        prepared_dataset(args.prepared, args.strategy, args.pairs_out)
+        if args.prepared
+        else dataset(sizes, repeat=args.steps is not None)
+    )
+    history = model.fit(
+        data, epochs=args.epochs, steps_per_epoch=args.steps, callbacks=callbacks, verbose=0
+    )
     if args.history:
         with open(args.history, "w") as f:
-            json.dump(dict(history.history, replicas=strategy.num_replicas_in_sync,
-                           optimizer=type(model.optimizer).__name__), f)
+            json.dump(
+                dict(
+                    history.history,
+                    replicas=strategy.num_replicas_in_sync,
+                    optimizer=type(model.optimizer).__name__,
+                ),
+                f,
+            )
     save(model, args.out)
-    print(f"done: {strategy.num_replicas_in_sync} replicas, "
-          f"{int(model.optimizer.iterations.numpy())} steps", flush=True)
+    print(
+        f"done: {strategy.num_replicas_in_sync} replicas, "
+        f"{int(model.optimizer.iterations.numpy())} steps",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

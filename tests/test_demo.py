@@ -19,8 +19,9 @@ MIN_EXACT_MATCH = 50.0
 @pytest.mark.slow
 def test_small_demo_translates_unseen_numbers_and_exports(tmp_path, capsys):
     run_dir, export_dir = tmp_path / "run", tmp_path / "exports"
-    status = cli.main(["demo", "--run-dir", str(run_dir), "--export-dir", str(export_dir),
-                       "--size", "small"])
+    status = cli.main(
+        ["demo", "--run-dir", str(run_dir), "--export-dir", str(export_dir), "--size", "small"]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
 

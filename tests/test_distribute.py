@@ -37,9 +37,13 @@ def worker_command(out, *args):
 
 
 def start(out, *args, env=None):
-    return subprocess.Popen(worker_command(out, *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, **(env or {})))
+    return subprocess.Popen(
+        worker_command(out, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def finish(process, timeout=TIMEOUT):
@@ -67,10 +71,20 @@ def start_two_workers(tmp_path, worker_args=lambda index: []):
     """Two multiworker processes on free 127.0.0.1 ports; worker i writes its weights to
     tmp_path/worker{i}.npz and gets the flags `worker_args(i)`."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    return [start(tmp_path / f"worker{i}.npz", "--strategy", "multiworker", *worker_args(i),
-                  env={"TF_CONFIG": json.dumps(
-                      {"cluster": cluster, "task": {"type": "worker", "index": i}})})
-            for i in range(2)]
+    return [
+        start(
+            tmp_path / f"worker{i}.npz",
+            "--strategy",
+            "multiworker",
+            *worker_args(i),
+            env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                )
+            },
+        )
+        for i in range(2)
+    ]
 
 
 def finish_all(processes):
@@ -103,8 +117,16 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path):
     runs = {
         "one": start(tmp_path / "one.npz", *sizes),
         "two": start(tmp_path / "two.npz", "--strategy", "mirrored", "--cpus", "2", *sizes),
-        "plain": start(tmp_path / "plain.npz", "--strategy", "mirrored", "--cpus", "2",
-                       "--loss", "plain", *sizes),
+        "plain": start(
+            tmp_path / "plain.npz",
+            "--strategy",
+            "mirrored",
+            "--cpus",
+            "2",
+            "--loss",
+            "plain",
+            *sizes,
+        ),
     }
     outputs = {name: finish(process) for name, process in runs.items()}
     assert "2 replicas" in outputs["two"] and "1 replicas" in outputs["one"]
@@ -120,8 +142,10 @@ ADAM_WEIGHT_TOLERANCE = 1e-4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer,lr,tolerance", [
-    ("sgd", "0.5", WEIGHT_TOLERANCE), ("adam", "0.01", ADAM_WEIGHT_TOLERANCE)])
+@pytest.mark.parametrize(
+    "optimizer,lr,tolerance",
+    [("sgd", "0.5", WEIGHT_TOLERANCE), ("adam", "0.01", ADAM_WEIGHT_TOLERANCE)],
+)
 def test_multiworker_two_processes_match_one_device(tmp_path, optimizer, lr, tolerance):
     # Catches what comparing the two workers with each other cannot (synchronous
     # all-reduce makes them identical whatever it computes): a loss scaled by the wrong
@@ -133,8 +157,9 @@ def test_multiworker_two_processes_match_one_device(tmp_path, optimizer, lr, tol
     outputs = finish_all(processes)
     assert all("2 replicas, 3 steps" in out for out in outputs[:2]), outputs
     assert "1 replicas, 3 steps" in outputs[2]
-    first, second, one = (weights(tmp_path / f"{name}.npz")
-                          for name in ("worker0", "worker1", "one"))
+    first, second, one = (
+        weights(tmp_path / f"{name}.npz") for name in ("worker0", "worker1", "one")
+    )
     assert max_difference(first, second) == 0.0
     assert max_difference(first, one) < tolerance
     untrained = tmp_path / "untrained.npz"
@@ -152,12 +177,30 @@ def csv_epochs(path):
 @pytest.mark.slow
 def test_killed_worker_resumes_from_backup(tmp_path):
     epochs, steps = 6, 2
-    common = ["--strategy", "mirrored", "--cpus", "2", "--sizes", "8", "--epochs", str(epochs),
-              "--steps", str(steps)]
+    common = [
+        "--strategy",
+        "mirrored",
+        "--cpus",
+        "2",
+        "--sizes",
+        "8",
+        "--epochs",
+        str(epochs),
+        "--steps",
+        str(steps),
+    ]
     backup, log = tmp_path / "backup", tmp_path / "log.csv"
     reference = start(tmp_path / "reference.npz", *common)
-    victim = start(tmp_path / "never.npz", *common, "--backup", str(backup), "--csv", str(log),
-                   "--sleep", "1.0")
+    victim = start(
+        tmp_path / "never.npz",
+        *common,
+        "--backup",
+        str(backup),
+        "--csv",
+        str(log),
+        "--sleep",
+        "1.0",
+    )
     deadline = time.monotonic() + TIMEOUT
     try:
         # BackupAndRestore precedes CSVLogger, so a logged epoch is already backed up.
@@ -198,14 +241,24 @@ def test_each_precision_trains(precision):
     keras.utils.set_random_seed(0)
     model = distribute.build_in_scope(
         distribute.make_strategy("default"),
-        lambda: kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32,
-                               src_vocab_size=20, tgt_vocab_size=20, dropout=0.0,
-                               max_length=16),
-        lambda: keras.optimizers.Adam(1e-2), kt.training.LabelSmoothedCrossEntropy(0.1),
-        precision=precision)
+        lambda: kt.Transformer(
+            num_layers=1,
+            d_model=16,
+            num_heads=2,
+            d_ff=32,
+            src_vocab_size=20,
+            tgt_vocab_size=20,
+            dropout=0.0,
+            max_length=16,
+        ),
+        lambda: keras.optimizers.Adam(1e-2),
+        kt.training.LabelSmoothedCrossEntropy(0.1),
+        precision=precision,
+    )
     assert model.compute_dtype == precision.removeprefix("mixed_")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (
-        precision == "mixed_float16")
+        precision == "mixed_float16"
+    )
     batch = reverse_batches()
     before = float(model.evaluate(*batch, verbose=0))
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
@@ -225,9 +278,18 @@ def test_the_private_keras_method_build_in_scope_replaces_is_keras_own():
 
     model = distribute.build_in_scope(
         distribute.make_strategy("default"),
-        lambda: kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16,
-                               src_vocab_size=10, tgt_vocab_size=10, max_length=8),
-        lambda: keras.optimizers.Adam(1e-3), kt.training.LabelSmoothedCrossEntropy(0.1))
+        lambda: kt.Transformer(
+            num_layers=1,
+            d_model=8,
+            num_heads=2,
+            d_ff=16,
+            src_vocab_size=10,
+            tgt_vocab_size=10,
+            max_length=8,
+        ),
+        lambda: keras.optimizers.Adam(1e-3),
+        kt.training.LabelSmoothedCrossEntropy(0.1),
+    )
     replacement = vars(model)["_maybe_symbolic_build"]
     original = inspect.signature(TensorFlowTrainer._maybe_symbolic_build)
     assert list(inspect.signature(replacement).parameters) == list(original.parameters)[1:]
@@ -252,13 +314,18 @@ def test_unknown_names_are_rejected():
         distribute.wrap_optimizer(keras.optimizers.SGD(), "fp16")
 
 
-@pytest.mark.parametrize("value, message", [
-    (None, "TF_CONFIG environment variable, which is not set"),
-    ("{not json", "not valid JSON"),
-    ('{"cluster": {}}', "non-empty 'worker' list"),
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
-     "index': 0..0"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "TF_CONFIG environment variable, which is not set"),
+        ("{not json", "not valid JSON"),
+        ('{"cluster": {}}', "non-empty 'worker' list"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+            "index': 0..0",
+        ),
+    ],
+)
 def test_multiworker_needs_a_valid_tf_config(monkeypatch, value, message):
     if value is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -297,22 +364,39 @@ def test_multiworker_workers_read_their_own_shards_of_a_prepared_corpus(tmp_path
     pairs = kt.data.numbers_corpus("de", train_size=300, dev_size=0, test_size=0, seed=2).train
     tsv = tmp_path / "train.tsv"
     tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
-    manifest = kt.data.prepare(tmp_path / "p", tsv, tokenizer="wordpiece", vocab_size=100,
-                               max_length=40, pairs_per_shard=70, progress=False)
+    manifest = kt.data.prepare(
+        tmp_path / "p",
+        tsv,
+        tokenizer="wordpiece",
+        vocab_size=100,
+        max_length=40,
+        pairs_per_shard=70,
+        progress=False,
+    )
     assert [s["pairs"] for s in manifest["shards"]] == [70, 70, 70, 70, 20]
-    outputs = finish_all(start_two_workers(tmp_path, lambda index: [
-        "--prepared", str(tmp_path / "p"), "--pairs-out", str(tmp_path / f"pairs{index}.json")]))
+    outputs = finish_all(
+        start_two_workers(
+            tmp_path,
+            lambda index: [
+                "--prepared",
+                str(tmp_path / "p"),
+                "--pairs-out",
+                str(tmp_path / f"pairs{index}.json"),
+            ],
+        )
+    )
     assert all("2 replicas" in out for out in outputs), outputs
     read = [json.loads((tmp_path / f"pairs{i}.json").read_text()) for i in range(2)]
     longest = max(r["batches"] for r in read)
     steps = {int(out.split("2 replicas, ")[1].split()[0]) for out in outputs}
     assert len(steps) == 1 and 2 * longest <= steps.pop() < 3 * longest, (
-        [r["batches"] for r in read], outputs)
+        [r["batches"] for r in read],
+        outputs,
+    )
     seen = [sorted(map(json.dumps, r["pairs"])) for r in read]
     assert (len(seen[0]), len(seen[1])) == (160, 140)
     every = []
-    for (src, _), tgt_out in kt.data.shard_dataset(tmp_path / "p", max_length=40,
-                                                   shuffle=False):
+    for (src, _), tgt_out in kt.data.shard_dataset(tmp_path / "p", max_length=40, shuffle=False):
         for s, t in zip(src.numpy().tolist(), tgt_out.numpy().tolist()):
             every.append(json.dumps([[i for i in s if i], [i for i in t if i]]))
     assert sorted(seen[0] + seen[1]) == sorted(every)

@@ -57,13 +57,16 @@ def test_docstring_examples_found():
     assert SLOW | ALLOWED_TO_SKIP <= set(TESTS)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
-    for name in sorted(TESTS)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+        for name in sorted(TESTS)
+    ],
+)
 def test_docstring_examples(name, tmp_path, monkeypatch):
     test = TESTS[name]
-    skipped = [example.source for example in test.examples
-               if example.options.get(doctest.SKIP)]
+    skipped = [example.source for example in test.examples if example.options.get(doctest.SKIP)]
     assert not skipped or name in ALLOWED_TO_SKIP, f"{name} skips {skipped}"
     monkeypatch.chdir(tmp_path)
     test.globs = dict(test.globs, kt=kt, np=np, tf=tf, keras=keras)

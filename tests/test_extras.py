@@ -20,8 +20,12 @@ WITHOUT_EXTRAS = textwrap.dedent("""
 
 
 def run_without_extras(code):
-    result = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS + textwrap.dedent(code)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRAS + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -46,12 +50,16 @@ def test_the_package_trains_without_the_plots_and_serving_extras(tmp_path):
         history = model.fit((ids, ids), ids, epochs=1, verbose=0)
         print("trained", np.isfinite(history.history["loss"][0]))
         try:
-            plots.plot_learning_rate(kt.training.NoamSchedule(16, 10), 20, {str(tmp_path / "lr.png")!r})
+            plots.plot_learning_rate(
+                kt.training.NoamSchedule(16, 10), 20, {str(tmp_path / "lr.png")!r})
         except ImportError as error:
             print("plots:", error)
         print("matplotlib loaded:", "matplotlib" in sys.modules)
     """)
     assert "trained True" in stdout
-    assert "plots: matplotlib.figure is missing; it comes with keras_transformer's [plots] extra" in stdout
+    assert (
+        "plots: matplotlib.figure is missing; it comes with keras_transformer's [plots] extra"
+        in stdout
+    )
     assert "matplotlib loaded: False" in stdout
     assert not (tmp_path / "lr.png").exists()

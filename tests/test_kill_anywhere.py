@@ -24,21 +24,56 @@ from keras_transformer.files import KILL_HOOK
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
-TRAIN = ["train", "--preset", "tiny", "--set", "d_model=32", "d_ff=64", "num_layers=1",
-         "--train-size", "600", "--vocab-size", "150", "--tokens-per-batch", "512",
-         "--warmup-steps", "20", "--max-length", "40", "--epochs", str(EPOCHS)]
+TRAIN = [
+    "train",
+    "--preset",
+    "tiny",
+    "--set",
+    "d_model=32",
+    "d_ff=64",
+    "num_layers=1",
+    "--train-size",
+    "600",
+    "--vocab-size",
+    "150",
+    "--tokens-per-batch",
+    "512",
+    "--warmup-steps",
+    "20",
+    "--max-length",
+    "40",
+    "--epochs",
+    str(EPOCHS),
+]
 
 # (file name, which write of it): each kind of file a run writes, at its first write,
 # and the progress record at an epoch in the middle and at the finished mark.
-WRITES = [("config.json", 1), ("vocab.txt", 1), ("sentencepiece.model", 1), ("tokenizer.json", 1),
-          ("tokenizer.json", 2), ("epoch_001.weights.h5", 1), ("progress.json", 1),
-          ("log.csv", 2), ("progress.json", EPOCHS + 1), ("training_summary.json", 1),
-          ("averaged.weights.h5", 1), ("model.keras", 1)]
+WRITES = [
+    ("config.json", 1),
+    ("vocab.txt", 1),
+    ("sentencepiece.model", 1),
+    ("tokenizer.json", 1),
+    ("tokenizer.json", 2),
+    ("epoch_001.weights.h5", 1),
+    ("progress.json", 1),
+    ("log.csv", 2),
+    ("progress.json", EPOCHS + 1),
+    ("training_summary.json", 1),
+    ("averaged.weights.h5", 1),
+    ("model.keras", 1),
+]
 
 
 def command(run_dir):
-    return [sys.executable, "-m", "keras_transformer.cli", *TRAIN[:1], "--run-dir", run_dir,
-            *TRAIN[1:]]
+    return [
+        sys.executable,
+        "-m",
+        "keras_transformer.cli",
+        *TRAIN[:1],
+        "--run-dir",
+        run_dir,
+        *TRAIN[1:],
+    ]
 
 
 def environment(**extra):
@@ -47,8 +82,9 @@ def environment(**extra):
 
 def train(run_dir):
     """Runs the command to its end; returns the optimizer steps it reports."""
-    result = subprocess.run(command(run_dir), env=environment(), capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        command(run_dir), env=environment(), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return int(result.stdout.split("optimizer steps")[0].split()[-1])
 
@@ -68,8 +104,9 @@ def record(run_dir):
 
 def kill_when(run_dir, condition):
     """Starts the command and kills it with SIGKILL once `condition(run_dir)` holds."""
-    process = subprocess.Popen(command(run_dir), env=environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command(run_dir), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 600
     while not condition(run_dir):
         assert process.poll() is None, "the run ended before it could be killed"
@@ -91,19 +128,38 @@ def check_recovered(run_dir, uninterrupted_steps):
     assert logged_epochs(run_dir) == list(range(EPOCHS))
     assert record(run_dir)["finished"] and record(run_dir)["epoch"] == EPOCHS
     translated = subprocess.run(
-        [sys.executable, "-m", "keras_transformer.cli", "translate", "--run-dir", run_dir,
-         "--beam-size", "1", "twenty-one"],
-        env=environment(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "keras_transformer.cli",
+            "translate",
+            "--run-dir",
+            run_dir,
+            "--beam-size",
+            "1",
+            "twenty-one",
+        ],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert translated.returncode == 0 and translated.stdout.strip(), translated.stderr[-2000:]
 
 
 @pytest.mark.parametrize("name,count", WRITES, ids=[f"{n}#{c}" for n, c in WRITES])
 def test_a_kill_inside_a_write_resumes(tmp_path, uninterrupted_steps, name, count):
     run_dir = str(tmp_path / "run")
-    killed = subprocess.run(command(run_dir), env=environment(**{KILL_HOOK: f"{name}#{count}"}),
-                            capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        command(run_dir),
+        env=environment(**{KILL_HOOK: f"{name}#{count}"}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, (
-        f"the run was not killed inside a write of {name}: {killed.stderr[-2000:]}")
+        f"the run was not killed inside a write of {name}: {killed.stderr[-2000:]}"
+    )
     check_recovered(run_dir, uninterrupted_steps)
 
 

@@ -9,8 +9,16 @@ import keras_transformer as kt
 
 
 def tiny(**overrides):
-    args = dict(num_layers=2, d_model=16, num_heads=2, d_ff=32, src_vocab_size=30,
-                tgt_vocab_size=30, dropout=0.0, max_length=32)
+    args = dict(
+        num_layers=2,
+        d_model=16,
+        num_heads=2,
+        d_ff=32,
+        src_vocab_size=30,
+        tgt_vocab_size=30,
+        dropout=0.0,
+        max_length=32,
+    )
     args.update(overrides)
     return kt.Transformer(**args)
 
@@ -52,14 +60,21 @@ def test_untied_separate_vocabularies_add_their_matrices():
 
 def test_presets_and_config():
     cfg = kt.TransformerConfig.from_preset("big")
-    assert (cfg.num_layers, cfg.d_model, cfg.d_ff, cfg.num_heads, cfg.dropout) == (6, 1024, 4096, 16, 0.3)
+    assert (cfg.num_layers, cfg.d_model, cfg.d_ff, cfg.num_heads, cfg.dropout) == (
+        6,
+        1024,
+        4096,
+        16,
+        0.3,
+    )
     assert cfg.head_dim == 64
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         kt.TransformerConfig.from_preset("huge")
     with pytest.raises(ValueError, match="share_embeddings=False"):
         kt.TransformerConfig(src_vocab_size=10, tgt_vocab_size=12)
-    assert not kt.TransformerConfig.from_preset("tiny", src_vocab_size=10,
-                                                tgt_vocab_size=12).share_embeddings
+    assert not kt.TransformerConfig.from_preset(
+        "tiny", src_vocab_size=10, tgt_vocab_size=12
+    ).share_embeddings
 
 
 def test_no_causal_leak_in_the_logits():
@@ -84,11 +99,12 @@ def test_no_causal_leak_in_gradients_with_dropout():
     with tf.GradientTape() as tape:
         tape.watch(embedded)
         x = model.target_dropout(embedded + model.positional_encoding(embedded), training=True)
-        y = model.decoder(x, memory, self_mask=kt.layers.causal_mask(7), memory_mask=memory_mask,
-                          training=True)
+        y = model.decoder(
+            x, memory, self_mask=kt.layers.causal_mask(7), memory_mask=memory_mask, training=True
+        )
         logit_sum = tf.reduce_sum(model.project(y)[:, i])
     grad = tape.gradient(logit_sum, embedded).numpy()
-    assert np.all(grad[:, i + 1:] == 0.0)
+    assert np.all(grad[:, i + 1 :] == 0.0)
     assert np.abs(grad[:, : i + 1]).max() > 0.0
 
 
@@ -97,8 +113,9 @@ def test_source_padding_invariance():
     src = random_ids((2, 5))
     tgt = random_ids((2, 4), seed=1)
     padded = np.concatenate([src, np.zeros((2, 7), "int32")], axis=1)
-    np.testing.assert_allclose(np.asarray(model((src, tgt))), np.asarray(model((padded, tgt))),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(model((src, tgt))), np.asarray(model((padded, tgt))), atol=1e-5
+    )
 
 
 def test_xla_and_eager_forward_agree():
@@ -120,13 +137,19 @@ def test_keras_file_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(inputs)), before)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((2, 7), "float32"), r"src ids must be int32 of shape \(batch, length\); got float32 \(2, 7\)"),
-    (np.zeros((7,), "int32"), r"got int32 \(7,\)"),
-    (np.ones((1, 40), "int32"), "longer than the model's max_length=32"),
-    (np.full((1, 3), 30, "int32"), r"\[0, 30\)"),
-    (np.full((1, 3), -1, "int32"), r"\[0, 30\)"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (
+            np.zeros((2, 7), "float32"),
+            r"src ids must be int32 of shape \(batch, length\); got float32 \(2, 7\)",
+        ),
+        (np.zeros((7,), "int32"), r"got int32 \(7,\)"),
+        (np.ones((1, 40), "int32"), "longer than the model's max_length=32"),
+        (np.full((1, 3), 30, "int32"), r"\[0, 30\)"),
+        (np.full((1, 3), -1, "int32"), r"\[0, 30\)"),
+    ],
+)
 def test_bad_source_ids(bad, match):
     with pytest.raises(ValueError, match=match):
         tiny()((bad, random_ids((bad.shape[0] if bad.ndim else 1, 3))))
@@ -150,7 +173,7 @@ def test_decode_step_equals_teacher_forced_decoder():
     full = np.asarray(model.decode(tgt, memory, memory_mask))
     cache = model.init_cache(memory, 8)
     for t in range(5):
-        logits, cache = model.decode_step(tgt[:, t:t + 1], t, cache, memory_mask)
+        logits, cache = model.decode_step(tgt[:, t : t + 1], t, cache, memory_mask)
         np.testing.assert_allclose(np.asarray(logits)[:, 0], full[:, t], atol=1e-5)
 
 
@@ -165,11 +188,22 @@ def reverse_task(n, length=8, vocab=20, seed=0):
 @pytest.mark.slow
 def test_tiny_model_learns_to_reverse_with_xla_fit():
     keras.utils.set_random_seed(0)
-    model = kt.Transformer(num_layers=2, d_model=64, num_heads=4, d_ff=128, src_vocab_size=20,
-                           tgt_vocab_size=20, dropout=0.0, max_length=16)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=kt.training.LabelSmoothedCrossEntropy(0.0),
-                  metrics=[kt.training.MaskedAccuracy()], jit_compile=True)
+    model = kt.Transformer(
+        num_layers=2,
+        d_model=64,
+        num_heads=4,
+        d_ff=128,
+        src_vocab_size=20,
+        tgt_vocab_size=20,
+        dropout=0.0,
+        max_length=16,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=kt.training.LabelSmoothedCrossEntropy(0.0),
+        metrics=[kt.training.MaskedAccuracy()],
+        jit_compile=True,
+    )
     x, y = reverse_task(4096)
     model.fit(x, y, batch_size=64, epochs=5, verbose=0)
     x_test, y_test = reverse_task(512, seed=1)
@@ -185,8 +219,9 @@ def test_mixed_precision_trains_with_float32_logits(policy):
     optimizer = keras.optimizers.Adam(1e-3)
     if policy == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=kt.training.LabelSmoothedCrossEntropy(),
-                  jit_compile=True)
+    model.compile(
+        optimizer=optimizer, loss=kt.training.LabelSmoothedCrossEntropy(), jit_compile=True
+    )
     x, y = reverse_task(256, vocab=30)
     history = model.fit(x, y, batch_size=32, epochs=3, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -198,8 +233,10 @@ def test_mixed_precision_trains_with_float32_logits(policy):
 
 # Table 3 of the paper (N, d_model, d_ff, h) with its parameter counts, and §5.1's
 # shared English-German vocabulary of "about 37000 tokens".
-TABLE_3 = {"base": dict(n=6, d_model=512, d_ff=2048, h=8, millions=65),
-           "big": dict(n=6, d_model=1024, d_ff=4096, h=16, millions=213)}
+TABLE_3 = {
+    "base": dict(n=6, d_model=512, d_ff=2048, h=8, millions=65),
+    "big": dict(n=6, d_model=1024, d_ff=4096, h=16, millions=213),
+}
 PAPER_VOCABULARY = 37000
 
 
@@ -223,7 +260,8 @@ def figure_1_layers(n, d_model, d_ff, h):
         encoder=n * (attention + ffn + 2 * layer_norm),
         decoder=n * (2 * attention + ffn + 3 * layer_norm),
         biases=n * (3 * attention_biases + 2 * ffn_biases),
-        layer_norms=n * 5 * layer_norm)
+        layer_norms=n * 5 * layer_norm,
+    )
 
 
 @pytest.mark.parametrize("preset", ["base", "big"])
@@ -233,8 +271,9 @@ def test_parameter_counts_from_table_3(preset):
     encoder and decoder layers; the README quotes the biases and LayerNorms."""
     sizes = dict(TABLE_3[preset])
     del sizes["millions"]
-    model = kt.Transformer.from_preset(preset, src_vocab_size=PAPER_VOCABULARY,
-                                       tgt_vocab_size=PAPER_VOCABULARY)
+    model = kt.Transformer.from_preset(
+        preset, src_vocab_size=PAPER_VOCABULARY, tgt_vocab_size=PAPER_VOCABULARY
+    )
     model.build()
     parts = figure_1_layers(**sizes)
     embedding = PAPER_VOCABULARY * sizes["d_model"]
@@ -245,8 +284,13 @@ def test_parameter_counts_from_table_3(preset):
     counts = {}
     for weight in model.weights:
         name = weight.path.rsplit("/", 1)[-1]
-        kind = ("layer_norms" if name in ("gamma", "beta")
-                else "biases" if name.endswith("bias") else "other")
+        kind = (
+            "layer_norms"
+            if name in ("gamma", "beta")
+            else "biases"
+            if name.endswith("bias")
+            else "other"
+        )
         counts[kind] = counts.get(kind, 0) + int(np.prod(weight.shape))
     assert counts["biases"] == parts["biases"]
     assert counts["layer_norms"] == parts["layer_norms"]
@@ -288,7 +332,9 @@ def test_layer_norm_epsilon_must_be_positive_and_finite(epsilon):
     # Catches: an infinite epsilon accepted (every LayerNorm then divides by infinity
     # and the model outputs its biases whatever the input), e.g. from
     # `--set layer_norm_epsilon=Infinity`.
-    with pytest.raises(kt.errors.InputError, match="layer_norm_epsilon must be positive and finite"):
+    with pytest.raises(
+        kt.errors.InputError, match="layer_norm_epsilon must be positive and finite"
+    ):
         kt.TransformerConfig.from_preset("tiny", layer_norm_epsilon=epsilon)
 
 
@@ -303,8 +349,20 @@ def test_a_keras_file_saved_before_block_settings_loads_the_same():
     loaded = keras.saving.load_model(fixtures / "transformer_before_block_settings.keras")
     expected = np.load(fixtures / "transformer_before_block_settings.npz")
     assert loaded.config == kt.TransformerConfig(
-        num_layers=2, d_model=8, num_heads=2, d_ff=16, src_vocab_size=13, tgt_vocab_size=11,
-        share_embeddings=False, tie_output=False, norm_first=True, activation="gelu",
-        layer_norm_epsilon=1e-5, attention_dropout=0.1, dropout=0.2, max_length=16)
+        num_layers=2,
+        d_model=8,
+        num_heads=2,
+        d_ff=16,
+        src_vocab_size=13,
+        tgt_vocab_size=11,
+        share_embeddings=False,
+        tie_output=False,
+        norm_first=True,
+        activation="gelu",
+        layer_norm_epsilon=1e-5,
+        attention_dropout=0.1,
+        dropout=0.2,
+        max_length=16,
+    )
     logits = loaded((expected["src"], expected["tgt_in"]), training=False)
     np.testing.assert_allclose(np.asarray(logits), expected["logits"], atol=1e-6)

@@ -38,7 +38,10 @@ def test_a_subpackage_imports_what_its_docstring_allows(subpackage):
     """Catches: an import reaching up or across (e.g. layers/feed_forward.py importing
     ACTIVATIONS from keras_transformer.config again, or training/ importing data/)."""
     allowed = allowed_imports(subpackage)
-    wrong = [f"{path.relative_to(PACKAGE)}:{line} imports keras_transformer.{module}"
-             for path in sorted((PACKAGE / subpackage).glob("*.py"))
-             for line, module in imports_of_ours(path) if module not in allowed]
+    wrong = [
+        f"{path.relative_to(PACKAGE)}:{line} imports keras_transformer.{module}"
+        for path in sorted((PACKAGE / subpackage).glob("*.py"))
+        for line, module in imports_of_ours(path)
+        if module not in allowed
+    ]
     assert not wrong, f"{subpackage} may import {sorted(allowed)}: " + "; ".join(wrong)

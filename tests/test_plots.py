@@ -11,18 +11,23 @@ def test_attention_heat_map_has_a_panel_per_head(tmp_path):
     path = plots.plot_attention(weights, list("abcde"), ["x", "y", "z"], str(tmp_path / "a.png"))
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape[0] > 50 and image.shape[1] > 200
-    single = plots.plot_attention(weights[0], list("abcde"), ["x", "y", "z"],
-                                  str(tmp_path / "b.png"))
+    single = plots.plot_attention(
+        weights[0], list("abcde"), ["x", "y", "z"], str(tmp_path / "b.png")
+    )
     assert Image.open(single).size[0] < Image.open(path).size[0]
 
 
 def test_attention_shape_mismatch_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"\(heads, 2, 5\)"):
-        plots.plot_attention(np.zeros((1, 3, 5)), list("abcde"), ["x", "y"], str(tmp_path / "a.png"))
+        plots.plot_attention(
+            np.zeros((1, 3, 5)), list("abcde"), ["x", "y"], str(tmp_path / "a.png")
+        )
 
 
 def test_learning_rate_and_loss_curves(tmp_path):
-    Image.open(plots.plot_learning_rate(NoamSchedule(64, 100), 400, str(tmp_path / "lr.png"))).verify()
+    Image.open(
+        plots.plot_learning_rate(NoamSchedule(64, 100), 400, str(tmp_path / "lr.png"))
+    ).verify()
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss,val_loss\n0,3.0,3.1\n1,2.0,2.2\n")
     assert plots.read_log(str(log))["val_loss"] == [3.1, 2.2]

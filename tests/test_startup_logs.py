@@ -21,8 +21,8 @@ def test_each_level_drops_the_entries_below_it_with_their_continuations():
     # Catches: continuation lines printed without their entry, errors dropped at level 2,
     # the filter applied at level 0.
     assert kept_lines(LOADING, 0) == LOADING.split("\n", 1)[1]
-    assert kept_lines(LOADING, 1) == LOADING[LOADING.index("W0000"):]
-    assert kept_lines(LOADING, 2) == LOADING[LOADING.index("E0000"):]
+    assert kept_lines(LOADING, 1) == LOADING[LOADING.index("W0000") :]
+    assert kept_lines(LOADING, 2) == LOADING[LOADING.index("E0000") :]
     assert kept_lines(LOADING, 3) == ""
     assert kept_lines("a Python warning\n", 3) == "a Python warning\n"
 
@@ -32,8 +32,9 @@ def importing(level, code="import keras_transformer"):
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_importing_the_package_at_level_2_prints_nothing():

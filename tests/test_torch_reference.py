@@ -18,9 +18,9 @@ import tensorflow as tf
 import torch
 
 import keras_transformer as kt
+from keras_transformer.constants import PAD_ID
 from keras_transformer.data import numbers_corpus
 from keras_transformer.decoding import END_ID, START_ID, greedy_search
-from keras_transformer.constants import PAD_ID
 from keras_transformer.text import WordPieceTokenizer
 
 # (share_embeddings, tie_output, norm_first): the paper's model, then separate source
@@ -29,8 +29,14 @@ CONFIGS = {
     "paper": (True, True, False),
     "separate-untied-prenorm": (False, False, True),
 }
-SENTENCES = ["twenty-one", "seven thousand, three hundred and forty-six", "eighty",
-             "one hundred and five", "nine thousand and twelve", "six"]
+SENTENCES = [
+    "twenty-one",
+    "seven thousand, three hundred and forty-six",
+    "eighty",
+    "one hundred and five",
+    "nine thousand and twelve",
+    "six",
+]
 MAX_OUTPUT = 24
 
 
@@ -55,45 +61,73 @@ class TorchTransformer(torch.nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.d_model = cfg.d_model
-        layer = dict(d_model=cfg.d_model, nhead=cfg.num_heads, dim_feedforward=cfg.d_ff,
-                     dropout=0.0, activation="relu", layer_norm_eps=cfg.layer_norm_epsilon,
-                     batch_first=True, norm_first=cfg.norm_first, dtype=torch.float64)
+        layer = dict(
+            d_model=cfg.d_model,
+            nhead=cfg.num_heads,
+            dim_feedforward=cfg.d_ff,
+            dropout=0.0,
+            activation="relu",
+            layer_norm_eps=cfg.layer_norm_epsilon,
+            batch_first=True,
+            norm_first=cfg.norm_first,
+            dtype=torch.float64,
+        )
 
         def final_norm():
-            return torch.nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_epsilon,
-                                      dtype=torch.float64) if cfg.norm_first else None
+            return (
+                torch.nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_epsilon, dtype=torch.float64)
+                if cfg.norm_first
+                else None
+            )
 
         # No nested tensors: padded source positions keep their values, as in ours.
         encoder = torch.nn.TransformerEncoder(
-            torch.nn.TransformerEncoderLayer(**layer), cfg.num_layers, final_norm(),
-            enable_nested_tensor=False)
+            torch.nn.TransformerEncoderLayer(**layer),
+            cfg.num_layers,
+            final_norm(),
+            enable_nested_tensor=False,
+        )
         decoder = torch.nn.TransformerDecoder(
-            torch.nn.TransformerDecoderLayer(**layer), cfg.num_layers, final_norm())
+            torch.nn.TransformerDecoderLayer(**layer), cfg.num_layers, final_norm()
+        )
         self.transformer = torch.nn.Transformer(
-            d_model=cfg.d_model, nhead=cfg.num_heads, custom_encoder=encoder,
-            custom_decoder=decoder, batch_first=True)
-        self.target_embedding = torch.nn.Embedding(cfg.tgt_vocab_size, cfg.d_model,
-                                                   dtype=torch.float64)
-        self.source_embedding = (self.target_embedding if cfg.share_embeddings else
-                                 torch.nn.Embedding(cfg.src_vocab_size, cfg.d_model,
-                                                    dtype=torch.float64))
-        self.output_projection = None if cfg.tie_output else torch.nn.Linear(
-            cfg.d_model, cfg.tgt_vocab_size, dtype=torch.float64)
-        self.register_buffer("positional_encoding",
-                             positional_table(cfg.max_length, cfg.d_model))
+            d_model=cfg.d_model,
+            nhead=cfg.num_heads,
+            custom_encoder=encoder,
+            custom_decoder=decoder,
+            batch_first=True,
+        )
+        self.target_embedding = torch.nn.Embedding(
+            cfg.tgt_vocab_size, cfg.d_model, dtype=torch.float64
+        )
+        self.source_embedding = (
+            self.target_embedding
+            if cfg.share_embeddings
+            else torch.nn.Embedding(cfg.src_vocab_size, cfg.d_model, dtype=torch.float64)
+        )
+        self.output_projection = (
+            None
+            if cfg.tie_output
+            else torch.nn.Linear(cfg.d_model, cfg.tgt_vocab_size, dtype=torch.float64)
+        )
+        self.register_buffer("positional_encoding", positional_table(cfg.max_length, cfg.d_model))
 
     def embed(self, ids, embedding):
         """E[ids] · √d_model + PE (§3.4, §3.5)."""
-        return embedding(ids) * math.sqrt(self.d_model) + self.positional_encoding[:ids.shape[1]]
+        return embedding(ids) * math.sqrt(self.d_model) + self.positional_encoding[: ids.shape[1]]
 
     def forward(self, src, tgt_in):
         length = tgt_in.shape[1]
         # True = may NOT attend (torch's convention): position i never sees j > i (§3.2.3).
         future = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
         y = self.transformer(
-            self.embed(src, self.source_embedding), self.embed(tgt_in, self.target_embedding),
-            tgt_mask=future, src_key_padding_mask=src == PAD_ID,
-            tgt_key_padding_mask=tgt_in == PAD_ID, memory_key_padding_mask=src == PAD_ID)
+            self.embed(src, self.source_embedding),
+            self.embed(tgt_in, self.target_embedding),
+            tgt_mask=future,
+            src_key_padding_mask=src == PAD_ID,
+            tgt_key_padding_mask=tgt_in == PAD_ID,
+            memory_key_padding_mask=src == PAD_ID,
+        )
         if self.output_projection is None:
             return y @ self.target_embedding.weight.T
         return self.output_projection(y)
@@ -113,11 +147,21 @@ def load_attention(reference, attention, d_model):
     in_proj (3d, d) and out_proj, which compute x Aᵀ + b; both order a head's d_k
     features contiguously, head after head."""
     kv = _tensor(attention.key_value_kernel)
-    w_q, w_k, w_v = (_tensor(attention.query_kernel).reshape(d_model, d_model),
-                     kv[:, 0].reshape(d_model, d_model), kv[:, 1].reshape(d_model, d_model))
+    w_q, w_k, w_v = (
+        _tensor(attention.query_kernel).reshape(d_model, d_model),
+        kv[:, 0].reshape(d_model, d_model),
+        kv[:, 1].reshape(d_model, d_model),
+    )
     _copy(reference.in_proj_weight, torch.cat([w_q, w_k, w_v], dim=1).T)
-    _copy(reference.in_proj_bias, torch.cat([_tensor(attention.query_bias).reshape(-1),
-                                             _tensor(attention.key_value_bias).reshape(-1)]))
+    _copy(
+        reference.in_proj_bias,
+        torch.cat(
+            [
+                _tensor(attention.query_bias).reshape(-1),
+                _tensor(attention.key_value_bias).reshape(-1),
+            ]
+        ),
+    )
     _copy(reference.out_proj.weight, _tensor(attention.output_kernel).reshape(d_model, d_model).T)
     _copy(reference.out_proj.bias, _tensor(attention.output_bias))
 
@@ -194,22 +238,35 @@ class Trained:
         targets = [target for _, target in corpus.train]
         if share_embeddings:
             self.src_tokenizer = self.tgt_tokenizer = WordPieceTokenizer.train(
-                sources + targets, vocab_size=200)
+                sources + targets, vocab_size=200
+            )
         else:
             self.src_tokenizer = WordPieceTokenizer.train(sources, vocab_size=120)
             self.tgt_tokenizer = WordPieceTokenizer.train(targets, vocab_size=150)
         src = self.src_ids(sources)
         tgt = self.tgt_tokenizer.tokenize(targets)
         rows = tgt.nrows()
-        tgt = tf.concat([tf.fill([rows, 1], START_ID), tgt, tf.fill([rows, 1], END_ID)],
-                        axis=1).to_tensor(PAD_ID).numpy()
+        tgt = (
+            tf.concat([tf.fill([rows, 1], START_ID), tgt, tf.fill([rows, 1], END_ID)], axis=1)
+            .to_tensor(PAD_ID)
+            .numpy()
+        )
         self.model = kt.Transformer(
-            num_layers=2, d_model=32, num_heads=4, d_ff=64,
+            num_layers=2,
+            d_model=32,
+            num_heads=4,
+            d_ff=64,
             src_vocab_size=self.src_tokenizer.vocab_size,
-            tgt_vocab_size=self.tgt_tokenizer.vocab_size, dropout=0.0, max_length=48,
-            share_embeddings=share_embeddings, tie_output=tie_output, norm_first=norm_first)
-        self.model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                           loss=kt.training.LabelSmoothedCrossEntropy(0.0))
+            tgt_vocab_size=self.tgt_tokenizer.vocab_size,
+            dropout=0.0,
+            max_length=48,
+            share_embeddings=share_embeddings,
+            tie_output=tie_output,
+            norm_first=norm_first,
+        )
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(3e-3), loss=kt.training.LabelSmoothedCrossEntropy(0.0)
+        )
         self.model.fit((src, tgt[:, :-1]), tgt[:, 1:], batch_size=64, epochs=4, verbose=0)
         self.reference = torch_reference(self.model)
 
@@ -229,23 +286,30 @@ def trained(request):
 
 def test_logits_match_torch_on_a_padded_batch(trained):
     src = trained.src_ids(SENTENCES)
-    tgt_in = trained.tgt_in_ids(["vingt et un", "sept mille trois cent quarante-six", "quatre",
-                                 "cent cinq", "neuf mille douze", "six"])
+    tgt_in = trained.tgt_in_ids(
+        [
+            "vingt et un",
+            "sept mille trois cent quarante-six",
+            "quatre",
+            "cent cinq",
+            "neuf mille douze",
+            "six",
+        ]
+    )
     assert (src == PAD_ID).any(axis=1).sum() >= 3 and (tgt_in == PAD_ID).any(axis=1).sum() >= 3
     ours = keras.ops.convert_to_numpy(trained.model((src, tgt_in), training=False))
     with torch.no_grad():
-        theirs = trained.reference(torch.from_numpy(src).long(),
-                                   torch.from_numpy(tgt_in).long()).numpy()
+        theirs = trained.reference(
+            torch.from_numpy(src).long(), torch.from_numpy(tgt_in).long()
+        ).numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
 
 
 def test_greedy_search_matches_uncached_torch_greedy(trained):
     src = trained.src_ids(SENTENCES)
-    ours, our_scores = greedy_search(trained.model, src, max_length=MAX_OUTPUT,
-                                     jit_compile=False)
+    ours, our_scores = greedy_search(trained.model, src, max_length=MAX_OUTPUT, jit_compile=False)
     ours = ours.numpy()
-    theirs, their_scores = torch_greedy(trained.reference, torch.from_numpy(src).long(),
-                                        MAX_OUTPUT)
+    theirs, their_scores = torch_greedy(trained.reference, torch.from_numpy(src).long(), MAX_OUTPUT)
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_allclose(our_scores.numpy(), their_scores, atol=1e-4, rtol=0)
     # A trained model: every sentence gets words before [END], and they differ.

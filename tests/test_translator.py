@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "decoding"))
 from reverse_task import VOCAB_SIZE, train_reverse_model  # noqa: E402
 
 RESERVED = ["[PAD]", "[UNK]", "[START]", "[END]"]
-WORDS = [chr(ord("a") + i) for i in range(VOCAB_SIZE - 4)]   # ids 4.. are "a", "b", ...
+WORDS = [chr(ord("a") + i) for i in range(VOCAB_SIZE - 4)]  # ids 4.. are "a", "b", ...
 
 
 class StandInTokenizer(tf.Module):
@@ -26,7 +26,10 @@ class StandInTokenizer(tf.Module):
         self.pad_id, self.unk_id, self.start_id, self.end_id = 0, 1, 2, 3
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                list(words), tf.range(4, self.vocab_size, dtype=tf.int32)), default_value=1)
+                list(words), tf.range(4, self.vocab_size, dtype=tf.int32)
+            ),
+            default_value=1,
+        )
         self._tokens = tf.constant(self.vocabulary)
 
     def tokenize(self, strings):
@@ -54,7 +57,7 @@ def test_graph_translate_matches_eager(translator):
     result = translator.translate(tf.constant(["a b c", "g h"]))
     assert [s.decode() for s in result["translation"].numpy()] == ["c b a", "h g"]
     assert result["score"].shape == (2,)
-    np.testing.assert_array_equal(result["ids"][1], [11, 10, 3, 0])   # h g [END]
+    np.testing.assert_array_equal(result["ids"][1], [11, 10, 3, 0])  # h g [END]
     in_graph = tf.function(lambda text: translator(text))(tf.constant(["a b c"]))
     assert in_graph.numpy().tolist() == [b"c b a"]
 
@@ -79,12 +82,13 @@ def test_unknown_words_become_unk(translator):
 
 
 def test_long_inputs_are_truncated_with_a_warning_or_refused_when_strict(translator):
-    too_long = " ".join(["a"] * 70)   # the model's max_length is 64
+    too_long = " ".join(["a"] * 70)  # the model's max_length is 64
     with pytest.warns(UserWarning, match="truncated"):
         details = translator.translate_with_details([too_long, "a b"])
     assert len(details.source_ids[0]) == 64 and details.translations[1] == "b a"
-    strict = Translator(translator.model, translator.source_tokenizer,
-                        translator.target_tokenizer, strict=True)
+    strict = Translator(
+        translator.model, translator.source_tokenizer, translator.target_tokenizer, strict=True
+    )
     with pytest.raises(ValueError, match="max_length=64"):
         strict([too_long])
     with warnings.catch_warnings():
@@ -104,8 +108,9 @@ def test_details_hold_ids_scores_tokens_and_attention(translator):
 
 
 def test_greedy_translator_and_bad_arguments(translator):
-    greedy = Translator(translator.model, translator.source_tokenizer,
-                        translator.target_tokenizer, beam_size=1)
+    greedy = Translator(
+        translator.model, translator.source_tokenizer, translator.target_tokenizer, beam_size=1
+    )
     assert greedy(["a b c"]) == ["c b a"]
     with pytest.raises(ValueError, match="iterable of str"):
         translator([1, 2])
@@ -114,18 +119,23 @@ def test_greedy_translator_and_bad_arguments(translator):
     # A generator is read once, not consumed by the check and then found empty.
     assert translator(s for s in ["a b c", "a"]) == translator(["a b c", "a"])
     with pytest.raises(ValueError, match="beam_size"):
-        Translator(translator.model, translator.source_tokenizer,
-                   translator.target_tokenizer, beam_size=0)
+        Translator(
+            translator.model, translator.source_tokenizer, translator.target_tokenizer, beam_size=0
+        )
     # Refused when the Translator is built, not at its first decode.
     with pytest.raises(ValueError, match="alpha must be a number >= 0"):
-        Translator(translator.model, translator.source_tokenizer,
-                   translator.target_tokenizer, alpha=-1)
+        Translator(
+            translator.model, translator.source_tokenizer, translator.target_tokenizer, alpha=-1
+        )
     with pytest.raises(ValueError, match="at most half the target vocabulary"):
-        Translator(translator.model, translator.source_tokenizer,
-                   translator.target_tokenizer, beam_size=1000)
+        Translator(
+            translator.model,
+            translator.source_tokenizer,
+            translator.target_tokenizer,
+            beam_size=1000,
+        )
     with pytest.raises(ValueError, match="target tokenizer has"):
-        Translator(translator.model, translator.source_tokenizer,
-                   StandInTokenizer(WORDS[:3]))
+        Translator(translator.model, translator.source_tokenizer, StandInTokenizer(WORDS[:3]))
 
 
 def test_with_the_wordpiece_tokenizer(translator):

@@ -62,8 +62,12 @@ def test_01_attention_from_scratch(tmp_path):
     wkv, bkv = np.asarray(layer.key_value_kernel), np.asarray(layer.key_value_bias)
     wo, bo = np.asarray(layer.output_kernel), np.asarray(layer.output_bias)
     h, d_k, d_model = wo.shape
-    heads = [scaled_dot_product(x @ wq[:, i] + bq[i], x @ wkv[:, 0, i] + bkv[0, i],
-                                x @ wkv[:, 1, i] + bkv[1, i])[0] for i in range(h)]
+    heads = [
+        scaled_dot_product(
+            x @ wq[:, i] + bq[i], x @ wkv[:, 0, i] + bkv[0, i], x @ wkv[:, 1, i] + bkv[1, i]
+        )[0]
+        for i in range(h)
+    ]
     multi_head = np.concatenate(heads, axis=-1) @ wo.reshape(h * d_k, d_model) + bo
     np.testing.assert_allclose(r["multi_head"], multi_head, atol=1e-4)
     np.testing.assert_allclose(r["library_multi_head"], multi_head, atol=1e-4)
@@ -96,9 +100,11 @@ def test_03_export_tflite_and_onnx(tmp_path):
     for name in ("TFLite float32", "ONNX Runtime"):
         ids, scores = r["runtimes"][name]
         width = max(ids.shape[1], tf_ids.shape[1])
-        np.testing.assert_array_equal(np.pad(ids, ((0, 0), (0, width - ids.shape[1]))),
-                                      np.pad(tf_ids, ((0, 0), (0, width - tf_ids.shape[1]))),
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+            np.pad(ids, ((0, 0), (0, width - ids.shape[1]))),
+            np.pad(tf_ids, ((0, 0), (0, width - tf_ids.shape[1]))),
+            err_msg=name,
+        )
         np.testing.assert_allclose(scores, tf_scores, atol=1e-4, err_msg=name)
     ids, scores = r["runtimes"]["TFLite int8"]
     assert ids.shape[0] == len(tf_ids) and scores.shape == tf_scores.shape
@@ -129,8 +135,10 @@ def test_04_serve_with_tf_serving(tmp_path):
     assert ids_inputs["src_ids"].shape.as_list() == [None, None]
 
     # REST, row format: one {"translation", "score"} object per instance.
-    body = readme_request('{"signature_name": "serving_default", '
-                          '"instances": ["twenty-one", "three hundred and five"]}')
+    body = readme_request(
+        '{"signature_name": "serving_default", '
+        '"instances": ["twenty-one", "three hundred and five"]}'
+    )
     predictions = tutorial.rest_predict(loaded, body)["predictions"]
     assert [sorted(p) for p in predictions] == [["score", "translation"]] * 2
     assert [p["translation"] for p in predictions] == translator(body["instances"])
@@ -157,6 +165,7 @@ def test_04_serve_with_tf_serving(tmp_path):
     response = tutorial.grpc_predict(loaded, request)
     assert sorted(response.outputs) == ["score", "translation"]
     assert tf.make_ndarray(response.outputs["translation"]).tolist() == [
-        t.encode("utf-8") for t in translator(["twenty-one"])]
+        t.encode("utf-8") for t in translator(["twenty-one"])
+    ]
     assert tf.make_ndarray(response.outputs["score"]).shape == (1,)
     assert r["grpc"].outputs["translation"] == response.outputs["translation"]

@@ -67,8 +67,10 @@ def main(tiny=False, output_dir="tutorial_output"):
     for width in (4, 64, 512):
         a, b = rng.normal(size=(2, 10000, width))
         dots = (a * b).sum(-1)
-        print(f"   d_k={width:4d}: var(q·k) = {dots.var():7.1f}, "
-              f"var(q·k/√d_k) = {(dots / np.sqrt(width)).var():.2f}")
+        print(
+            f"   d_k={width:4d}: var(q·k) = {dots.var():7.1f}, "
+            f"var(q·k/√d_k) = {(dots / np.sqrt(width)).var():.2f}"
+        )
 
     print("3. a causal mask: position i sees positions <= i")
     causal = np.tril(np.ones((length, length), bool))
@@ -96,15 +98,31 @@ def main(tiny=False, output_dir="tutorial_output"):
     assert np.allclose(ours_pe, library_pe, atol=1e-6)
 
     tokens = [f"t{i}" for i in range(length)]
-    path = plots.plot_attention(np.asarray(head_weights)[0], tokens, tokens,
-                                os.path.join(output_dir, "01_attention_heads.png"),
-                                title="self-attention weights per head (untrained)")
+    path = plots.plot_attention(
+        np.asarray(head_weights)[0],
+        tokens,
+        tokens,
+        os.path.join(output_dir, "01_attention_heads.png"),
+        title="self-attention weights per head (untrained)",
+    )
     print(f"6. heat map written to {path}")
-    return dict(q=q, k=k, v=v, attention=ours, attention_weights=weights,
-                library_attention=np.asarray(library), causal_mask=causal,
-                causal_weights=masked, x=x, layer=layer, multi_head=by_hand,
-                library_multi_head=np.asarray(output)[0], positional_encoding=ours_pe,
-                library_positional_encoding=library_pe, heat_map=path)
+    return dict(
+        q=q,
+        k=k,
+        v=v,
+        attention=ours,
+        attention_weights=weights,
+        library_attention=np.asarray(library),
+        causal_mask=causal,
+        causal_weights=masked,
+        x=x,
+        layer=layer,
+        multi_head=by_hand,
+        library_multi_head=np.asarray(output)[0],
+        positional_encoding=ours_pe,
+        library_positional_encoding=library_pe,
+        heat_map=path,
+    )
 
 
 if __name__ == "__main__":

@@ -24,23 +24,40 @@ from keras_transformer.runs import TrainingSettings, train
 
 def main(tiny=False, output_dir="tutorial_output"):
     corpus = kt.data.numbers_corpus(
-        target_lang="de", seed=0,
-        **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)))
+        target_lang="de",
+        seed=0,
+        **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)),
+    )
     model_config = kt.TransformerConfig.from_preset(
-        "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512)))
+        "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512))
+    )
     run_dir = os.path.join(output_dir, "03_run")
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the tutorial runs
-    run = train(run_dir, corpus, model_config,
-                TrainingSettings(epochs=1 if tiny else 8, tokens_per_batch=2048, max_length=40,
-                                 warmup_steps=800, vocab_size=400, average_last=1),
-                verbose=0)
+    run = train(
+        run_dir,
+        corpus,
+        model_config,
+        TrainingSettings(
+            epochs=1 if tiny else 8,
+            tokens_per_batch=2048,
+            max_length=40,
+            warmup_steps=800,
+            vocab_size=400,
+            average_last=1,
+        ),
+        verbose=0,
+    )
     translator = kt.Translator(run.model, run.source_tokenizer, run.target_tokenizer, beam_size=1)
 
     tflite_path = kt.export.export_tflite(
-        translator, os.path.join(output_dir, "03_numbers.tflite"), overwrite=True)
+        translator, os.path.join(output_dir, "03_numbers.tflite"), overwrite=True
+    )
     int8_path = kt.export.export_tflite(
-        translator, os.path.join(output_dir, "03_numbers_int8.tflite"), quantization="int8",
-        overwrite=True)
+        translator,
+        os.path.join(output_dir, "03_numbers_int8.tflite"),
+        quantization="int8",
+        overwrite=True,
+    )
     onnx_dir = os.path.join(output_dir, "03_numbers_onnx")
     kt.export.export_onnx(translator, onnx_dir, overwrite=True)
 
@@ -61,12 +78,16 @@ def main(tiny=False, output_dir="tutorial_output"):
         agreement[name] = same
         print(f"{name:16s} {same}/{len(sources)}            {np.abs(scores - tf_scores).max():.2e}")
     sizes = {p: os.path.getsize(p) for p in (tflite_path, int8_path)}
-    sizes[onnx_dir] = sum(os.path.getsize(os.path.join(onnx_dir, f))
-                          for f in os.listdir(onnx_dir) if f.endswith(".onnx"))
+    sizes[onnx_dir] = sum(
+        os.path.getsize(os.path.join(onnx_dir, f))
+        for f in os.listdir(onnx_dir)
+        if f.endswith(".onnx")
+    )
     for path, size in sizes.items():
         print(f"{size / 1024:8.0f} KiB  {path}")
-    return dict(src_ids=src_ids, tensorflow=(tf_ids, tf_scores), runtimes=results,
-                agreement=agreement)
+    return dict(
+        src_ids=src_ids, tensorflow=(tf_ids, tf_scores), runtimes=results, agreement=agreement
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def rest_predict(loaded, body):
         columns = {key: _json_value(tensor.numpy().tolist()) for key, tensor in outputs.items()}
         return {"predictions": [dict(zip(columns, row)) for row in zip(*columns.values())]}
     outputs = signature(**{key: tf.constant(value) for key, value in body["inputs"].items()})
-    return {"outputs": {key: _json_value(tensor.numpy().tolist())
-                        for key, tensor in outputs.items()}}
+    return {
+        "outputs": {key: _json_value(tensor.numpy().tolist()) for key, tensor in outputs.items()}
+    }
 
 
 def grpc_predict(loaded, request):
@@ -72,16 +73,29 @@ def grpc_predict(loaded, request):
 
 def main(tiny=False, output_dir="tutorial_output"):
     corpus = kt.data.numbers_corpus(
-        target_lang="de", seed=0,
-        **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)))
+        target_lang="de",
+        seed=0,
+        **(dict(train_size=600, dev_size=50, test_size=50) if tiny else dict(train_size=20000)),
+    )
     model_config = kt.TransformerConfig.from_preset(
-        "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512)))
+        "tiny", **(dict(num_layers=1, d_model=32, d_ff=64) if tiny else dict(d_model=128, d_ff=512))
+    )
     run_dir = os.path.join(output_dir, "04_run")
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the tutorial runs
-    run = train(run_dir, corpus, model_config,
-                TrainingSettings(epochs=1 if tiny else 8, tokens_per_batch=2048, max_length=40,
-                                 warmup_steps=800, vocab_size=400, average_last=1),
-                verbose=0)
+    run = train(
+        run_dir,
+        corpus,
+        model_config,
+        TrainingSettings(
+            epochs=1 if tiny else 8,
+            tokens_per_batch=2048,
+            max_length=40,
+            warmup_steps=800,
+            vocab_size=400,
+            average_last=1,
+        ),
+        verbose=0,
+    )
     translator = kt.Translator(run.model, run.source_tokenizer, run.target_tokenizer)
 
     base = os.path.abspath(os.path.join(output_dir, "numbers"))
@@ -89,12 +103,16 @@ def main(tiny=False, output_dir="tutorial_output"):
     print("exported", export_dir, "containing", sorted(os.listdir(export_dir)))
 
     print("\nServe it (Docker; the image's TensorFlow version must match the export's):")
-    print(f"  docker run --rm -p 8500:8500 -p 8501:8501 "
-          f"--mount type=bind,source={base},target=/models/numbers"
-          " -e MODEL_NAME=numbers -t tensorflow/serving:2.21.0")
+    print(
+        f"  docker run --rm -p 8500:8500 -p 8501:8501 "
+        f"--mount type=bind,source={base},target=/models/numbers"
+        " -e MODEL_NAME=numbers -t tensorflow/serving:2.21.0"
+    )
     body = {"signature_name": "serving_default", "instances": ["twenty-one", "three hundred"]}
     print("and ask it:")
-    print(f"  curl -s -X POST http://localhost:8501/v1/models/numbers:predict -d '{json.dumps(body)}'")
+    print(
+        f"  curl -s -X POST http://localhost:8501/v1/models/numbers:predict -d '{json.dumps(body)}'"
+    )
 
     loaded = tf.saved_model.load(export_dir, tags=["serve"])
     for signature_name, inputs in kt.export.read_warmup_requests(export_dir):
@@ -115,12 +133,21 @@ def main(tiny=False, output_dir="tutorial_output"):
     request.model_spec.name = "numbers"
     request.model_spec.signature_name = "serving_default"
     request.inputs["text"].CopyFrom(tf.make_tensor_proto(["twenty-one"]))
-    print("\ngRPC (port 8500): PredictionServiceStub(grpc.insecure_channel('localhost:8500'))"
-          ".Predict(request, 10.0) answers")
+    print(
+        "\ngRPC (port 8500): PredictionServiceStub(grpc.insecure_channel('localhost:8500'))"
+        ".Predict(request, 10.0) answers"
+    )
     grpc_response = grpc_predict(loaded, request)
     print({name: tf.make_ndarray(proto) for name, proto in grpc_response.outputs.items()})
-    return dict(loaded=loaded, translator=translator, export_dir=export_dir, rest=response,
-                rest_columnar=columnar, rest_ids=ids_response, grpc=grpc_response)
+    return dict(
+        loaded=loaded,
+        translator=translator,
+        export_dir=export_dir,
+        rest=response,
+        rest_columnar=columnar,
+        rest_ids=ids_response,
+        grpc=grpc_response,
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ or training: batches are ids, whatever model they feed.
 from keras_transformer.data.batch_settings import BatchSettings
 from keras_transformer.data.bucketing import token_budget_buckets
 from keras_transformer.data.corpus import Corpus, PreparedCorpus
+from keras_transformer.data.gettext_corpus import (
+    DEFAULT_LOCALE_DIR,
+    gettext_corpus,
+    read_gettext_pairs,
+)
 from keras_transformer.data.numbers_corpus import numbers_corpus
 from keras_transformer.data.pipeline import DatasetStats, make_dataset
 from keras_transformer.data.prepare import prepare
@@ -16,5 +21,3 @@ from keras_transformer.data.shards import read_manifest, shard_dataset
 from keras_transformer.data.sources import load_corpus
 from keras_transformer.data.synthetic_corpus import write_synthetic_corpus
 from keras_transformer.data.tfds_reader import read_tfds
-from keras_transformer.data.gettext_corpus import (
-    DEFAULT_LOCALE_DIR, gettext_corpus, read_gettext_pairs)

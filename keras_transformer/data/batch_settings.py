@@ -37,7 +37,8 @@ class BatchSettings:
     def __post_init__(self):
         if not isinstance(self.max_length, int) or self.max_length < 2:
             raise InputError(
-                f"max_length must be at least 2 (one token plus [END]); got {self.max_length}")
+                f"max_length must be at least 2 (one token plus [END]); got {self.max_length}"
+            )
 
     def buckets(self) -> tuple[list[int], list[int]]:
         """(bucket boundaries, batch sizes): see `token_budget_buckets`."""
@@ -50,6 +51,7 @@ class BatchSettings:
         fields = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise TypeError(f"unexpected keyword arguments {unknown}; the batching ones are "
-                            f"{sorted(fields)}")
+            raise TypeError(
+                f"unexpected keyword arguments {unknown}; the batching ones are {sorted(fields)}"
+            )
         return dataclasses.replace(settings or cls(), **overrides)

@@ -46,7 +46,8 @@ EXCLUDED_DOMAINS = ("iso_*",)
 
 _FORMAT_DIRECTIVE = re.compile(
     r"%(\d+\$)?[-+ #0']*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|Z|t)?[diouxXeEfFgGaAcspnmCS%]"
-    r"|\{[^{}]*\}|\$\{")
+    r"|\{[^{}]*\}|\$\{"
+)
 _MARKUP = re.compile(r"<[^<>]+>|&[a-zA-Z#][\w]*;")
 # A mnemonic underscore starts a word: "_File", "Save _As"; "snake_case" keeps its own.
 _ACCELERATOR = re.compile(r"(?<![\w])_(?=\w)")
@@ -59,8 +60,9 @@ def _clean(message):
     return " ".join(_ACCELERATOR.sub("", message).split())
 
 
-def read_gettext_pairs(target_lang, locale_dir=DEFAULT_LOCALE_DIR,
-                       exclude_domains=EXCLUDED_DOMAINS):
+def read_gettext_pairs(
+    target_lang, locale_dir=DEFAULT_LOCALE_DIR, exclude_domains=EXCLUDED_DOMAINS
+):
     """English -> `target_lang` pairs from the gettext catalogs under `locale_dir`.
 
     Args:
@@ -80,15 +82,18 @@ def read_gettext_pairs(target_lang, locale_dir=DEFAULT_LOCALE_DIR,
     paths = sorted(glob.glob(os.path.join(glob.escape(directory), "*.mo")))
     if not paths:
         available = sorted(
-            lang for lang in (os.listdir(locale_dir) if os.path.isdir(locale_dir) else [])
-            if os.path.isdir(os.path.join(locale_dir, lang, "LC_MESSAGES")))
+            lang
+            for lang in (os.listdir(locale_dir) if os.path.isdir(locale_dir) else [])
+            if os.path.isdir(os.path.join(locale_dir, lang, "LC_MESSAGES"))
+        )
         raise FileNotFoundError(
             f"no gettext catalogs (*.mo) in {directory}; languages with catalogs under "
             f"{locale_dir}: {', '.join(available[:30]) or 'none'} (catalogs come with the "
-            "system's translated packages)")
+            "system's translated packages)"
+        )
     pairs, seen, unreadable = [], set(), []
     for path in paths:
-        domain = os.path.basename(path)[:-len(".mo")]
+        domain = os.path.basename(path)[: -len(".mo")]
         if any(fnmatch.fnmatch(domain, pattern) for pattern in exclude_domains):
             continue
         try:
@@ -107,15 +112,20 @@ def read_gettext_pairs(target_lang, locale_dir=DEFAULT_LOCALE_DIR,
             seen.add(source)
             pairs.append((source, target))
     if unreadable:
-        logger.warning("skipped %d unreadable catalog(s) in %s: %s", len(unreadable),
-                       directory, "; ".join(unreadable[:5]))
+        logger.warning(
+            "skipped %d unreadable catalog(s) in %s: %s",
+            len(unreadable),
+            directory,
+            "; ".join(unreadable[:5]),
+        )
     if not pairs:
         raise InputError(f"the catalogs in {directory} hold no usable message pairs")
     return pairs
 
 
-def gettext_corpus(target_lang, locale_dir=DEFAULT_LOCALE_DIR, dev_size=1000,
-                   test_size=1000, seed=0):
+def gettext_corpus(
+    target_lang, locale_dir=DEFAULT_LOCALE_DIR, dev_size=1000, test_size=1000, seed=0
+):
     """`read_gettext_pairs` split into a `Corpus` by a shuffle seeded with `seed`.
 
     Args:
@@ -130,7 +140,11 @@ def gettext_corpus(target_lang, locale_dir=DEFAULT_LOCALE_DIR, dev_size=1000,
     if dev_size + test_size >= len(pairs):
         raise InputError(
             f"the {target_lang} catalogs give {len(pairs)} pairs, too few for "
-            f"dev_size={dev_size} plus test_size={test_size} and a training split")
+            f"dev_size={dev_size} plus test_size={test_size} and a training split"
+        )
     random.Random(seed).shuffle(pairs)
-    return Corpus(train=pairs[dev_size + test_size:], dev=pairs[:dev_size],
-                  test=pairs[dev_size:dev_size + test_size])
+    return Corpus(
+        train=pairs[dev_size + test_size :],
+        dev=pairs[:dev_size],
+        test=pairs[dev_size : dev_size + test_size],
+    )

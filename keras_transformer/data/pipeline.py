@@ -50,9 +50,9 @@ import logging
 
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.data.batch_settings import BatchSettings
 from keras_transformer.errors import InputError
-from keras_transformer.constants import END_ID, PAD_ID, START_ID
 
 logger = logging.getLogger("keras_transformer.data")
 PREFETCH_BATCHES = 2
@@ -108,11 +108,15 @@ def make_dataset(
     if not pairs:
         raise InputError("make_dataset needs at least one (source, target) pair; got none")
     for index, pair in enumerate(pairs):
-        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-                or not all(isinstance(side, str) for side in pair)):
+        if (
+            not isinstance(pair, (tuple, list))
+            or len(pair) != 2
+            or not all(isinstance(side, str) for side in pair)
+        ):
             raise InputError(
                 f"make_dataset expects pairs of (source str, target str); got {pair!r:.80} "
-                f"at index {index}")
+                f"at index {index}"
+            )
     boundaries, batch_sizes = batching.buckets()
     for tokenizer in (src_tokenizer, tgt_tokenizer):
         if (tokenizer.pad_id, tokenizer.start_id, tokenizer.end_id) != (
@@ -129,9 +133,7 @@ def make_dataset(
     src_ids = src_tokenizer.tokenize(tf.constant([src for src, _ in pairs]))
     tgt_ids = tgt_tokenizer.tokenize(tf.constant([tgt for _, tgt in pairs]))
     # +1 for the [END] (or [START]) the target gets.
-    too_long = (src_ids.row_lengths() > max_length) | (
-        tgt_ids.row_lengths() + 1 > max_length
-    )
+    too_long = (src_ids.row_lengths() > max_length) | (tgt_ids.row_lengths() + 1 > max_length)
     num_too_long = int(tf.reduce_sum(tf.cast(too_long, tf.int32)))
     if truncate:
         src_ids = src_ids[:, :max_length]
@@ -151,7 +153,9 @@ def make_dataset(
         logger.warning(
             "%s %d of %d pairs longer than max_length=%d tokens",
             "truncated" if truncate else "dropped",
-            num_too_long, len(pairs), max_length,
+            num_too_long,
+            len(pairs),
+            max_length,
         )
     if stats.num_pairs == 0:
         raise InputError(
@@ -162,15 +166,21 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((src_ids, tgt_ids))
     if batching.shuffle:
         dataset = dataset.shuffle(stats.num_pairs, seed=seed, reshuffle_each_iteration=True)
-    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, batching.pad_to_bucket,
-                              batching.drop_remainder,
-                              batch_shuffle_buffer=stats.num_pairs if batching.shuffle else 0,
-                              seed=seed + 1)
+    dataset = batch_by_tokens(
+        dataset,
+        boundaries,
+        batch_sizes,
+        batching.pad_to_bucket,
+        batching.drop_remainder,
+        batch_shuffle_buffer=stats.num_pairs if batching.shuffle else 0,
+        seed=seed + 1,
+    )
     return (dataset, stats) if return_stats else dataset
 
 
-def batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder,
-                    batch_shuffle_buffer, seed):
+def batch_by_tokens(
+    dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder, batch_shuffle_buffer, seed
+):
     """(src ids, tgt ids) pairs -> prefetched `((src, tgt_in), tgt_out)` batches.
 
     Adds [START] and [END] to the target, batches by `token_budget_buckets`' buckets
@@ -192,8 +202,7 @@ def batch_by_tokens(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remain
         # batches of ever longer pairs. Shuffling the epoch's batches (make_dataset's
         # buffer holds them all: fewer batches than pairs) spreads them like a shuffled
         # batch list.
-        dataset = dataset.shuffle(batch_shuffle_buffer, seed=seed,
-                                  reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # No tf.data autotuning: its model thread sleeps in waits that grow to a minute, and
     # destroying an iterator (Keras drops the dev iterator at each validation) waits for
     # that thread, which left whole epochs with idle CPU (README, "No tf.data

@@ -38,19 +38,27 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.constants import END_ID, PAD_ID, START_ID
 from keras_transformer.data.readers import iter_parallel
 from keras_transformer.data.shards import (
-    FORMAT_VERSION, MANIFEST_FILE, encode_pair, file_checksum, read_manifest, shard_name)
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    encode_pair,
+    file_checksum,
+    read_manifest,
+    shard_name,
+)
 from keras_transformer.errors import InputError
 from keras_transformer.files import atomic_path, atomic_write_text, remove_temporaries
 from keras_transformer.text.learning import learn_tokenizers
 from keras_transformer.text.loading import load_tokenizer
 from keras_transformer.text.tokenizer import METADATA_FILE
-from keras_transformer.constants import END_ID, PAD_ID, START_ID
 
 PLAN_FILE = "prepare.json"
-TOKENIZER_DIRS = {"source": os.path.join("tokenizers", "source"),
-                  "target": os.path.join("tokenizers", "target")}
+TOKENIZER_DIRS = {
+    "source": os.path.join("tokenizers", "source"),
+    "target": os.path.join("tokenizers", "target"),
+}
 
 
 def prepare(
@@ -100,9 +108,13 @@ def prepare(
         length histogram, bytes, crc32).
     """
     output_dir = os.fspath(output_dir)
-    for name, value, least in (("max_length", max_length, 2), ("pairs_per_shard",
-                               pairs_per_shard, 1), ("workers", workers, 1),
-                               ("sample_size", sample_size, 1), ("vocab_size", vocab_size, 1)):
+    for name, value, least in (
+        ("max_length", max_length, 2),
+        ("pairs_per_shard", pairs_per_shard, 1),
+        ("workers", workers, 1),
+        ("sample_size", sample_size, 1),
+        ("vocab_size", vocab_size, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise InputError(f"{name} must be an int of at least {least}; got {value!r}")
     inputs = [path] if target_path is None else [path, target_path]
@@ -110,15 +122,30 @@ def prepare(
         if not os.path.isfile(name):
             raise FileNotFoundError(f"parallel corpus file not found: {os.fspath(name)}")
     plan = {
-        "inputs": [{"path": os.path.abspath(name), "bytes": os.path.getsize(name),
-                    "mtime_ns": os.stat(name).st_mtime_ns} for name in inputs],
+        "inputs": [
+            {
+                "path": os.path.abspath(name),
+                "bytes": os.path.getsize(name),
+                "mtime_ns": os.stat(name).st_mtime_ns,
+            }
+            for name in inputs
+        ],
         "aligned": target_path is not None,
-        "max_length": max_length, "truncate": truncate, "pairs_per_shard": pairs_per_shard,
+        "max_length": max_length,
+        "truncate": truncate,
+        "pairs_per_shard": pairs_per_shard,
         "skip_bad_lines": skip_bad_lines,
-        "tokenizer": ({"given": [t.fingerprint for t in tokenizers]} if tokenizers else
-                      {"kind": tokenizer, "vocab_size": vocab_size,
-                       "shared_vocabulary": shared_vocabulary, "sample_size": sample_size,
-                       "seed": seed}),
+        "tokenizer": (
+            {"given": [t.fingerprint for t in tokenizers]}
+            if tokenizers
+            else {
+                "kind": tokenizer,
+                "vocab_size": vocab_size,
+                "shared_vocabulary": shared_vocabulary,
+                "sample_size": sample_size,
+                "seed": seed,
+            }
+        ),
     }
     os.makedirs(output_dir, exist_ok=True)
     remove_temporaries(output_dir)
@@ -139,16 +166,26 @@ def prepare(
                 skipped["lines"] += 1
 
     source_tokenizer, target_tokenizer, sample = _tokenizers(
-        output_dir, tokenizers, pairs(), plan["tokenizer"])
+        output_dir, tokenizers, pairs(), plan["tokenizer"]
+    )
     for side, tok in (("source", source_tokenizer), ("target", target_tokenizer)):
         if (tok.pad_id, tok.start_id, tok.end_id) != (PAD_ID, START_ID, END_ID):
-            raise InputError(f"the {side} tokenizer must use [PAD]=0, [START]=2, [END]=3 "
-                             f"(the model's input format); it uses {tok.pad_id}, "
-                             f"{tok.start_id}, {tok.end_id}")
+            raise InputError(
+                f"the {side} tokenizer must use [PAD]=0, [START]=2, [END]=3 "
+                f"(the model's input format); it uses {tok.pad_id}, "
+                f"{tok.start_id}, {tok.end_id}"
+            )
 
-    shards = _write_shards(output_dir, _chunks(pairs(count_skipped=True), pairs_per_shard),
-                           (source_tokenizer, target_tokenizer), max_length, truncate,
-                           workers, total=sample and sample["of"], progress=progress)
+    shards = _write_shards(
+        output_dir,
+        _chunks(pairs(count_skipped=True), pairs_per_shard),
+        (source_tokenizer, target_tokenizer),
+        max_length,
+        truncate,
+        workers,
+        total=sample and sample["of"],
+        progress=progress,
+    )
     histogram = collections.Counter()
     for shard in shards:
         histogram.update({int(k): v for k, v in shard["length_histogram"].items()})
@@ -161,16 +198,20 @@ def prepare(
         "truncated": sum(s["truncated"] for s in shards),
         "skipped_lines": skipped["lines"],
         "length_histogram": {str(k): histogram[k] for k in sorted(histogram)},
-        "tokenizers": {"source": source_tokenizer.fingerprint,
-                       "target": target_tokenizer.fingerprint},
+        "tokenizers": {
+            "source": source_tokenizer.fingerprint,
+            "target": target_tokenizer.fingerprint,
+        },
         "tokenizer_sample": sample,
         "settings": plan,
         "shards": shards,
     }
     if manifest["pairs"] == 0:
-        raise InputError(f"{os.fspath(path)}: every pair is longer than max_length="
-                         f"{max_length} tokens, or there is none; raise max_length or "
-                         "pass truncate=True")
+        raise InputError(
+            f"{os.fspath(path)}: every pair is longer than max_length="
+            f"{max_length} tokens, or there is none; raise max_length or "
+            "pass truncate=True"
+        )
     atomic_write_text(os.path.join(output_dir, MANIFEST_FILE), json.dumps(manifest, indent=1))
     return manifest
 
@@ -188,8 +229,9 @@ def _start_over(output_dir):
     """Removes what an earlier prepare of other inputs or settings wrote (its files
     only)."""
     for name in os.listdir(output_dir):
-        if name == MANIFEST_FILE or (name.startswith("shard-")
-                                     and name.endswith((".tfrecord", ".json"))):
+        if name == MANIFEST_FILE or (
+            name.startswith("shard-") and name.endswith((".tfrecord", ".json"))
+        ):
             os.remove(os.path.join(output_dir, name))
     shutil.rmtree(os.path.join(output_dir, "tokenizers"), ignore_errors=True)
 
@@ -216,8 +258,9 @@ def _tokenizers(output_dir, given, pairs, spec):
                     reservoir[slot] = pair
         if not reservoir:
             raise InputError("the corpus holds no sentence pairs to learn tokenizers from")
-        source, target = learn_tokenizers(reservoir, spec["kind"], spec["vocab_size"],
-                                          spec["shared_vocabulary"])
+        source, target = learn_tokenizers(
+            reservoir, spec["kind"], spec["vocab_size"], spec["shared_vocabulary"]
+        )
         sample = {"pairs": len(reservoir), "of": count, "seed": spec["seed"]}
     sample_path = os.path.join(output_dir, "tokenizers", "sample.json")
     if sample is not None:
@@ -245,29 +288,34 @@ def _chunks(pairs, size):
 
 def _written_shard(output_dir, index):
     """The counts of shard `index` if an earlier run wrote it whole, else None."""
-    counts = _read_json(os.path.join(output_dir, shard_name(index)[:-len(".tfrecord")]
-                                     + ".json"))
+    counts = _read_json(os.path.join(output_dir, shard_name(index)[: -len(".tfrecord")] + ".json"))
     path = os.path.join(output_dir, shard_name(index))
-    if (isinstance(counts, dict) and os.path.isfile(path)
-            and os.path.getsize(path) == counts.get("bytes")):
+    if (
+        isinstance(counts, dict)
+        and os.path.isfile(path)
+        and os.path.getsize(path) == counts.get("bytes")
+    ):
         return counts
     return None
 
 
-def _write_shards(output_dir, chunks, tokenizers, max_length, truncate, workers, total,
-                  progress):
+def _write_shards(output_dir, chunks, tokenizers, max_length, truncate, workers, total, progress):
     """Writes a shard per chunk (those not written already); returns their counts in
     order."""
     from tqdm.auto import tqdm
 
     shards, pending = {}, []
-    with tqdm(total=total, unit="pair", desc="preparing", disable=not progress,
-              smoothing=0.1) as bar:
+    with tqdm(
+        total=total, unit="pair", desc="preparing", disable=not progress, smoothing=0.1
+    ) as bar:
         executor = None
         if workers > 1:
             executor = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_load_tokenizers_in_worker, initargs=(output_dir,))
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_load_tokenizers_in_worker,
+                initargs=(output_dir,),
+            )
 
         def collect(job):
             index, size, future = job
@@ -278,7 +326,8 @@ def _write_shards(output_dir, chunks, tokenizers, max_length, truncate, workers,
                     f"a tokenizing worker process died while writing shard {index} of "
                     f"{output_dir} (killed, or out of memory?); the {len(shards)} shards "
                     "written whole are kept: run the same command again to resume, with "
-                    "fewer workers if memory is short") from error
+                    "fewer workers if memory is short"
+                ) from error
             bar.update(size)
 
         try:
@@ -288,13 +337,25 @@ def _write_shards(output_dir, chunks, tokenizers, max_length, truncate, workers,
                     shards[index] = written
                     bar.update(len(chunk))
                 elif executor is None:
-                    shards[index] = write_shard(output_dir, index, chunk, *tokenizers,
-                                                max_length, truncate)
+                    shards[index] = write_shard(
+                        output_dir, index, chunk, *tokenizers, max_length, truncate
+                    )
                     bar.update(len(chunk))
                 else:
-                    pending.append((index, len(chunk), executor.submit(
-                        _write_shard_in_worker, output_dir, index, chunk, max_length,
-                        truncate)))
+                    pending.append(
+                        (
+                            index,
+                            len(chunk),
+                            executor.submit(
+                                _write_shard_in_worker,
+                                output_dir,
+                                index,
+                                chunk,
+                                max_length,
+                                truncate,
+                            ),
+                        )
+                    )
                     while len(pending) >= 2 * workers:
                         collect(pending.pop(0))
             while pending:
@@ -310,16 +371,17 @@ _worker_tokenizers = None
 
 def _load_tokenizers_in_worker(output_dir):
     global _worker_tokenizers
-    _worker_tokenizers = tuple(load_tokenizer(os.path.join(output_dir, TOKENIZER_DIRS[side]))
-                               for side in ("source", "target"))
+    _worker_tokenizers = tuple(
+        load_tokenizer(os.path.join(output_dir, TOKENIZER_DIRS[side]))
+        for side in ("source", "target")
+    )
 
 
 def _write_shard_in_worker(output_dir, index, pairs, max_length, truncate):
     return write_shard(output_dir, index, pairs, *_worker_tokenizers, max_length, truncate)
 
 
-def write_shard(output_dir, index, pairs, source_tokenizer, target_tokenizer, max_length,
-                truncate):
+def write_shard(output_dir, index, pairs, source_tokenizer, target_tokenizer, max_length, truncate):
     """Tokenizes `pairs` into shard `index` of `output_dir`, then records its counts
     beside it; returns them (a dict, as in the manifest's "shards")."""
     src = source_tokenizer.tokenize(tf.constant([s for s, _ in pairs]))
@@ -334,8 +396,8 @@ def write_shard(output_dir, index, pairs, source_tokenizer, target_tokenizer, ma
     with atomic_path(path) as temporary:
         with tf.io.TFRecordWriter(temporary) as writer:
             for row in np.flatnonzero(~too_long | truncate):
-                source = src_ids[src_splits[row]:src_splits[row + 1]][:max_length]
-                target = tgt_ids[tgt_splits[row]:tgt_splits[row + 1]][:max_length - 1]
+                source = src_ids[src_splits[row] : src_splits[row + 1]][:max_length]
+                target = tgt_ids[tgt_splits[row] : tgt_splits[row + 1]][: max_length - 1]
                 writer.write(encode_pair(source, target))
                 histogram[max(len(source), len(target) + 1)] += 1
                 source_tokens += len(source)
@@ -352,5 +414,5 @@ def write_shard(output_dir, index, pairs, source_tokenizer, target_tokenizer, ma
         "bytes": os.path.getsize(path),
         "crc32": file_checksum(path),
     }
-    atomic_write_text(path[:-len(".tfrecord")] + ".json", json.dumps(counts))
+    atomic_write_text(path[: -len(".tfrecord")] + ".json", json.dumps(counts))
     return counts

@@ -79,7 +79,10 @@ def read_parallel(path, target_path=None, skip_bad_lines=False):
         first_line, first_problem = skipped[0]
         logger.warning(
             "skipped %d malformed line(s) of %s (first: %s at line %d)",
-            len(skipped), files, first_problem, first_line,
+            len(skipped),
+            files,
+            first_problem,
+            first_line,
         )
     if not pairs:
         raise InputError(
@@ -105,21 +108,19 @@ def iter_parallel(path, target_path=None, skip_bad_lines=False):
         numbered = _stream_aligned(path, target_path)
     for line_number, pair, problem in numbered:
         if problem is not None and not skip_bad_lines:
-            raise InputError(f"{problem} at line {line_number}; fix the line or pass "
-                             "skip_bad_lines=True.")
+            raise InputError(
+                f"{problem} at line {line_number}; fix the line or pass skip_bad_lines=True."
+            )
         yield line_number, pair, problem
 
 
 def _read_tsv(path, lines=None):
     """Yields (line number, pair or None, problem or None) for a TSV file (its `lines`
     when given)."""
-    for line_number, line in enumerate(_read_lines(path) if lines is None else lines,
-                                       start=1):
+    for line_number, line in enumerate(_read_lines(path) if lines is None else lines, start=1):
         fields = line.split("\t")
         if len(fields) != 2:
-            problem = (
-                "empty line" if not line.strip() else f"{len(fields) - 1} tabs"
-            )
+            problem = "empty line" if not line.strip() else f"{len(fields) - 1} tabs"
             yield line_number, None, f"{os.fspath(path)}: {problem}"
             continue
         source, target = fields[0].strip(), fields[1].strip()
@@ -149,13 +150,15 @@ def _stream_aligned(source_path, target_path):
     sources, targets = _stream_lines(source_path), _stream_lines(target_path)
     line_number = 0
     for line_number, (source, target) in enumerate(
-            itertools.zip_longest(sources, targets), start=1):
+        itertools.zip_longest(sources, targets), start=1
+    ):
         if source is None or target is None:
             shorter = source_path if source is None else target_path
             raise InputError(
                 f"aligned files differ in length: {os.fspath(shorter)} ends after "
                 f"{line_number - 1} lines while the other goes on; line i of one must "
-                "translate line i of the other")
+                "translate line i of the other"
+            )
         yield _aligned_pair(line_number, source, target, source_path, target_path)
 
 
@@ -189,7 +192,8 @@ def decode_lines(handle, name):
         except UnicodeDecodeError as error:
             raise InputError(
                 f"{name} is not valid UTF-8: byte 0x{raw[error.start]:02x} on line {number}; "
-                "re-encode it as UTF-8") from None
+                "re-encode it as UTF-8"
+            ) from None
         yield line.removesuffix("\n").removesuffix("\r")
 
 

@@ -62,25 +62,31 @@ def shard_name(index):
 def encode_pair(src_ids, tgt_ids):
     """One serialized record of a pair of id sequences (1-D int arrays)."""
     feature = {
-        side: tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[np.asarray(ids, "<i4").tobytes()]))
+        side: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[np.asarray(ids, "<i4").tobytes()])
+        )
         for side, ids in (("src", src_ids), ("tgt", tgt_ids))
     }
     # Deterministic: a protobuf map's order otherwise follows the process's hash seed,
     # and the same pairs would give shards of other bytes (and CRC) on every run.
-    return tf.train.Example(
-        features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True
+    )
 
 
-_RECORD_FEATURES = {"src": tf.io.FixedLenFeature([], tf.string),
-                    "tgt": tf.io.FixedLenFeature([], tf.string)}
+_RECORD_FEATURES = {
+    "src": tf.io.FixedLenFeature([], tf.string),
+    "tgt": tf.io.FixedLenFeature([], tf.string),
+}
 
 
 def _decode_pair(record):
     """A serialized record -> (src ids (length,), tgt ids (length,)), int32."""
     fields = tf.io.parse_single_example(record, _RECORD_FEATURES)
-    return (tf.io.decode_raw(fields["src"], tf.int32, little_endian=True),
-            tf.io.decode_raw(fields["tgt"], tf.int32, little_endian=True))
+    return (
+        tf.io.decode_raw(fields["src"], tf.int32, little_endian=True),
+        tf.io.decode_raw(fields["tgt"], tf.int32, little_endian=True),
+    )
 
 
 def file_checksum(path):
@@ -99,7 +105,8 @@ def read_manifest(directory):
     if not os.path.isfile(path):
         raise InputError(
             f"{directory} is not a prepared corpus: {path} is missing (write one with "
-            "`keras-transformer prepare`; an interrupted prepare resumes when run again)")
+            "`keras-transformer prepare`; an interrupted prepare resumes when run again)"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
@@ -107,11 +114,14 @@ def read_manifest(directory):
         raise InputError(f"{path} is not a valid manifest: {error}") from error
     required = ("format", "pairs", "shards", "tokenizers", "settings")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
-        raise InputError(f"{path} is not a valid manifest: expected an object with "
-                         f"{', '.join(required)}")
+        raise InputError(
+            f"{path} is not a valid manifest: expected an object with {', '.join(required)}"
+        )
     if manifest["format"] != FORMAT_VERSION:
-        raise InputError(f"{path} has format {manifest['format']!r}; this version reads "
-                         f"format {FORMAT_VERSION}: prepare the corpus again")
+        raise InputError(
+            f"{path} has format {manifest['format']!r}; this version reads "
+            f"format {FORMAT_VERSION}: prepare the corpus again"
+        )
     return manifest
 
 
@@ -124,7 +134,8 @@ def check_fingerprints(directory, manifest, source_tokenizer, target_tokenizer):
             f"{os.path.join(os.fspath(directory), MANIFEST_FILE)} was tokenized with "
             f"tokenizers of fingerprints {recorded}, not those given ({given}): its ids "
             "would mean other tokens. Prepare the corpus with these tokenizers, or train "
-            "with the prepared directory's own (its tokenizers/ folder)")
+            "with the prepared directory's own (its tokenizers/ folder)"
+        )
 
 
 def check_shard(directory, entry):
@@ -135,12 +146,16 @@ def check_shard(directory, entry):
         raise InputError(f"shard {path} is missing; prepare the corpus again")
     size = os.path.getsize(path)
     if size != entry["bytes"]:
-        raise InputError(f"shard {path} holds {size} bytes where the manifest records "
-                         f"{entry['bytes']}: it is truncated or damaged; prepare the corpus "
-                         "again")
+        raise InputError(
+            f"shard {path} holds {size} bytes where the manifest records "
+            f"{entry['bytes']}: it is truncated or damaged; prepare the corpus "
+            "again"
+        )
     if file_checksum(path) != entry["crc32"]:
-        raise InputError(f"shard {path} is corrupt (its CRC-32 differs from the "
-                         "manifest's); prepare the corpus again")
+        raise InputError(
+            f"shard {path} is corrupt (its CRC-32 differs from the "
+            "manifest's); prepare the corpus again"
+        )
     return path
 
 
@@ -181,17 +196,20 @@ def shard_dataset(
     max_length, shuffle, seed = batching.max_length, batching.shuffle, batching.seed
     manifest = read_manifest(directory)
     if source_tokenizer is not None or target_tokenizer is not None:
-        check_fingerprints(directory, manifest, source_tokenizer,
-                           target_tokenizer or source_tokenizer)
+        check_fingerprints(
+            directory, manifest, source_tokenizer, target_tokenizer or source_tokenizer
+        )
     shards = manifest["shards"]
     if not (isinstance(num_workers, int) and 0 <= worker_index < num_workers):
-        raise InputError(f"worker_index must be in 0..num_workers-1; got worker "
-                         f"{worker_index} of {num_workers}")
+        raise InputError(
+            f"worker_index must be in 0..num_workers-1; got worker {worker_index} of {num_workers}"
+        )
     if len(shards) < num_workers:
         raise InputError(
             f"{directory} holds {len(shards)} shard(s), fewer than the {num_workers} "
             "workers, and each worker reads its own shards: prepare it again with "
-            f"pairs_per_shard small enough for at least {num_workers} shards")
+            f"pairs_per_shard small enough for at least {num_workers} shards"
+        )
     own = shards[worker_index::num_workers]
     paths = [check_shard(directory, entry) for entry in own]
 
@@ -203,11 +221,17 @@ def shard_dataset(
             else:
                 dropped += count
     if dropped:
-        logger.warning("dropped %d of %d prepared pairs longer than max_length=%d tokens",
-                       dropped, kept + dropped, max_length)
+        logger.warning(
+            "dropped %d of %d prepared pairs longer than max_length=%d tokens",
+            dropped,
+            kept + dropped,
+            max_length,
+        )
     if kept == 0:
-        raise InputError(f"{directory} holds no pairs of at most max_length={max_length} "
-                         f"tokens for worker {worker_index} of {num_workers}")
+        raise InputError(
+            f"{directory} holds no pairs of at most max_length={max_length} "
+            f"tokens for worker {worker_index} of {num_workers}"
+        )
     boundaries, batch_sizes = batching.buckets()
     stats = DatasetStats(
         num_pairs=kept,
@@ -220,17 +244,25 @@ def shard_dataset(
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = files.interleave(tf.data.TFRecordDataset,
-                               cycle_length=min(INTERLEAVED_SHARDS, len(paths)),
-                               block_length=1)
+    dataset = files.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(INTERLEAVED_SHARDS, len(paths)), block_length=1
+    )
     dataset = dataset.map(_decode_pair)
     if dropped:
-        dataset = dataset.filter(lambda src, tgt: tf.logical_and(
-            tf.shape(src)[0] <= max_length, tf.shape(tgt)[0] + 1 <= max_length))
+        dataset = dataset.filter(
+            lambda src, tgt: tf.logical_and(
+                tf.shape(src)[0] <= max_length, tf.shape(tgt)[0] + 1 <= max_length
+            )
+        )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
-    dataset = batch_by_tokens(dataset, boundaries, batch_sizes, batching.pad_to_bucket,
-                              batching.drop_remainder,
-                              batch_shuffle_buffer=BATCH_SHUFFLE_BUFFER if shuffle else 0,
-                              seed=seed + 2)
+    dataset = batch_by_tokens(
+        dataset,
+        boundaries,
+        batch_sizes,
+        batching.pad_to_bucket,
+        batching.drop_remainder,
+        batch_shuffle_buffer=BATCH_SHUFFLE_BUFFER if shuffle else 0,
+        seed=seed + 2,
+    )
     return (dataset, stats) if return_stats else dataset

@@ -26,14 +26,19 @@ def load_corpus(data: dict) -> Corpus | PreparedCorpus:
     source = data.get("source", "embedded")
     if source == "embedded":
         return numbers_corpus(
-            target_lang=data.get("target_lang", "de"), train_size=data.get("train_size", 20000),
-            seed=data.get("seed", 0))
+            target_lang=data.get("target_lang", "de"),
+            train_size=data.get("train_size", 20000),
+            seed=data.get("seed", 0),
+        )
     if source in ("tsv", "aligned"):
         splits = {}
         for split in ("train", "dev", "test"):
             paths = data.get(split)
-            splits[split] = (read_parallel(
-                *paths, skip_bad_lines=data.get("skip_bad_lines", False)) if paths else [])
+            splits[split] = (
+                read_parallel(*paths, skip_bad_lines=data.get("skip_bad_lines", False))
+                if paths
+                else []
+            )
         if not splits["train"]:
             raise InputError(f"--data {source} needs --train files")
         return Corpus(**splits)
@@ -41,8 +46,10 @@ def load_corpus(data: dict) -> Corpus | PreparedCorpus:
         return PreparedCorpus(train=data["train"][0], dev=(data.get("dev") or [None])[0])
     if source == "gettext":
         return gettext_corpus(
-            data["target_lang"], locale_dir=data.get("locale_dir", DEFAULT_LOCALE_DIR),
-            seed=data.get("seed", 0))
+            data["target_lang"],
+            locale_dir=data.get("locale_dir", DEFAULT_LOCALE_DIR),
+            seed=data.get("seed", 0),
+        )
     if source == "tfds":
         name = data.get("tfds_name")
         if not name:
@@ -50,7 +57,9 @@ def load_corpus(data: dict) -> Corpus | PreparedCorpus:
         return Corpus(
             train=read_tfds(name, split="train", data_dir=data.get("data_dir")),
             dev=read_tfds(name, split="validation", data_dir=data.get("data_dir")),
-            test=read_tfds(name, split="test", data_dir=data.get("data_dir")))
+            test=read_tfds(name, split="test", data_dir=data.get("data_dir")),
+        )
     raise InputError(
         f"unknown data source {source!r}; expected embedded, gettext, tsv, aligned, prepared "
-        "or tfds")
+        "or tfds"
+    )

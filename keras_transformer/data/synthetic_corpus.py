@@ -42,10 +42,14 @@ def write_synthetic_corpus(path, num_pairs, target_lang="de", seed=0):
     with atomic_path(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             for _ in range(num_pairs):
-                numbers = [draw.randint(0, MAX_NUMBER)
-                           for _ in range(draw.randint(1, MOST_NUMBERS_PER_PAIR))]
-                handle.write("; ".join(num2words.num2words(n, lang=SOURCE_LANG)
-                                       for n in numbers) + "\t"
-                             + "; ".join(num2words.num2words(n, lang=target_lang)
-                                         for n in numbers) + "\n")
+                numbers = [
+                    draw.randint(0, MAX_NUMBER)
+                    for _ in range(draw.randint(1, MOST_NUMBERS_PER_PAIR))
+                ]
+                handle.write(
+                    "; ".join(num2words.num2words(n, lang=SOURCE_LANG) for n in numbers)
+                    + "\t"
+                    + "; ".join(num2words.num2words(n, lang=target_lang) for n in numbers)
+                    + "\n"
+                )
     return num_pairs

@@ -45,8 +45,8 @@ def top_k_by_blocks(values, k, block=64):
     one of them has a maximum at least as large, and k other blocks with larger maxima
     would hold k larger entries). So one max-reduction, a top-k over the block maxima and
     a top-k over k·block candidates replace a top-k over every entry, which XLA runs
-    slower on CPU (benchmarks/decode_latency.py times beam search). The chosen blocks are taken in index order, so ties come out
-    as top_k orders them: lower index first.
+    slower on CPU (benchmarks/decode_latency.py times beam search). The chosen blocks are
+    taken in index order, so ties come out as top_k orders them: lower index first.
 
     Args:
         values: (..., n) float.
@@ -69,15 +69,17 @@ def top_k_by_blocks(values, k, block=64):
     best_blocks = tf.sort(tf.math.top_k(tf.reduce_max(tiled, axis=-1), k).indices, axis=-1)
     candidates = tf.gather(tiled, best_blocks, batch_dims=batch_dims)
     top, position = tf.math.top_k(tf.reshape(candidates, tf.concat([lead, [k * block]], 0)), k)
-    indices = (tf.gather(best_blocks, position // block, batch_dims=batch_dims) * block
-               + position % block)
+    indices = (
+        tf.gather(best_blocks, position // block, batch_dims=batch_dims) * block + position % block
+    )
     return top, indices
 
 
 def check_num_return(num_return, beam_size):
     if not isinstance(num_return, int) or not 1 <= num_return <= beam_size:
         raise InputError(
-            f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}")
+            f"num_return must be an int in [1, beam_size={beam_size}]; got {num_return!r}"
+        )
 
 
 class BeamState(typing.NamedTuple):
@@ -123,11 +125,9 @@ def _extensions(settings, logits, state):
     # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
     # top-k over all k·vocab candidates (lower beam, then lower token, first).
     normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
-    beam_best, beam_tokens = top_k_by_blocks(
-        settings.forbid_tokens(logits, state.step), 2 * k)
+    beam_best, beam_tokens = top_k_by_blocks(settings.forbid_tokens(logits, state.step), 2 * k)
     candidates = state.alive_log_probs[:, :, None] + (beam_best - normalizer)
-    top_log_probs, top_indices = tf.math.top_k(
-        tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
+    top_log_probs, top_indices = tf.math.top_k(tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
     origins = top_indices // (2 * k)
     top_tokens = _gather(tf.reshape(beam_tokens, [batch, k * 2 * k]), top_indices)
     top_ids = write_column(_gather(state.alive_ids, origins), state.step, top_tokens)
@@ -142,11 +142,10 @@ def _merge_finished(settings, state, top_log_probs, top_ids, ends):
     """
     k = settings.beam_size
     within_top_k = tf.range(2 * k)[None, :] < k
-    new_scores = tf.where(ends & within_top_k,
-                          top_log_probs / length_penalty(state.step + 1, settings.alpha),
-                          NEG_INF)
-    merged_scores, kept = tf.math.top_k(
-        tf.concat([state.finished_scores, new_scores], axis=1), k=k)
+    new_scores = tf.where(
+        ends & within_top_k, top_log_probs / length_penalty(state.step + 1, settings.alpha), NEG_INF
+    )
+    merged_scores, kept = tf.math.top_k(tf.concat([state.finished_scores, new_scores], axis=1), k=k)
     merged_ids = _gather(tf.concat([state.finished_ids, top_ids], axis=1), kept)
     # A finished sentence keeps its result while the rest of the batch decodes.
     finished_scores = tf.where(state.done[:, None], state.finished_scores, merged_scores)
@@ -199,8 +198,7 @@ def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=N
 
     def body(*state):
         state = BeamState(*state)
-        logits, cache = model.decode_step(state.tokens, state.step, state.cache,
-                                          memory_mask)
+        logits, cache = model.decode_step(state.tokens, state.step, state.cache, memory_mask)
         top_log_probs, top_tokens, origins, top_ids = _extensions(settings, logits, state)
         at_limit = (state.step + 1 >= limits)[:, None]
         ends = tf.equal(top_tokens, settings.end_id) | at_limit
@@ -209,23 +207,32 @@ def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=N
         # Each new hypothesis inherits the ancestry of the beam it extends; the keys and
         # values stay where they were written (see layers/decoder.py).
         cache = dict(cache, ancestry=_gather(cache["ancestry"], _gather(origins, chosen)))
-        finished_ids, finished_scores = _merge_finished(settings, state, top_log_probs,
-                                                        top_ids, ends)
+        finished_ids, finished_scores = _merge_finished(
+            settings, state, top_log_probs, top_ids, ends
+        )
         best_alive = alive_log_probs[:, 0] / best_possible_penalty
-        done = (state.done | at_limit[:, 0]
-                | (best_alive <= finished_scores[:, num_return - 1]))
-        return tuple(BeamState(
-            step=state.step + 1, tokens=_gather(top_tokens, chosen), cache=cache,
-            alive_ids=_gather(top_ids, chosen), alive_log_probs=alive_log_probs,
-            finished_ids=finished_ids, finished_scores=finished_scores, done=done))
+        done = state.done | at_limit[:, 0] | (best_alive <= finished_scores[:, num_return - 1])
+        return tuple(
+            BeamState(
+                step=state.step + 1,
+                tokens=_gather(top_tokens, chosen),
+                cache=cache,
+                alive_ids=_gather(top_ids, chosen),
+                alive_log_probs=alive_log_probs,
+                finished_ids=finished_ids,
+                finished_scores=finished_scores,
+                done=done,
+            )
+        )
 
     state = BeamState(
         step=tf.constant(0, tf.int32),
         tokens=tf.fill([batch, k], settings.start_id),
         cache=model.init_cache(memory, width, beam_size=k),
         alive_ids=tf.zeros([batch, k, width], tf.int32),
-        alive_log_probs=tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0,
-                                   off_value=NEG_INF),  # the first beam only
+        alive_log_probs=tf.one_hot(
+            tf.zeros([batch], tf.int32), k, on_value=0.0, off_value=NEG_INF
+        ),  # the first beam only
         finished_ids=tf.zeros([batch, k, width], tf.int32),
         finished_scores=tf.fill([batch, k], NEG_INF),
         done=tf.equal(limits, 0),
@@ -238,8 +245,18 @@ def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=N
     return state.finished_ids, finished_scores, state.done
 
 
-def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length=None,
-                min_length=0, start_id=START_ID, end_id=END_ID, jit_compile=True):
+def beam_search(
+    model,
+    src_ids,
+    beam_size=4,
+    alpha=0.6,
+    num_return=1,
+    max_length=None,
+    min_length=0,
+    start_id=START_ID,
+    end_id=END_ID,
+    jit_compile=True,
+):
     """Beam search decoding of a batch of sources (the paper: beam 4, α = 0.6).
 
     Args:
@@ -268,12 +285,18 @@ def beam_search(model, src_ids, beam_size=4, alpha=0.6, num_return=1, max_length
     >>> bool(np.allclose(nbest_scores[:, 0], scores))   # the n-best list starts with the best
     True
     """
-    settings = DecodingSettings(beam_size=beam_size, alpha=alpha, max_length=max_length,
-                                min_length=min_length, start_id=start_id,
-                                end_id=end_id).check(model)
+    settings = DecodingSettings(
+        beam_size=beam_size,
+        alpha=alpha,
+        max_length=max_length,
+        min_length=min_length,
+        start_id=start_id,
+        end_id=end_id,
+    ).check(model)
     check_num_return(num_return, beam_size)
-    ids, scores = compiled.decode_in_buckets(beam_loop, model, src_ids,
-                                             (settings, num_return), jit_compile)
+    ids, scores = compiled.decode_in_buckets(
+        beam_loop, model, src_ids, (settings, num_return), jit_compile
+    )
     ids, scores = ids[:, :num_return], scores[:, :num_return]
     if num_return == 1:
         ids, scores = ids[:, 0], scores[:, 0]

@@ -38,7 +38,8 @@ def pad_to_bucket(src_ids, max_length):
     if src_len > max_length:
         raise InputError(
             f"src ids have length {src_len}, longer than the model's max_length="
-            f"{max_length}; truncate the input or build with a larger max_length")
+            f"{max_length}; truncate the input or build with a larger max_length"
+        )
     bucket = min(-(-max(src_len, 1) // SOURCE_BUCKET) * SOURCE_BUCKET, max_length)
     return tf.pad(src_ids, [[0, 0], [0, bucket - src_len]], constant_values=PAD_ID)
 
@@ -78,15 +79,17 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
     if capped:
         steps = tf.constant(max_steps, tf.int32)
     if not tf.executing_eagerly():
-        return (loop(model, src_ids, *args, max_steps=steps) if capped
-                else loop(model, src_ids, *args))
+        return (
+            loop(model, src_ids, *args, max_steps=steps) if capped else loop(model, src_ids, *args)
+        )
     if not hasattr(src_ids, "dtype"):
         src_ids = np.asarray(src_ids)
     src_ids = tf.convert_to_tensor(src_ids)
     if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
         raise InputError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
-            f"{tuple(src_ids.shape)}")
+            f"{tuple(src_ids.shape)}"
+        )
     # The model checks its ids only when called eagerly; the loop below is traced.
     check_id_range(src_ids.numpy(), "src", model.config.src_vocab_size)
     if not getattr(model, "built", True):  # variables must exist before the trace reads them
@@ -100,12 +103,17 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
         # A weak reference, so that the cached function does not keep the model alive.
         model_ref = weakref.ref(model)
         if capped:
-            function = lambda ids, steps: loop(model_ref(), ids, *args, max_steps=steps)
+
+            def function(ids, steps):
+                return loop(model_ref(), ids, *args, max_steps=steps)
+
             signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
         else:
-            function = lambda ids: loop(model_ref(), ids, *args)
+
+            def function(ids):
+                return loop(model_ref(), ids, *args)
+
             signature = [tf.TensorSpec(shape, tf.int32)]
-        functions[key] = tf.function(function, jit_compile=jit_compile,
-                                     input_signature=signature)
+        functions[key] = tf.function(function, jit_compile=jit_compile, input_signature=signature)
     outputs = functions[key](src_ids, steps) if capped else functions[key](src_ids)
     return tf.nest.map_structure(lambda t: t[:batch], outputs)

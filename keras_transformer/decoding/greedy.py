@@ -77,8 +77,7 @@ def greedy_loop(model, src_ids, settings=PAPER_SETTINGS, choose=None, max_steps=
         active = settings.still_decoding(finished, step, limits)
         token = tf.where(active, token, PAD_ID)
         # log p(token) = logit - logsumexp: the (batch, vocab) log-softmax is not formed.
-        chosen = (tf.gather(logits, token, batch_dims=1)
-                  - tf.reduce_logsumexp(logits, axis=-1))
+        chosen = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
         scores = scores + tf.where(active, chosen, 0.0)
         ids = write_column(ids, step, token)
         finished = settings.finished_after(finished, active, token)
@@ -98,8 +97,15 @@ def greedy_loop(model, src_ids, settings=PAPER_SETTINGS, choose=None, max_steps=
     return ids, scores, finished | (step >= limits)
 
 
-def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_ID,
-                  end_id=END_ID, jit_compile=True):
+def greedy_search(
+    model,
+    src_ids,
+    max_length=None,
+    min_length=0,
+    start_id=START_ID,
+    end_id=END_ID,
+    jit_compile=True,
+):
     """Greedy decoding of a batch of sources.
 
     Args:
@@ -125,8 +131,8 @@ def greedy_search(model, src_ids, max_length=None, min_length=0, start_id=START_
     >>> ids.dtype, scores.shape
     (tf.int32, TensorShape([2]))
     """
-    settings = DecodingSettings(beam_size=1, max_length=max_length, min_length=min_length,
-                                start_id=start_id, end_id=end_id).check(model)
-    ids, scores = compiled.decode_in_buckets(greedy_loop, model, src_ids, (settings,),
-                                             jit_compile)
+    settings = DecodingSettings(
+        beam_size=1, max_length=max_length, min_length=min_length, start_id=start_id, end_id=end_id
+    ).check(model)
+    ids, scores = compiled.decode_in_buckets(greedy_loop, model, src_ids, (settings,), jit_compile)
     return trim_padding(ids), scores

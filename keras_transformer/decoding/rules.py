@@ -73,27 +73,33 @@ class DecodingSettings:
         if 2 * beam_size > vocab_size:
             raise InputError(
                 f"beam search ranks 2 × beam_size candidates per sentence, so beam_size "
-                f"must be at most half the target vocabulary ({vocab_size}); got {beam_size}")
-        if (not isinstance(alpha, (int, float)) or isinstance(alpha, bool)
-                or not 0 <= alpha < float("inf")):
-            raise InputError(f"alpha must be a number >= 0, finite (0 disables the length "
-                             f"penalty); got {alpha!r}")
+                f"must be at most half the target vocabulary ({vocab_size}); got {beam_size}"
+            )
+        if (
+            not isinstance(alpha, (int, float))
+            or isinstance(alpha, bool)
+            or not 0 <= alpha < float("inf")
+        ):
+            raise InputError(
+                f"alpha must be a number >= 0, finite (0 disables the length "
+                f"penalty); got {alpha!r}"
+            )
         max_length = self.max_length
         if max_length is not None:
-            if (not isinstance(max_length, int) or isinstance(max_length, bool)
-                    or max_length < 1):
-                raise InputError(
-                    f"max_length must be None or a positive int; got {max_length!r}")
+            if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+                raise InputError(f"max_length must be None or a positive int; got {max_length!r}")
             if max_length > model_max_length:
                 raise InputError(
                     f"max_length={max_length} is longer than the model's max_length="
                     f"{model_max_length} (its positional table and cache); pass at most "
-                    f"{model_max_length}, or None for the source length + {EXTRA_LENGTH}")
+                    f"{model_max_length}, or None for the source length + {EXTRA_LENGTH}"
+                )
         for name, value in (("start_id", self.start_id), ("end_id", self.end_id)):
             if not isinstance(value, int) or not 0 < value < vocab_size:
                 raise InputError(
                     f"{name} must be an int id in [1, {vocab_size}) (the target vocabulary, "
-                    f"0 is padding); got {value!r}")
+                    f"0 is padding); got {value!r}"
+                )
         min_length = self.min_length
         if not isinstance(min_length, int) or isinstance(min_length, bool) or min_length < 0:
             raise InputError(f"min_length must be an int >= 0; got {min_length!r}")
@@ -133,8 +139,9 @@ class DecodingSettings:
         token = np.arange(log_probs.shape[-1])
         banned = (token == PAD_ID) | (token == self.start_id)
         if self.min_length > 0:
-            banned = xp.logical_or(banned, xp.logical_and(token == self.end_id,
-                                                          step < self.min_length))
+            banned = xp.logical_or(
+                banned, xp.logical_and(token == self.end_id, step < self.min_length)
+            )
         return xp.where(banned, NEG_INF, log_probs)
 
     def still_decoding(self, finished, step, limits):
@@ -165,5 +172,6 @@ def check_src_ids(model, src_ids):
     if not src_ids.dtype.is_integer or src_ids.shape.rank != 2:
         raise InputError(
             f"src ids must be int32 of shape (batch, length); got {src_ids.dtype.name} "
-            f"{tuple(src_ids.shape)}")
+            f"{tuple(src_ids.shape)}"
+        )
     return tf.cast(src_ids, tf.int32)

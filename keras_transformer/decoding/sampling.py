@@ -32,7 +32,8 @@ def _check_sampling(temperature, top_k, top_p, seed):
     if not 0 < temperature < float("inf"):
         raise InputError(
             f"temperature must be a finite number > 0; got {temperature!r} (use "
-            f"greedy_search for the temperature-0 limit)")
+            f"greedy_search for the temperature-0 limit)"
+        )
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
         raise InputError(f"top_k must be an int >= 0 (0 keeps every token); got {top_k!r}")
     if not 0 < top_p <= 1:
@@ -102,8 +103,19 @@ def sample_loop(model, src_ids, settings=PAPER_SETTINGS, sampling=Sampling()):
     return greedy_loop(model, src_ids, settings, choose=sampling.check())
 
 
-def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_length=None,
-           min_length=0, start_id=START_ID, end_id=END_ID, jit_compile=True):
+def sample(
+    model,
+    src_ids,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+    max_length=None,
+    min_length=0,
+    start_id=START_ID,
+    end_id=END_ID,
+    jit_compile=True,
+):
     """Samples one output per source.
 
     Args:
@@ -130,8 +142,10 @@ def sample(model, src_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_leng
     True
     """
     sampling = Sampling(temperature, top_k, top_p, seed).check()
-    settings = DecodingSettings(beam_size=1, max_length=max_length, min_length=min_length,
-                                start_id=start_id, end_id=end_id).check(model)
-    ids, _ = compiled.decode_in_buckets(sample_loop, model, src_ids, (settings, sampling),
-                                        jit_compile)
+    settings = DecodingSettings(
+        beam_size=1, max_length=max_length, min_length=min_length, start_id=start_id, end_id=end_id
+    ).check(model)
+    ids, _ = compiled.decode_in_buckets(
+        sample_loop, model, src_ids, (settings, sampling), jit_compile
+    )
     return trim_padding(ids)

@@ -38,7 +38,8 @@ def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
 
     Args:
         decode: `(src_ids (batch, n) int32, steps) -> (ids (batch, W), scores (batch,),
-            done (batch,))`, a capped decoding loop (`compiled.decode_in_buckets(..., max_steps=steps)`).
+            done (batch,))`, a capped decoding loop
+            (`compiled.decode_in_buckets(..., max_steps=steps)`).
         sources: list of 1-D int arrays, the sources' ids without padding.
         batch_size: sources per batch.
         max_steps: a cap no decoding reaches (at least every row's length limit), for
@@ -58,13 +59,14 @@ def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
         cut = []
         rows = sorted(rows, key=lambda i: len(sources[i]))
         for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
+            batch = rows[start : start + batch_size]
             longest = max(len(sources[i]) for i in batch)
             src_ids = np.full((len(batch), max(longest, 1)), PAD_ID, np.int32)
             for row, i in enumerate(batch):
-                src_ids[row, :len(sources[i])] = sources[i]
+                src_ids[row, : len(sources[i])] = sources[i]
             batch_ids, batch_scores, done = (
-                np.asarray(t) for t in decode(src_ids, steps_of(longest)))
+                np.asarray(t) for t in decode(src_ids, steps_of(longest))
+            )
             for row, i in enumerate(batch):
                 if done[row]:
                     length = int(np.sum(batch_ids[row] != PAD_ID))
@@ -72,7 +74,7 @@ def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
                 else:
                     cut.append(i)
             if on_final is not None:
-                on_final(int(np.sum(done[:len(batch)])))
+                on_final(int(np.sum(done[: len(batch)])))
         return cut
 
     stragglers = decode_batches(range(len(sources)), first_pass_steps)

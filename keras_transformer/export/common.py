@@ -15,13 +15,15 @@ SRC_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="src_ids")
 
 def model_of(translator):
     """The `Transformer` a Translator decodes with (a bare Transformer is accepted too)."""
-    model = translator if isinstance(translator, Transformer) else getattr(
-        translator, "model", None)
+    model = (
+        translator if isinstance(translator, Transformer) else getattr(translator, "model", None)
+    )
     if not isinstance(model, Transformer):
         raise TypeError(
             "expected a keras_transformer Translator (or Transformer); got "
             f"{type(translator).__name__}. Build one with kt.Translator(model, src_tokenizer, "
-            "tgt_tokenizer)")
+            "tgt_tokenizer)"
+        )
     if not model.built:
         model.build()
     return model
@@ -36,8 +38,10 @@ def decoding_settings(translator, decoding=None):
     smallest, fastest graph).
     """
     if decoding not in DECODINGS:
-        raise InputError(f"decoding must be one of {DECODINGS} (None: as the translator "
-                         f"decodes); got {decoding!r}")
+        raise InputError(
+            f"decoding must be one of {DECODINGS} (None: as the translator "
+            f"decodes); got {decoding!r}"
+        )
     if isinstance(translator, Transformer):
         return DecodingSettings(beam_size=1)
     if decoding == "greedy":
@@ -47,8 +51,10 @@ def decoding_settings(translator, decoding=None):
 
 def tokenizers_of(translator):
     """(source_tokenizer, target_tokenizer) of a Translator, (None, None) for a bare model."""
-    return (getattr(translator, "source_tokenizer", None),
-            getattr(translator, "target_tokenizer", None))
+    return (
+        getattr(translator, "source_tokenizer", None),
+        getattr(translator, "target_tokenizer", None),
+    )
 
 
 def refused_by_gather(ids, vocab_size):
@@ -69,8 +75,8 @@ def check_new_path(path, overwrite, what="file"):
     """Refuses to replace an existing `path` unless `overwrite`."""
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(
-            f"{path} already exists; pass overwrite=True to replace it, or choose another "
-            f"{what}")
+            f"{path} already exists; pass overwrite=True to replace it, or choose another {what}"
+        )
 
 
 class Untracked:

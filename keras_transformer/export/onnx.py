@@ -74,8 +74,9 @@ class _OnnxModule(WeightsModule):
         self._settings = settings
         config = model.config
         head_dim = config.d_model // config.num_heads
-        cache = tf.TensorSpec([config.num_layers, None, config.num_heads, None, head_dim],
-                              tf.float32)
+        cache = tf.TensorSpec(
+            [config.num_layers, None, config.num_heads, None, head_dim], tf.float32
+        )
         mask = tf.TensorSpec([None, 1, 1, None], tf.bool, name="memory_mask")
         self.signatures = {
             "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
@@ -83,9 +84,12 @@ class _OnnxModule(WeightsModule):
             "decoder_step": [
                 tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
                 tf.TensorSpec([], tf.int32, name="step"),
-                *[tf.TensorSpec(cache.shape, cache.dtype, name=name) for name in
-                  ("self_keys", "self_values", "cross_keys", "cross_values")],
-                mask],
+                *[
+                    tf.TensorSpec(cache.shape, cache.dtype, name=name)
+                    for name in ("self_keys", "self_values", "cross_keys", "cross_values")
+                ],
+                mask,
+            ],
             "greedy": [SRC_IDS_SPEC],
             "beam": [SRC_IDS_SPEC],
         }
@@ -102,23 +106,36 @@ class _OnnxModule(WeightsModule):
         # The self-attention part of the cache is the driver's zeros; only the
         # cross-attention keys and values depend on the source.
         cache = self.model.init_cache(memory, 1)
-        return {"memory": memory, "memory_mask": memory_mask,
-                "cross_keys": tf.stack(cache["cross_keys"]),
-                "cross_values": tf.stack(cache["cross_values"])}
+        return {
+            "memory": memory,
+            "memory_mask": memory_mask,
+            "cross_keys": tf.stack(cache["cross_keys"]),
+            "cross_values": tf.stack(cache["cross_values"]),
+        }
 
-    def decoder_step(self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values,
-                     memory_mask):
+    def decoder_step(
+        self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values, memory_mask
+    ):
         # The graph's cache tensors stack the model's per-layer lists (N first); one
         # hypothesis per sentence, so the ancestry is all zeros.
         shape = tf.shape(self_keys)
-        cache = {name: tf.unstack(value, num=self.model.config.num_layers)
-                 for name, value in (("self_keys", self_keys), ("self_values", self_values),
-                                     ("cross_keys", cross_keys), ("cross_values", cross_values))}
+        cache = {
+            name: tf.unstack(value, num=self.model.config.num_layers)
+            for name, value in (
+                ("self_keys", self_keys),
+                ("self_values", self_values),
+                ("cross_keys", cross_keys),
+                ("cross_values", cross_values),
+            )
+        }
         cache["ancestry"] = tf.zeros([shape[1], 1, shape[3]], tf.int32)
         logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
         # Output names must differ from the input names in ONNX.
-        return {"logits": logits[:, 0], "new_self_keys": tf.stack(cache["self_keys"]),
-                "new_self_values": tf.stack(cache["self_values"])}
+        return {
+            "logits": logits[:, 0],
+            "new_self_keys": tf.stack(cache["self_keys"]),
+            "new_self_values": tf.stack(cache["self_values"]),
+        }
 
     def greedy(self, src_ids):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
@@ -153,8 +170,7 @@ def _convert(module, name, path):
     specs = module.signatures[name]
     function = tf.function(getattr(module, name), input_signature=specs)
     with _quiet_tf2onnx():
-        model_proto, _ = tf2onnx.convert.from_function(
-            function, input_signature=specs, opset=OPSET)
+        model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET)
     try:
         # tf2onnx copies ops it cannot convert into the graph instead of failing.
         onnx.checker.check_model(model_proto)
@@ -224,34 +240,56 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
             warnings.warn(
                 f"greedy.onnx was not written: tf2onnx made an invalid ONNX Loop of "
                 f"kt.decoding.greedy_loop ({str(error).splitlines()[0]}). Decode with "
-                "OnnxTranslator over decoder_step.onnx instead", stacklevel=2)
+                "OnnxTranslator over decoder_step.onnx instead",
+                stacklevel=2,
+            )
         elif name == "beam":
-            raise RuntimeError(f"beam.onnx did not convert to valid ONNX: {error}. Export "
-                               "with decoding='greedy' for the greedy graphs only")
+            raise RuntimeError(
+                f"beam.onnx did not convert to valid ONNX: {error}. Export "
+                "with decoding='greedy' for the greedy graphs only"
+            )
         else:
             raise RuntimeError(f"{file} did not convert to valid ONNX: {error}")
 
     config = model.config
-    atomic_write_text(os.path.join(directory, CONFIG_FILE), json.dumps({
-        "opset": OPSET,
-        "num_layers": config.num_layers,
-        "num_heads": config.num_heads,
-        "head_dim": config.d_model // config.num_heads,
-        "max_length": config.max_length,
-        "src_vocab_size": config.src_vocab_size,
-        "tgt_vocab_size": config.tgt_vocab_size,
-        "pad_id": PAD_ID, "start_id": START_ID, "end_id": END_ID,
-        "extra_length": EXTRA_LENGTH,
-        "files": [os.path.basename(p) for p in written],
-        **({"beam": {key: getattr(settings, key) for key in
-                     ("beam_size", "alpha", "max_length", "min_length")}}
-           if beam else {}),
-    }, indent=2) + "\n")
+    atomic_write_text(
+        os.path.join(directory, CONFIG_FILE),
+        json.dumps(
+            {
+                "opset": OPSET,
+                "num_layers": config.num_layers,
+                "num_heads": config.num_heads,
+                "head_dim": config.d_model // config.num_heads,
+                "max_length": config.max_length,
+                "src_vocab_size": config.src_vocab_size,
+                "tgt_vocab_size": config.tgt_vocab_size,
+                "pad_id": PAD_ID,
+                "start_id": START_ID,
+                "end_id": END_ID,
+                "extra_length": EXTRA_LENGTH,
+                "files": [os.path.basename(p) for p in written],
+                **(
+                    {
+                        "beam": {
+                            key: getattr(settings, key)
+                            for key in ("beam_size", "alpha", "max_length", "min_length")
+                        }
+                    }
+                    if beam
+                    else {}
+                ),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     written.append(os.path.join(directory, CONFIG_FILE))
 
     src_tokenizer, tgt_tokenizer = tokenizers_of(translator)
-    for tokenizer, subdirectory in ((src_tokenizer, SOURCE_TOKENIZER_DIR),
-                                    (tgt_tokenizer, TARGET_TOKENIZER_DIR)):
+    for tokenizer, subdirectory in (
+        (src_tokenizer, SOURCE_TOKENIZER_DIR),
+        (tgt_tokenizer, TARGET_TOKENIZER_DIR),
+    ):
         if tokenizer is not None:
             written.append(tokenizer.save(os.path.join(directory, subdirectory)))
     return written

@@ -34,7 +34,12 @@ import tensorflow as tf
 
 from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
-    SRC_IDS_SPEC, WeightsModule, Untracked, check_new_path, model_of)
+    SRC_IDS_SPEC,
+    Untracked,
+    WeightsModule,
+    check_new_path,
+    model_of,
+)
 from keras_transformer.translator import Translator
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -70,10 +75,16 @@ class _ServingModule(WeightsModule):
 def _without_xla(translator):
     """The same Translator, decoding without jit_compile (see the module docstring)."""
     return Translator(
-        model_of(translator), translator.source_tokenizer, translator.target_tokenizer,
-        beam_size=translator.beam_size, alpha=translator.alpha,
-        max_length=translator.max_length, min_length=translator.min_length,
-        strict=translator.strict, jit_compile=False)
+        model_of(translator),
+        translator.source_tokenizer,
+        translator.target_tokenizer,
+        beam_size=translator.beam_size,
+        alpha=translator.alpha,
+        max_length=translator.max_length,
+        min_length=translator.min_length,
+        strict=translator.strict,
+        jit_compile=False,
+    )
 
 
 def _write_vocabulary(path, tokens):
@@ -82,8 +93,14 @@ def _write_vocabulary(path, tokens):
     return path
 
 
-def export_saved_model(translator, directory, version=1, overwrite=False,
-                       warmup_texts=DEFAULT_WARMUP_TEXTS, model_name=None):
+def export_saved_model(
+    translator,
+    directory,
+    version=1,
+    overwrite=False,
+    warmup_texts=DEFAULT_WARMUP_TEXTS,
+    model_name=None,
+):
     """Writes `translator` as version `version` of a TF Serving model directory.
 
     Args:
@@ -116,11 +133,13 @@ def export_saved_model(translator, directory, version=1, overwrite=False,
     if not isinstance(translator, Translator):
         raise TypeError(
             f"export_saved_model expects a kt.Translator; got {type(translator).__name__}. "
-            "Wrap the model: kt.Translator(model, source_tokenizer, target_tokenizer)")
+            "Wrap the model: kt.Translator(model, source_tokenizer, target_tokenizer)"
+        )
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InputError(
             f"version must be a positive int (TF Serving reads numeric version "
-            f"directories); got {version!r}")
+            f"directories); got {version!r}"
+        )
     directory = os.fspath(directory)
     export_dir = os.path.join(directory, str(version))
     check_new_path(export_dir, overwrite, what="version")
@@ -134,16 +153,23 @@ def export_saved_model(translator, directory, version=1, overwrite=False,
     staging = tempfile.mkdtemp(prefix=f".{version}.", dir=parent)
     try:
         vocabulary_files = (
-            _write_vocabulary(os.path.join(staging, "source_vocab.txt"),
-                              translator.source_tokenizer.vocabulary),
-            _write_vocabulary(os.path.join(staging, "target_vocab.txt"),
-                              translator.target_tokenizer.vocabulary))
+            _write_vocabulary(
+                os.path.join(staging, "source_vocab.txt"), translator.source_tokenizer.vocabulary
+            ),
+            _write_vocabulary(
+                os.path.join(staging, "target_vocab.txt"), translator.target_tokenizer.vocabulary
+            ),
+        )
         module = _ServingModule(serving_translator, vocabulary_files)
         staged_export = os.path.join(staging, "export")
-        tf.saved_model.save(module, staged_export, signatures={
-            DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
-            IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
-        })
+        tf.saved_model.save(
+            module,
+            staged_export,
+            signatures={
+                DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
+                IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
+            },
+        )
         if warmup_texts:
             write_warmup_requests(staged_export, warmup_texts, model_name)
         if os.path.exists(export_dir):
@@ -166,13 +192,15 @@ def write_warmup_requests(export_dir, batches, model_name):
             if isinstance(batch, str):
                 raise InputError(
                     f"warmup_texts must be a sequence of batches of str; got the str "
-                    f"{batch!r} as a batch, wrap it: [[{batch!r}]]")
+                    f"{batch!r} as a batch, wrap it: [[{batch!r}]]"
+                )
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = DEFAULT_SIGNATURE
             request.inputs["text"].CopyFrom(tf.make_tensor_proto(list(batch), dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request))
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
             writer.write(log.SerializeToString())
     return path
 
@@ -186,7 +214,8 @@ def read_warmup_requests(export_dir):
     for record in tf.data.TFRecordDataset(os.path.join(export_dir, WARMUP_FILE)):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = log.predict_log.request
-        inputs = {name: tf.constant(tf.make_ndarray(proto))
-                  for name, proto in request.inputs.items()}
+        inputs = {
+            name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()
+        }
         requests.append((request.model_spec.signature_name or DEFAULT_SIGNATURE, inputs))
     return requests

@@ -96,8 +96,10 @@ class _TFLiteModule(WeightsModule):
     @tf.function(input_signature=[])
     def input_limits(self):
         config = self.model.config
-        return {"src_vocab_size": tf.constant(config.src_vocab_size, tf.int32),
-                "max_length": tf.constant(config.max_length, tf.int32)}
+        return {
+            "src_vocab_size": tf.constant(config.src_vocab_size, tf.int32),
+            "max_length": tf.constant(config.max_length, tf.int32),
+        }
 
 
 class _TFLiteTextModule(_TFLiteModule):
@@ -110,11 +112,20 @@ class _TFLiteTextModule(_TFLiteModule):
         # no_pretokenization=False: FastWordpiece splits words itself, inside its
         # kernel, so no regex op (absent from TFLite) runs before it.
         self._src_wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=src_vocabulary, suffix_indicator="##", unknown_token="[UNK]",
-            token_out_type=tf.int32, no_pretokenization=False)
+            vocab=src_vocabulary,
+            suffix_indicator="##",
+            unknown_token="[UNK]",
+            token_out_type=tf.int32,
+            no_pretokenization=False,
+        )
         self._tgt_wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=tgt_vocabulary, suffix_indicator="##", unknown_token="[UNK]",
-            token_out_type=tf.int32, no_pretokenization=False, support_detokenization=True)
+            vocab=tgt_vocabulary,
+            suffix_indicator="##",
+            unknown_token="[UNK]",
+            token_out_type=tf.int32,
+            no_pretokenization=False,
+            support_detokenization=True,
+        )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
@@ -136,12 +147,12 @@ def _wordpiece_vocabularies(translator):
                 f"(TFLite has FastWordpiece kernels but no lower-casing or regex ops); the "
                 f"{side} tokenizer is {type(tokenizer).__name__}"
                 f"{' with lower_case=True' if getattr(tokenizer, 'lower_case', False) else ''}. "
-                "Export with text=False and tokenize outside the model")
+                "Export with text=False and tokenize outside the model"
+            )
     return src_tokenizer.vocabulary, tgt_tokenizer.vocabulary
 
 
-def export_tflite(translator, path, quantization=None, text=False, overwrite=False,
-                  decoding=None):
+def export_tflite(translator, path, quantization=None, text=False, overwrite=False, decoding=None):
     """Writes the translator's model and decoding as a .tflite file.
 
     Args:
@@ -167,8 +178,7 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
     'saved_models/en_de.tflite'
     """
     if quantization not in QUANTIZATIONS:
-        raise InputError(
-            f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+        raise InputError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
     path = os.fspath(path)
     check_new_path(path, overwrite)
     model = model_of(translator)
@@ -177,8 +187,10 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         module = _TFLiteTextModule(model, settings, *_wordpiece_vocabularies(translator))
     else:
         module = _TFLiteModule(model, settings)
-    signatures = {IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
-                  LIMITS_SIGNATURE: module.input_limits.get_concrete_function()}
+    signatures = {
+        IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
+        LIMITS_SIGNATURE: module.input_limits.get_concrete_function(),
+    }
     if text:
         signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()
 
@@ -187,7 +199,8 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
     with tempfile.TemporaryDirectory() as saved_model_dir:
         tf.saved_model.save(module, saved_model_dir, signatures=signatures)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_dir, signature_keys=list(signatures))
+            saved_model_dir, signature_keys=list(signatures)
+        )
         flatbuffer = _convert(converter, quantization, text)
 
     with atomic_path(path) as temporary, open(temporary, "wb") as f:

@@ -12,6 +12,7 @@ import math
 
 import keras
 from keras import ops
+
 from keras_transformer.constants import NEG_INF
 from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
@@ -94,13 +95,21 @@ class MultiHeadAttention(keras.layers.Layer):
     (2, 10, 512)
     """
 
-    def __init__(self, num_heads, d_model, dropout=0.0, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        d_model,
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if d_model % num_heads:
             raise InputError(
                 f"d_model must be divisible by num_heads so that d_k = d_model / h is whole; "
-                f"got d_model={d_model}, num_heads={num_heads}")
+                f"got d_model={d_model}, num_heads={num_heads}"
+            )
         self.num_heads = num_heads
         self.d_model = d_model
         self.head_dim = d_model // num_heads
@@ -129,24 +138,35 @@ class MultiHeadAttention(keras.layers.Layer):
     def _check_width(self, shape, name):
         if shape[-1] is not None and shape[-1] != self.d_model:
             raise InputError(
-                f"{name} must have shape (batch, length, d_model={self.d_model}); got {tuple(shape)}")
+                f"{name} must have shape (batch, length, d_model={self.d_model}); "
+                f"got {tuple(shape)}"
+            )
 
     def build(self, query_shape, key_value_shape=None):
         self._check_width(query_shape, "query")
         h, d_k, d = self.num_heads, self.head_dim, self.d_model
         self.query_kernel = self.add_weight(
-            name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1, 0))
+            name="query_kernel", shape=(d, h, d_k), initializer=self._kernel_initializer(1, 0)
+        )
         self.query_bias = self.add_weight(
-            name="query_bias", shape=(h, d_k), initializer=clone_initializer(self.bias_initializer))
+            name="query_bias", shape=(h, d_k), initializer=clone_initializer(self.bias_initializer)
+        )
         self.key_value_kernel = self.add_weight(
-            name="key_value_kernel", shape=(d, 2, h, d_k), initializer=self._kernel_initializer(2, 1))
+            name="key_value_kernel",
+            shape=(d, 2, h, d_k),
+            initializer=self._kernel_initializer(2, 1),
+        )
         self.key_value_bias = self.add_weight(
-            name="key_value_bias", shape=(2, h, d_k),
-            initializer=clone_initializer(self.bias_initializer))
+            name="key_value_bias",
+            shape=(2, h, d_k),
+            initializer=clone_initializer(self.bias_initializer),
+        )
         self.output_kernel = self.add_weight(
-            name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1, 3))
+            name="output_kernel", shape=(h, d_k, d), initializer=self._kernel_initializer(1, 3)
+        )
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(d,), initializer=clone_initializer(self.bias_initializer))
+            name="output_bias", shape=(d,), initializer=clone_initializer(self.bias_initializer)
+        )
         self.built = True
 
     def _project_query(self, query):
@@ -167,12 +187,19 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _attend(self, query, key, value, mask, training):
         heads, weights = scaled_dot_product_attention(
-            query, key, value, mask=mask, dropout=self.attention_dropout, training=training)
+            query, key, value, mask=mask, dropout=self.attention_dropout, training=training
+        )
         output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
         return output, weights
 
-    def call(self, query, key_value=None, attention_mask=None, training=None,
-             return_attention_scores=False):
+    def call(
+        self,
+        query,
+        key_value=None,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+    ):
         if key_value is None:
             q, k, v = self._project_self(query)
         else:
@@ -214,9 +241,14 @@ class MultiHeadAttention(keras.layers.Layer):
             batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
             positions = ops.arange(hypotheses) * (ops.shape(keys)[2] // hypotheses) + cache_index
             shape = (batch, self.num_heads, hypotheses)
-            rows = ops.stack([ops.broadcast_to(ops.arange(batch)[:, None, None], shape),
-                              ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape),
-                              ops.broadcast_to(positions[None, None, :], shape)], axis=-1)
+            rows = ops.stack(
+                [
+                    ops.broadcast_to(ops.arange(batch)[:, None, None], shape),
+                    ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape),
+                    ops.broadcast_to(positions[None, None, :], shape),
+                ],
+                axis=-1,
+            )
             keys = ops.scatter_update(keys, rows, new_key)
             values = ops.scatter_update(values, rows, new_value)
         output, weights = self._attend(query, keys, values, attention_mask, training)

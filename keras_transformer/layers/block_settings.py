@@ -50,12 +50,13 @@ class BlockSettings:
                 raise InputError(f"{name} must be a number; got {value!r}")
         if not 0 < self.layer_norm_epsilon < math.inf:
             raise InputError(
-                f"layer_norm_epsilon must be positive and finite; got "
-                f"{self.layer_norm_epsilon!r}")
+                f"layer_norm_epsilon must be positive and finite; got {self.layer_norm_epsilon!r}"
+            )
         if self.d_model % self.num_heads:
             raise InputError(
                 f"d_model must be divisible by num_heads so that d_k = d_model / h is "
-                f"whole; got d_model={self.d_model}, num_heads={self.num_heads}")
+                f"whole; got d_model={self.d_model}, num_heads={self.num_heads}"
+            )
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -70,8 +71,9 @@ class BlockSettings:
 
     def block_settings(self) -> "BlockSettings":
         """These settings as a plain `BlockSettings` (drops a subclass's own fields)."""
-        return BlockSettings(**{field.name: getattr(self, field.name)
-                                for field in dataclasses.fields(BlockSettings)})
+        return BlockSettings(
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(BlockSettings)}
+        )
 
 
 def check_positive_ints(settings, names):

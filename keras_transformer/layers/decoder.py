@@ -33,6 +33,7 @@ from keras_transformer.layers.block_settings import SettingsLayer
 from keras_transformer.layers.feed_forward import PositionwiseFeedForward
 from keras_transformer.layers.residual import AddNorm, final_norm
 
+
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class DecoderLayer(SettingsLayer):
     """One decoder layer: masked self-attention, cross-attention, feed-forward.
@@ -65,20 +66,28 @@ class DecoderLayer(SettingsLayer):
         settings, policy = self.settings, self.dtype_policy
 
         def attention(name):
-            return MultiHeadAttention(settings.num_heads, settings.d_model,
-                                      dropout=settings.attention_dropout, dtype=policy, name=name)
+            return MultiHeadAttention(
+                settings.num_heads,
+                settings.d_model,
+                dropout=settings.attention_dropout,
+                dtype=policy,
+                name=name,
+            )
 
         self.self_attention = attention("self_attention")
         self.self_attention_add_norm = AddNorm.from_settings(
-            settings, dtype=policy, name="self_attention_add_norm")
+            settings, dtype=policy, name="self_attention_add_norm"
+        )
         self.cross_attention = attention("cross_attention")
         self.cross_attention_add_norm = AddNorm.from_settings(
-            settings, dtype=policy, name="cross_attention_add_norm")
+            settings, dtype=policy, name="cross_attention_add_norm"
+        )
         self.feed_forward = PositionwiseFeedForward(
-            settings.d_model, settings.d_ff, settings.activation, dtype=policy,
-            name="feed_forward")
+            settings.d_model, settings.d_ff, settings.activation, dtype=policy, name="feed_forward"
+        )
         self.feed_forward_add_norm = AddNorm.from_settings(
-            settings, dtype=policy, name="feed_forward_add_norm")
+            settings, dtype=policy, name="feed_forward_add_norm"
+        )
 
     def build(self, x_shape, memory_shape=None):
         memory_shape = memory_shape or x_shape
@@ -92,22 +101,36 @@ class DecoderLayer(SettingsLayer):
 
     def _feed_forward(self, x, training):
         return self.feed_forward_add_norm(
-            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training)
+            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training
+        )
 
-    def call(self, x, memory, self_mask=None, memory_mask=None, training=None,
-             return_attention_scores=False):
+    def call(
+        self,
+        x,
+        memory,
+        self_mask=None,
+        memory_mask=None,
+        training=None,
+        return_attention_scores=False,
+    ):
         attended = self.self_attention(
-            self.self_attention_add_norm.sublayer_input(x), attention_mask=self_mask, training=training)
+            self.self_attention_add_norm.sublayer_input(x),
+            attention_mask=self_mask,
+            training=training,
+        )
         x = self.self_attention_add_norm(x, attended, training=training)
         attended, weights = self.cross_attention(
-            self.cross_attention_add_norm.sublayer_input(x), memory, attention_mask=memory_mask,
-            training=training, return_attention_scores=True)
+            self.cross_attention_add_norm.sublayer_input(x),
+            memory,
+            attention_mask=memory_mask,
+            training=training,
+            return_attention_scores=True,
+        )
         x = self.cross_attention_add_norm(x, attended, training=training)
         x = self._feed_forward(x, training)
         return (x, weights) if return_attention_scores else x
 
-    def call_cached(self, x, self_cache, cross_cache, step, self_mask, memory_mask,
-                    training=None):
+    def call_cached(self, x, self_cache, cross_cache, step, self_mask, memory_mask, training=None):
         """One decoding step at position `step` for k hypotheses per sentence.
 
         Args:
@@ -123,12 +146,19 @@ class DecoderLayer(SettingsLayer):
             (batch, h, k, src_len)).
         """
         attended, self_cache, _ = self.self_attention.call_cached(
-            self.self_attention_add_norm.sublayer_input(x), self_cache, attention_mask=self_mask,
-            cache_index=step, training=training)
+            self.self_attention_add_norm.sublayer_input(x),
+            self_cache,
+            attention_mask=self_mask,
+            cache_index=step,
+            training=training,
+        )
         x = self.self_attention_add_norm(x, attended, training=training)
         attended, _, weights = self.cross_attention.call_cached(
-            self.cross_attention_add_norm.sublayer_input(x), cross_cache, attention_mask=memory_mask,
-            training=training)
+            self.cross_attention_add_norm.sublayer_input(x),
+            cross_cache,
+            attention_mask=memory_mask,
+            training=training,
+        )
         x = self.cross_attention_add_norm(x, attended, training=training)
         return self._feed_forward(x, training), self_cache, weights
 
@@ -166,9 +196,11 @@ class Decoder(SettingsLayer):
         super().__init__(**kwargs)
         self.num_layers = num_layers
         self.decoder_layers = [
-            DecoderLayer(**dataclasses.asdict(self.settings), dtype=self.dtype_policy,
-                         name=f"layer_{i}")
-            for i in range(num_layers)]
+            DecoderLayer(
+                **dataclasses.asdict(self.settings), dtype=self.dtype_policy, name=f"layer_{i}"
+            )
+            for i in range(num_layers)
+        ]
         self.final_norm = final_norm(self.settings, self.dtype_policy)
 
     def build(self, x_shape, memory_shape=None):
@@ -181,12 +213,25 @@ class Decoder(SettingsLayer):
     def _final(self, x):
         return x if self.final_norm is None else self.final_norm(x)
 
-    def call(self, x, memory, self_mask=None, memory_mask=None, training=None,
-             return_attention_scores=False):
+    def call(
+        self,
+        x,
+        memory,
+        self_mask=None,
+        memory_mask=None,
+        training=None,
+        return_attention_scores=False,
+    ):
         all_weights = []
         for layer in self.decoder_layers:
-            x, weights = layer(x, memory, self_mask=self_mask, memory_mask=memory_mask,
-                               training=training, return_attention_scores=True)
+            x, weights = layer(
+                x,
+                memory,
+                self_mask=self_mask,
+                memory_mask=memory_mask,
+                training=training,
+                return_attention_scores=True,
+            )
             all_weights.append(weights)
         x = self._final(x)
         return (x, all_weights) if return_attention_scores else x
@@ -200,7 +245,8 @@ class Decoder(SettingsLayer):
         batch = ops.shape(memory)[0]
         empty = ops.zeros(
             (batch, self.settings.num_heads, beam_size * max_length, self.settings.head_dim),
-                          dtype=cross[0][0].dtype)
+            dtype=cross[0][0].dtype,
+        )
         return {
             "self_keys": [empty] * self.num_layers,
             "self_values": [empty] * self.num_layers,
@@ -246,9 +292,14 @@ class Decoder(SettingsLayer):
         new_keys, new_values, all_weights = [], [], []
         for i, layer in enumerate(self.decoder_layers):
             x, (keys, values), weights = layer.call_cached(
-                x, (cache["self_keys"][i], cache["self_values"][i]),
+                x,
+                (cache["self_keys"][i], cache["self_values"][i]),
                 (cache["cross_keys"][i], cache["cross_values"][i]),
-                step, self_mask, memory_mask, training=training)
+                step,
+                self_mask,
+                memory_mask,
+                training=training,
+            )
             new_keys.append(keys)
             new_values.append(values)
             all_weights.append(weights)

@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 from keras import ops
+
 from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
 
@@ -73,9 +74,11 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
             raise InputError(
                 f"sequence of length {length} starting at {start_index} is longer than the "
                 f"positional encoding's max_length={self.max_length}; shorten the input or "
-                f"build the model with a larger max_length")
+                f"build the model with a larger max_length"
+            )
         positions = ops.slice(
-            ops.convert_to_tensor(self.table), (start_index, 0), (length, self.table.shape[1]))
+            ops.convert_to_tensor(self.table), (start_index, 0), (length, self.table.shape[1])
+        )
         return ops.cast(positions, inputs.dtype)
 
     def compute_output_shape(self, inputs_shape):
@@ -113,13 +116,15 @@ class TokenEmbedding(keras.layers.Layer):
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.embeddings_initializer = keras.initializers.get(
-            embeddings_initializer
-            or keras.initializers.RandomNormal(stddev=d_model ** -0.5))
+            embeddings_initializer or keras.initializers.RandomNormal(stddev=d_model**-0.5)
+        )
 
     def build(self, ids_shape=None):
         self.embeddings = self.add_weight(
-            name="embeddings", shape=(self.vocab_size, self.d_model),
-            initializer=clone_initializer(self.embeddings_initializer))
+            name="embeddings",
+            shape=(self.vocab_size, self.d_model),
+            initializer=clone_initializer(self.embeddings_initializer),
+        )
         self.built = True
 
     def call(self, ids):

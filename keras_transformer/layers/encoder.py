@@ -1,7 +1,7 @@
 """The encoder (§3.1): N identical layers of self-attention and feed-forward.
 
-    x = AddNorm(x, MultiHead(x, x, x))
-    x = AddNorm(x, FFN(x))
+x = AddNorm(x, MultiHead(x, x, x))
+x = AddNorm(x, FFN(x))
 """
 
 import dataclasses
@@ -41,15 +41,21 @@ class EncoderLayer(SettingsLayer):
         super().__init__(**kwargs)
         settings, policy = self.settings, self.dtype_policy
         self.self_attention = MultiHeadAttention(
-            settings.num_heads, settings.d_model, dropout=settings.attention_dropout,
-            dtype=policy, name="self_attention")
+            settings.num_heads,
+            settings.d_model,
+            dropout=settings.attention_dropout,
+            dtype=policy,
+            name="self_attention",
+        )
         self.self_attention_add_norm = AddNorm.from_settings(
-            settings, dtype=policy, name="self_attention_add_norm")
+            settings, dtype=policy, name="self_attention_add_norm"
+        )
         self.feed_forward = PositionwiseFeedForward(
-            settings.d_model, settings.d_ff, settings.activation, dtype=policy,
-            name="feed_forward")
+            settings.d_model, settings.d_ff, settings.activation, dtype=policy, name="feed_forward"
+        )
         self.feed_forward_add_norm = AddNorm.from_settings(
-            settings, dtype=policy, name="feed_forward_add_norm")
+            settings, dtype=policy, name="feed_forward_add_norm"
+        )
 
     def build(self, x_shape):
         self.self_attention.build(x_shape)
@@ -60,11 +66,15 @@ class EncoderLayer(SettingsLayer):
 
     def call(self, x, attention_mask=None, training=None, return_attention_scores=False):
         attended, weights = self.self_attention(
-            self.self_attention_add_norm.sublayer_input(x), attention_mask=attention_mask, training=training,
-            return_attention_scores=True)
+            self.self_attention_add_norm.sublayer_input(x),
+            attention_mask=attention_mask,
+            training=training,
+            return_attention_scores=True,
+        )
         x = self.self_attention_add_norm(x, attended, training=training)
         x = self.feed_forward_add_norm(
-            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training)
+            x, self.feed_forward(self.feed_forward_add_norm.sublayer_input(x)), training=training
+        )
         return (x, weights) if return_attention_scores else x
 
     def compute_output_shape(self, x_shape):
@@ -96,9 +106,11 @@ class Encoder(SettingsLayer):
         super().__init__(**kwargs)
         self.num_layers = num_layers
         self.encoder_layers = [
-            EncoderLayer(**dataclasses.asdict(self.settings), dtype=self.dtype_policy,
-                         name=f"layer_{i}")
-            for i in range(num_layers)]
+            EncoderLayer(
+                **dataclasses.asdict(self.settings), dtype=self.dtype_policy, name=f"layer_{i}"
+            )
+            for i in range(num_layers)
+        ]
         self.final_norm = final_norm(self.settings, self.dtype_policy)
 
     def build(self, x_shape):
@@ -111,7 +123,9 @@ class Encoder(SettingsLayer):
     def call(self, x, attention_mask=None, training=None, return_attention_scores=False):
         all_weights = []
         for layer in self.encoder_layers:
-            x, weights = layer(x, attention_mask=attention_mask, training=training, return_attention_scores=True)
+            x, weights = layer(
+                x, attention_mask=attention_mask, training=training, return_attention_scores=True
+            )
             all_weights.append(weights)
         if self.final_norm is not None:
             x = self.final_norm(x)

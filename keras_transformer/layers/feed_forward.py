@@ -1,6 +1,6 @@
 """Position-wise feed-forward network (§3.3).
 
-    FFN(x) = max(0, x W₁ + b₁) W₂ + b₂,   W₁ ∈ R^{d_model×d_ff}, W₂ ∈ R^{d_ff×d_model}
+FFN(x) = max(0, x W₁ + b₁) W₂ + b₂,   W₁ ∈ R^{d_model×d_ff}, W₂ ∈ R^{d_ff×d_model}
 """
 
 import keras
@@ -29,8 +29,15 @@ class PositionwiseFeedForward(keras.layers.Layer):
     (2, 10, 512)
     """
 
-    def __init__(self, d_model, d_ff, activation="relu", kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        d_model,
+        d_ff,
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise InputError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
@@ -42,9 +49,13 @@ class PositionwiseFeedForward(keras.layers.Layer):
 
         def dense(units, activation, name):
             return keras.layers.Dense(
-                units, activation=activation, name=name, dtype=self.dtype_policy,
+                units,
+                activation=activation,
+                name=name,
+                dtype=self.dtype_policy,
                 kernel_initializer=clone_initializer(self.kernel_initializer),
-                bias_initializer=clone_initializer(self.bias_initializer))
+                bias_initializer=clone_initializer(self.bias_initializer),
+            )
 
         self.inner = dense(d_ff, activation, "inner")
         self.outer = dense(d_model, None, "outer")

@@ -7,8 +7,9 @@ weights built from one shared object would start equal; every weight gets its ow
 import keras
 
 
-def clone_initializer(initializer: keras.initializers.Initializer,
-                      seed_offset: int = 0) -> keras.initializers.Initializer:
+def clone_initializer(
+    initializer: keras.initializers.Initializer, seed_offset: int = 0
+) -> keras.initializers.Initializer:
     """A new initializer of `initializer`'s class and config; a seed, if set, is moved
     by `seed_offset` so that seeded copies drawn for different weights differ."""
     config = initializer.get_config()

@@ -35,15 +35,21 @@ class AddNorm(keras.layers.Layer):
     True
     """
 
-    def __init__(self, dropout: float = 0.0, norm_first: bool = False,
-                 epsilon: float = BlockSettings.layer_norm_epsilon, **kwargs):
+    def __init__(
+        self,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        epsilon: float = BlockSettings.layer_norm_epsilon,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.dropout = dropout
         self.norm_first = norm_first
         self.epsilon = epsilon
         self.residual_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
         self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=epsilon, dtype=self.dtype_policy, name="layer_norm")
+            epsilon=epsilon, dtype=self.dtype_policy, name="layer_norm"
+        )
 
     @classmethod
     def from_settings(cls, settings: BlockSettings, **kwargs) -> "AddNorm":
@@ -77,4 +83,5 @@ def final_norm(settings: BlockSettings, dtype) -> keras.layers.LayerNormalizatio
     if not settings.norm_first:
         return None
     return keras.layers.LayerNormalization(
-        epsilon=settings.layer_norm_epsilon, dtype=dtype, name="final_norm")
+        epsilon=settings.layer_norm_epsilon, dtype=dtype, name="final_norm"
+    )

@@ -18,12 +18,13 @@ def check_src_ids(src_ids, src_vocab_size, max_length):
     src_ids = np.asarray(src_ids)
     if not np.issubdtype(src_ids.dtype, np.integer) or src_ids.ndim != 2:
         raise InputError(
-            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} "
-            f"{src_ids.shape}")
+            f"src ids must be int32 of shape (batch, length); got {src_ids.dtype} {src_ids.shape}"
+        )
     # Before the int32 cast, which would wrap an int64 id into a valid one.
     check_id_range(src_ids, "src", src_vocab_size)
     if src_ids.shape[1] > max_length:
         raise InputError(
             f"src ids have length {src_ids.shape[1]}, longer than the model's "
-            f"max_length={max_length}; truncate the input")
+            f"max_length={max_length}; truncate the input"
+        )
     return src_ids.astype(np.int32)

@@ -58,21 +58,25 @@ class OnnxTranslator:
     with it.
     """
 
-    def __init__(self, directory, providers=("CPUExecutionProvider",), use_loop=False,
-                 decoding=None):
+    def __init__(
+        self, directory, providers=("CPUExecutionProvider",), use_loop=False, decoding=None
+    ):
         ort = import_extra("onnxruntime", "export")
         directory = os.fspath(directory)
         config_path = os.path.join(directory, CONFIG_FILE)
         if not os.path.exists(config_path):
             raise FileNotFoundError(
                 f"{config_path} is missing; is {directory} a directory written by "
-                "kt.export.export_onnx?")
+                "kt.export.export_onnx?"
+            )
         try:
             with open(config_path, encoding="utf-8") as f:
                 self.config = json.load(f)
         except ValueError as error:  # not JSON, or not UTF-8
-            raise InputError(f"{config_path} is damaged ({first_line(error)}); export the "
-                             "model again with kt.export.export_onnx") from error
+            raise InputError(
+                f"{config_path} is damaged ({first_line(error)}); export the "
+                "model again with kt.export.export_onnx"
+            ) from error
         self.directory = directory
         providers = list(providers)
 
@@ -81,23 +85,32 @@ class OnnxTranslator:
             try:
                 return ort.InferenceSession(path, providers=providers)
             except Exception as error:  # ONNX Runtime's own kinds: NoSuchFile, InvalidGraph…
-                raise InputError(f"{path} is missing or damaged ({first_line(error)}); "
-                                 "export the model again with kt.export.export_onnx") from error
+                raise InputError(
+                    f"{path} is missing or damaged ({first_line(error)}); "
+                    "export the model again with kt.export.export_onnx"
+                ) from error
 
         if decoding not in DECODINGS:
-            raise InputError(f"decoding must be one of {DECODINGS} (None: as exported); got "
-                             f"{decoding!r}")
-        self.beam = (self.config.get("beam") if decoding is None
-                     and BEAM_FILE in self.config["files"] else None)
+            raise InputError(
+                f"decoding must be one of {DECODINGS} (None: as exported); got {decoding!r}"
+            )
+        self.beam = (
+            self.config.get("beam")
+            if decoding is None and BEAM_FILE in self.config["files"]
+            else None
+        )
         if self.beam is not None:
             if use_loop:
-                raise InputError(f"{directory} decodes with beam search (beam.onnx); "
-                                 "use_loop=True is greedy.onnx: pass decoding='greedy' too")
+                raise InputError(
+                    f"{directory} decodes with beam search (beam.onnx); "
+                    "use_loop=True is greedy.onnx: pass decoding='greedy' too"
+                )
             self._beam = session(BEAM_FILE)
         if use_loop and GREEDY_FILE not in self.config["files"]:
             raise FileNotFoundError(
                 f"use_loop=True needs greedy.onnx, which export_onnx did not write in "
-                f"{directory}; decode with use_loop=False")
+                f"{directory}; decode with use_loop=False"
+            )
         self.use_loop = use_loop
         if use_loop:
             self._greedy = session(GREEDY_FILE)
@@ -124,12 +137,15 @@ class OnnxTranslator:
         src_ids = check_src_ids(src_ids, cfg["src_vocab_size"], cfg["max_length"])
         if max_length is not None and not 1 <= max_length <= cfg["max_length"]:
             raise InputError(
-                f"max_length must be None or an int in [1, {cfg['max_length']}]; got "
-                f"{max_length!r}")
-        settings = DecodingSettings(beam_size=1, max_length=max_length,
-                                    min_length=min_length, start_id=cfg["start_id"],
-                                    end_id=cfg["end_id"]).check_sizes(
-            cfg["max_length"], cfg["tgt_vocab_size"])
+                f"max_length must be None or an int in [1, {cfg['max_length']}]; got {max_length!r}"
+            )
+        settings = DecodingSettings(
+            beam_size=1,
+            max_length=max_length,
+            min_length=min_length,
+            start_id=cfg["start_id"],
+            end_id=cfg["end_id"],
+        ).check_sizes(cfg["max_length"], cfg["tgt_vocab_size"])
         batch = src_ids.shape[0]
         if batch == 0:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
@@ -137,9 +153,11 @@ class OnnxTranslator:
             src_ids = np.zeros((batch, 1), np.int32)
         if self.use_loop or self.beam is not None:
             if max_length is not None or min_length != 0:
-                raise InputError("the loop graphs (use_loop=True, beam.onnx) decode with the "
-                                 "max_length they were exported with (and its min_length) "
-                                 "only")
+                raise InputError(
+                    "the loop graphs (use_loop=True, beam.onnx) decode with the "
+                    "max_length they were exported with (and its min_length) "
+                    "only"
+                )
             graph = self._greedy if self.use_loop else self._beam
             ids, scores = graph.run(["ids", "score"], {"src_ids": src_ids})
             return _trim(ids), scores
@@ -155,7 +173,8 @@ class OnnxTranslator:
         width = max(int(limits.max()), 1)
 
         memory_mask, cross_keys, cross_values = self._encoder.run(
-            ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids})
+            ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids}
+        )
         shape = (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"])
         self_keys = np.zeros(shape, np.float32)
         self_values = np.zeros(shape, np.float32)
@@ -168,11 +187,18 @@ class OnnxTranslator:
             active = settings.still_decoding(finished, step, limits)
             if not active.any():
                 break
-            logits, self_keys, self_values = self._step.run(STEP_OUTPUTS, {
-                "tgt_ids": tokens[:, None], "step": np.array(step, np.int32),
-                "self_keys": self_keys, "self_values": self_values,
-                "cross_keys": cross_keys, "cross_values": cross_values,
-                "memory_mask": memory_mask})
+            logits, self_keys, self_values = self._step.run(
+                STEP_OUTPUTS,
+                {
+                    "tgt_ids": tokens[:, None],
+                    "step": np.array(step, np.int32),
+                    "self_keys": self_keys,
+                    "self_values": self_values,
+                    "cross_keys": cross_keys,
+                    "cross_values": cross_values,
+                    "memory_mask": memory_mask,
+                },
+            )
             log_probs = _log_softmax(logits)
             allowed = settings.forbid_tokens(log_probs, step)
             tokens = np.where(active, allowed.argmax(axis=-1), PAD_ID).astype(np.int32)
@@ -188,8 +214,7 @@ class OnnxTranslator:
         src_tokenizer, tgt_tokenizer = self._load_tokenizers()
         if len(texts) == 0:
             return [], np.zeros((0,), np.float32)
-        src_ids = padded_ids(src_tokenizer.tokenize(list(texts)),
-                             self.config["max_length"]).numpy()
+        src_ids = padded_ids(src_tokenizer.tokenize(list(texts)), self.config["max_length"]).numpy()
         ids, scores = self.translate_ids(src_ids)
         return [t.decode("utf-8") for t in tgt_tokenizer.detokenize(ids).numpy()], scores
 
@@ -197,12 +222,15 @@ class OnnxTranslator:
         if self._tokenizers is None:
             from keras_transformer.text import load_tokenizer
 
-            paths = [os.path.join(self.directory, d)
-                     for d in (SOURCE_TOKENIZER_DIR, TARGET_TOKENIZER_DIR)]
+            paths = [
+                os.path.join(self.directory, d)
+                for d in (SOURCE_TOKENIZER_DIR, TARGET_TOKENIZER_DIR)
+            ]
             if not all(os.path.isdir(p) for p in paths):
                 raise FileNotFoundError(
                     f"{self.directory} holds no tokenizers (exported from a bare model?); "
-                    "tokenize yourself and call translate_ids")
+                    "tokenize yourself and call translate_ids"
+                )
             self._tokenizers = tuple(load_tokenizer(p) for p in paths)
         return self._tokenizers
 

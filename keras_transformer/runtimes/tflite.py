@@ -55,29 +55,34 @@ class TFLiteTranslator:
         litert = import_extra("ai_edge_litert.interpreter", "export")
 
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is not a file; write one with "
-                                    "kt.export.export_tflite")
+            raise FileNotFoundError(f"{path} is not a file; write one with kt.export.export_tflite")
         # Registering the tensorflow-text kernels costs nothing for files without them.
         try:
             self.interpreter = litert.InterpreterWithCustomOps(
-                model_path=os.fspath(path), num_threads=num_threads,
-                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
+                model_path=os.fspath(path),
+                num_threads=num_threads,
+                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+            )
         except ValueError as error:  # LiteRT's error for a file that is not a model
-            raise InputError(f"{path} is not a readable .tflite model ({first_line(error)}); "
-                             "write it again with kt.export.export_tflite") from error
+            raise InputError(
+                f"{path} is not a readable .tflite model ({first_line(error)}); "
+                "write it again with kt.export.export_tflite"
+            ) from error
         signatures = self.interpreter.get_signature_list()
         missing = [name for name in (IDS_SIGNATURE, LIMITS_SIGNATURE) if name not in signatures]
         if missing:
             raise InputError(
                 f"{path} has no {' or '.join(map(repr, missing))} signature (it has "
-                f"{sorted(signatures)}); write it with kt.export.export_tflite")
+                f"{sorted(signatures)}); write it with kt.export.export_tflite"
+            )
         limits = self.interpreter.get_signature_runner(LIMITS_SIGNATURE)()
         self.src_vocab_size = int(limits["src_vocab_size"])
         self.max_length = int(limits["max_length"])
         self.has_text = TEXT_SIGNATURE in signatures
         self._ids_runner = self.interpreter.get_signature_runner(IDS_SIGNATURE)
-        self._text_runner = (self.interpreter.get_signature_runner(TEXT_SIGNATURE)
-                             if self.has_text else None)
+        self._text_runner = (
+            self.interpreter.get_signature_runner(TEXT_SIGNATURE) if self.has_text else None
+        )
 
     def translate_ids(self, src_ids):
         """(batch, src_len) int ids -> (ids (batch, length) int32, scores (batch,) float32)."""
@@ -92,7 +97,8 @@ class TFLiteTranslator:
         if not self.has_text:
             raise InputError(
                 "this .tflite has no text signature; export it with text=True, or call "
-                "translate_ids with token ids")
+                "translate_ids with token ids"
+            )
         if isinstance(texts, str):
             raise InputError("expected a list of strings; got one str, wrap it in a list")
         if len(texts) == 0:

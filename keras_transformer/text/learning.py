@@ -32,5 +32,7 @@ def learn_tokenizers(pairs, kind, vocab_size, shared_vocabulary=True):
     if shared_vocabulary:
         shared = learner.train(sources + targets, vocab_size=vocab_size)
         return shared, shared
-    return (learner.train(sources, vocab_size=vocab_size),
-            learner.train(targets, vocab_size=vocab_size))
+    return (
+        learner.train(sources, vocab_size=vocab_size),
+        learner.train(targets, vocab_size=vocab_size),
+    )

@@ -115,7 +115,8 @@ def _existing(directory, name):
     if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
         raise InputError(
             f"corrupt tokenizer metadata in {directory!r}: file {name!r} is not a plain file "
-            "name inside the tokenizer's directory")
+            "name inside the tokenizer's directory"
+        )
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing {path}, listed in the tokenizer metadata")

@@ -156,4 +156,5 @@ class _SharedModelResource(resource.TrackableResource):
 
     def _create_resource(self):
         return gen_sentencepiece_tokenizer.sentencepiece_op(
-            model=self._model_proto, shared_name=self._shared_name)
+            model=self._model_proto, shared_name=self._shared_name
+        )

@@ -172,7 +172,8 @@ class Tokenizer(tf.Module):
             position = tuple(int(i) for i in bad[0])
             raise InputError(
                 f"detokenize expects ids in [0, {self.vocab_size}) (the vocabulary); got "
-                f"{int(ids[position])} at position {position}")
+                f"{int(ids[position])} at position {position}"
+            )
 
     def _tokenize(self, strings):
         """(batch,) tf.string -> RaggedTensor (batch, (tokens)) int32."""
@@ -224,8 +225,10 @@ class Tokenizer(tf.Module):
         }
         # Metadata last: a save that died half-way leaves no tokenizer.json, and
         # load_tokenizer then says so instead of loading a partial directory.
-        atomic_write_text(os.path.join(directory, METADATA_FILE),
-                          json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(
+            os.path.join(directory, METADATA_FILE),
+            json.dumps(metadata, indent=2, ensure_ascii=False) + "\n",
+        )
         return directory
 
 

@@ -40,7 +40,8 @@ def check_reserved_tokens(vocabulary):
         if not isinstance(token, str) or not token or "\n" in token or "\r" in token:
             raise InputError(
                 f"every token must be a non-empty str without line breaks (vocab.txt holds "
-                f"one token per line); got {token!r}")
+                f"one token per line); got {token!r}"
+            )
     head = list(vocabulary[: len(RESERVED_TOKENS)])
     if head != RESERVED_TOKENS:
         raise InputError(

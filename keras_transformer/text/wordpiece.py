@@ -106,8 +106,9 @@ class WordPieceTokenizer(tokenizer_lib.Tokenizer):
         )
 
     @classmethod
-    def train(cls, lines, vocab_size: int = 8000, lower_case: bool = False,
-              min_frequency: int = 2) -> "WordPieceTokenizer":
+    def train(
+        cls, lines, vocab_size: int = 8000, lower_case: bool = False, min_frequency: int = 2
+    ) -> "WordPieceTokenizer":
         """Learns a vocabulary from `lines` and returns a tokenizer using it.
 
         Args:
@@ -123,9 +124,7 @@ class WordPieceTokenizer(tokenizer_lib.Tokenizer):
             raise InputError("WordPieceTokenizer.train needs at least one line of text")
         word_counts = collections.Counter()
         for start in range(0, len(lines), _COUNT_BATCH):
-            words = _split_words(
-                tf.constant(lines[start : start + _COUNT_BATCH]), lower_case
-            )
+            words = _split_words(tf.constant(lines[start : start + _COUNT_BATCH]), lower_case)
             word_counts.update(words.flat_values.numpy().tolist())
         word_counts = {word.decode("utf-8"): n for word, n in word_counts.items()}
         vocabulary = learn_wordpiece_vocabulary(

@@ -52,7 +52,10 @@ MAX_BYTES_PER_WORD = 100
 
 
 def learn_wordpiece_vocabulary(
-    word_counts, vocab_size, reserved_tokens=RESERVED_TOKENS, min_frequency=2,
+    word_counts,
+    vocab_size,
+    reserved_tokens=RESERVED_TOKENS,
+    min_frequency=2,
     max_bytes_per_word=MAX_BYTES_PER_WORD,
 ):
     """Returns a WordPiece vocabulary: reserved tokens, alphabet, merged pieces.
@@ -73,8 +76,7 @@ def learn_wordpiece_vocabulary(
     """
     if vocab_size <= len(reserved_tokens):
         raise InputError(
-            f"vocab_size must exceed the {len(reserved_tokens)} reserved tokens; "
-            f"got {vocab_size}"
+            f"vocab_size must exceed the {len(reserved_tokens)} reserved tokens; got {vocab_size}"
         )
     # Each distinct word as a mutable list of symbols, with its corpus count.
     words = []
@@ -107,7 +109,7 @@ def learn_wordpiece_vocabulary(
         if -negative_count < min_frequency:
             break
         first, second = pair
-        piece = first + second[len(SUFFIX_INDICATOR):]
+        piece = first + second[len(SUFFIX_INDICATOR) :]
         if piece not in known:  # another merge order may have built it already
             known.add(piece)
             vocabulary.append(piece)

@@ -6,8 +6,13 @@ Third-party: keras, tensorflow. Not data, text or the model: `keras_transformer.
 ties them together into a run.
 """
 
-from keras_transformer.training.losses import (
-    GlobalTokenMean, LabelSmoothedCrossEntropy, MaskedAccuracy, TargetTokens, masked_accuracy)
-from keras_transformer.training.schedule import NoamSchedule, paper_optimizer
-from keras_transformer.training.cooldown import Cooldown, CooldownProgress
 from keras_transformer.training.budget import TimeBudget
+from keras_transformer.training.cooldown import Cooldown, CooldownProgress
+from keras_transformer.training.losses import (
+    GlobalTokenMean,
+    LabelSmoothedCrossEntropy,
+    MaskedAccuracy,
+    TargetTokens,
+    masked_accuracy,
+)
+from keras_transformer.training.schedule import NoamSchedule, paper_optimizer

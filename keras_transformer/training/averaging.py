@@ -14,6 +14,7 @@ import contextlib
 import os
 
 import numpy as np
+
 from keras_transformer.errors import InputError
 
 
@@ -62,8 +63,7 @@ def last_checkpoints(directory, count=5, suffix=".weights.h5"):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
     # Names starting with "." are the temporary files of writes still in progress.
-    names = sorted(n for n in os.listdir(directory)
-                   if n.endswith(suffix) and not n.startswith("."))
+    names = sorted(n for n in os.listdir(directory) if n.endswith(suffix) and not n.startswith("."))
     if not names:
         raise FileNotFoundError(f"no *{suffix} checkpoints in {directory}")
     return [os.path.join(directory, n) for n in names[-count:]]
@@ -75,7 +75,8 @@ def _load(model, path):
     except Exception as error:
         raise InputError(
             f"cannot load checkpoint {path} into the model: {error}. Checkpoints must "
-            "come from a model of the same configuration") from error
+            "come from a model of the same configuration"
+        ) from error
     return [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
 
 

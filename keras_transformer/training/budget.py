@@ -54,7 +54,9 @@ class TimeBudget(keras.callbacks.Callback):
     def __init__(self, seconds=None, state_path=None, steps_per_epoch=None):
         super().__init__()
         if seconds is not None and seconds <= 0:
-            raise InputError(f"the time budget must be a positive number of seconds; got {seconds!r}")
+            raise InputError(
+                f"the time budget must be a positive number of seconds; got {seconds!r}"
+            )
         self.seconds = seconds
         self.state_path = state_path
         self.steps_per_epoch = steps_per_epoch
@@ -73,8 +75,14 @@ class TimeBudget(keras.callbacks.Callback):
 
     @staticmethod
     def _zero_totals():
-        return {"epochs": 0.0, "steps": 0, "target_tokens": 0, "train_seconds": 0.0,
-                "cpu_seconds": 0.0, "stopped_by_budget": False}
+        return {
+            "epochs": 0.0,
+            "steps": 0,
+            "target_tokens": 0,
+            "train_seconds": 0.0,
+            "cpu_seconds": 0.0,
+            "stopped_by_budget": False,
+        }
 
     def _spent(self):
         return self.totals["train_seconds"] + (time.monotonic() - self._wall)
@@ -143,6 +151,8 @@ class TimeBudget(keras.callbacks.Callback):
     def summary(self):
         """The totals, with target tokens per second and cores used."""
         seconds = max(self.totals["train_seconds"], 1e-9)
-        return dict(self.totals,
-                    target_tokens_per_second=self.totals["target_tokens"] / seconds,
-                    cores_used=self.totals["cpu_seconds"] / seconds)
+        return dict(
+            self.totals,
+            target_tokens_per_second=self.totals["target_tokens"] / seconds,
+            cores_used=self.totals["cpu_seconds"] / seconds,
+        )

@@ -45,26 +45,31 @@ class Cooldown(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, schedule, fraction):
-        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) \
-                or not 0 < fraction <= 1:
+        if (
+            not isinstance(fraction, (int, float))
+            or isinstance(fraction, bool)
+            or not 0 < fraction <= 1
+        ):
             raise InputError(f"the cool-down fraction must be in (0, 1]; got {fraction!r}")
         self.schedule = schedule
         self.fraction = float(fraction)
-        self.progress = keras.Variable(0.0, dtype="float32", trainable=False,
-                                       name="cooldown_progress")
+        self.progress = keras.Variable(
+            0.0, dtype="float32", trainable=False, name="cooldown_progress"
+        )
 
     def __call__(self, step):
         ramp = ops.clip((1.0 - ops.convert_to_tensor(self.progress)) / self.fraction, 0.0, 1.0)
         return self.schedule(step) * ramp
 
     def get_config(self):
-        return {"schedule": keras.saving.serialize_keras_object(self.schedule),
-                "fraction": self.fraction}
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "fraction": self.fraction,
+        }
 
     @classmethod
     def from_config(cls, config):
-        return cls(keras.saving.deserialize_keras_object(config["schedule"]),
-                   config["fraction"])
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["fraction"])
 
 
 class CooldownProgress(keras.callbacks.Callback):

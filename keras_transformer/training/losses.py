@@ -15,15 +15,16 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_transformer.errors import InputError
 from keras_transformer.constants import PAD_ID
+from keras_transformer.errors import InputError
 
 
 def _check(y_true, y_pred):
     if len(y_pred.shape) != len(y_true.shape) + 1:
         raise InputError(
             "expected y_true int ids (batch, length) and y_pred logits (batch, length, vocab); "
-            f"got {tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+            f"got {tuple(y_true.shape)} and {tuple(y_pred.shape)}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -57,8 +58,10 @@ class LabelSmoothedCrossEntropy(keras.losses.Loss):
         y_true = ops.cast(y_true, "int32")
         log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
         true_log_prob = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
-        per_token = -((1.0 - self.label_smoothing) * true_log_prob
-                      + self.label_smoothing * ops.mean(log_probs, axis=-1))
+        per_token = -(
+            (1.0 - self.label_smoothing) * true_log_prob
+            + self.label_smoothing * ops.mean(log_probs, axis=-1)
+        )
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
         return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
 
@@ -112,7 +115,8 @@ class TargetTokens(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         self.count.assign_add(
-            ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), PAD_ID), "float32")))
+            ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), PAD_ID), "float32"))
+        )
 
     def result(self):
         # A copy: a log holding the variable itself would change when validation resets it.

@@ -89,14 +89,16 @@ class RunProgress(keras.callbacks.Callback):
             try:
                 model.load_weights(path)
             except Exception as error:  # h5py and Keras raise many kinds for a bad file
-                logger.warning("checkpoint %s cannot be read (%s); resuming from the "
-                               "epoch before it", path, first_line(error))
+                logger.warning(
+                    "checkpoint %s cannot be read (%s); resuming from the epoch before it",
+                    path,
+                    first_line(error),
+                )
                 continue
             self._set(usable[position:][::-1])
             return self.epoch
         if record:
-            logger.warning("no readable checkpoint for %s; training starts over",
-                           self.record_path)
+            logger.warning("no readable checkpoint for %s; training starts over", self.record_path)
         self._set([])
         return 0
 
@@ -125,8 +127,10 @@ class RunProgress(keras.callbacks.Callback):
 
     def checkpoints(self, count):
         """The paths of the checkpoints of the last `count` recorded epochs, oldest first."""
-        return [os.path.join(self.checkpoint_dir, checkpoint_name(epoch))
-                for epoch in range(max(self.epoch - count + 1, 1), self.epoch + 1)]
+        return [
+            os.path.join(self.checkpoint_dir, checkpoint_name(epoch))
+            for epoch in range(max(self.epoch - count + 1, 1), self.epoch + 1)
+        ]
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -143,9 +147,13 @@ class RunProgress(keras.callbacks.Callback):
         self.finished = True
 
     def _commit(self, checkpoint, finished):
-        entry = {"epoch": self.epoch, "checkpoint": checkpoint, "finished": finished,
-                 "history": list(self.history),
-                 "budget": dict(self.budget.totals) if self.budget is not None else None}
+        entry = {
+            "epoch": self.epoch,
+            "checkpoint": checkpoint,
+            "finished": finished,
+            "history": list(self.history),
+            "budget": dict(self.budget.totals) if self.budget is not None else None,
+        }
         if self._entries and self._entries[-1]["checkpoint"] == checkpoint:
             self._entries[-1] = entry  # the same epoch, now finished
         else:

@@ -8,6 +8,7 @@ budget may cool it down to zero at its end (`cooldown.Cooldown`).
 
 import keras
 from keras import ops
+
 from keras_transformer.errors import InputError
 
 
@@ -32,15 +33,17 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, d_model, warmup_steps=4000, scale=1.0):
         if d_model < 1 or warmup_steps < 1:
             raise InputError(
-                f"d_model and warmup_steps must be positive; got {d_model}, {warmup_steps}")
+                f"d_model and warmup_steps must be positive; got {d_model}, {warmup_steps}"
+            )
         self.d_model = d_model
         self.warmup_steps = warmup_steps
         self.scale = scale
 
     def __call__(self, step):
         step = ops.cast(step, "float32") + 1.0
-        return (self.scale * self.d_model ** -0.5) * ops.minimum(
-            ops.rsqrt(step), step * self.warmup_steps ** -1.5)
+        return (self.scale * self.d_model**-0.5) * ops.minimum(
+            ops.rsqrt(step), step * self.warmup_steps**-1.5
+        )
 
     def get_config(self):
         return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}
@@ -53,5 +56,4 @@ def paper_optimizer(d_model, warmup_steps=4000, scale=1.0):
 
 def paper_adam(learning_rate):
     """Adam(β1 = 0.9, β2 = 0.98, ε = 1e-9) (§5.3) with any learning rate or schedule."""
-    return keras.optimizers.Adam(
-        learning_rate=learning_rate, beta_1=0.9, beta_2=0.98, epsilon=1e-9)
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.98, epsilon=1e-9)

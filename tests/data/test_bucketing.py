@@ -3,7 +3,9 @@ import pytest
 from keras_transformer.data import token_budget_buckets
 
 
-@pytest.mark.parametrize("tokens_per_batch, max_length", [(64, 16), (4096, 128), (100, 100), (25000, 256)])
+@pytest.mark.parametrize(
+    "tokens_per_batch, max_length", [(64, 16), (4096, 128), (100, 100), (25000, 256)]
+)
 def test_every_bucket_fits_the_budget(tokens_per_batch, max_length):
     boundaries, batch_sizes = token_budget_buckets(tokens_per_batch, max_length)
     assert boundaries == sorted(set(boundaries))
@@ -23,5 +25,7 @@ def test_boundaries_grow_by_step():
 
 
 def test_budget_below_max_length():
-    with pytest.raises(ValueError, match=r"tokens_per_batch \(64\) must be at least max_length \(128\)"):
+    with pytest.raises(
+        ValueError, match=r"tokens_per_batch \(64\) must be at least max_length \(128\)"
+    ):
         token_budget_buckets(64, 128)

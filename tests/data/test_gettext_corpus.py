@@ -4,29 +4,35 @@ import logging
 import os
 
 import pytest
+from mo_files import write_mo
 
 from keras_transformer.data import gettext_corpus, read_gettext_pairs
-from mo_files import write_mo
 
 
 @pytest.fixture
 def locale_dir(tmp_path):
     root = tmp_path / "locale"
-    write_mo(str(root / "fr" / "LC_MESSAGES" / "app.mo"), {
-        "Open file": "Ouvrir le fichier",
-        "cannot open %s": "impossible d'ouvrir %s",           # format string: dropped
-        "Remove {name}?": "Supprimer {name} ?",               # format string: dropped
-        "<b>Bold</b> text": "texte <b>gras</b>",              # markup: dropped
-        "Save _As": "Enregistrer _sous",                      # accelerator removed
-        "line one\n  line\ttwo": "ligne un\nligne\u00a0deux",  # whitespace normalised
-        "OK": "OK",                                            # untranslated: dropped
-        "Quit": "",                                            # untranslated: dropped
-        ("one file", "%d files"): ["un fichier", "%d fichiers"],  # plural: dropped
-    })
-    write_mo(str(root / "fr" / "LC_MESSAGES" / "zz_other.mo"), {
-        "Open file": "Ouvrir un fichier",   # duplicate msgid: the first domain wins
-        "Close window": "Fermer la fenêtre",
-    })
+    write_mo(
+        str(root / "fr" / "LC_MESSAGES" / "app.mo"),
+        {
+            "Open file": "Ouvrir le fichier",
+            "cannot open %s": "impossible d'ouvrir %s",  # format string: dropped
+            "Remove {name}?": "Supprimer {name} ?",  # format string: dropped
+            "<b>Bold</b> text": "texte <b>gras</b>",  # markup: dropped
+            "Save _As": "Enregistrer _sous",  # accelerator removed
+            "line one\n  line\ttwo": "ligne un\nligne\u00a0deux",  # whitespace normalised
+            "OK": "OK",  # untranslated: dropped
+            "Quit": "",  # untranslated: dropped
+            ("one file", "%d files"): ["un fichier", "%d fichiers"],  # plural: dropped
+        },
+    )
+    write_mo(
+        str(root / "fr" / "LC_MESSAGES" / "zz_other.mo"),
+        {
+            "Open file": "Ouvrir un fichier",  # duplicate msgid: the first domain wins
+            "Close window": "Fermer la fenêtre",
+        },
+    )
     write_mo(str(root / "fr" / "LC_MESSAGES" / "iso_3166-1.mo"), {"France": "La France"})
     write_mo(str(root / "es" / "LC_MESSAGES" / "app.mo"), {"Open file": "Abrir archivo"})
     return str(root)

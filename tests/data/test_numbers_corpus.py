@@ -17,7 +17,9 @@ def test_sizes_and_pairs(corpus):
 
 
 def test_splits_hold_distinct_disjoint_numbers(corpus):
-    splits = [set(source for source, _ in split) for split in (corpus.train, corpus.dev, corpus.test)]
+    splits = [
+        set(source for source, _ in split) for split in (corpus.train, corpus.dev, corpus.test)
+    ]
     assert [len(s) for s in splits] == [600, 100, 100], "no number twice in a split"
     assert not splits[0] & splits[1] and not splits[0] & splits[2] and not splits[1] & splits[2]
 
@@ -47,12 +49,16 @@ def test_whole_range(lang):
 
 
 def test_sizes_exceeding_the_range():
-    with pytest.raises(ValueError, match=r"= 11 distinct numbers are needed, but 0..9 holds only 10"):
+    with pytest.raises(
+        ValueError, match=r"= 11 distinct numbers are needed, but 0..9 holds only 10"
+    ):
         numbers_corpus(train_size=9, dev_size=1, test_size=1, max_number=9)
 
 
 def test_unsupported_language():
-    with pytest.raises(ValueError, match="num2words does not support target_lang 'xx'; supported: .*de"):
+    with pytest.raises(
+        ValueError, match="num2words does not support target_lang 'xx'; supported: .*de"
+    ):
         numbers_corpus("xx", train_size=1)
 
 

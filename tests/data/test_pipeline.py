@@ -28,9 +28,7 @@ def _expected_examples(pairs, src_tok, tgt_tok):
     """What each pair must become, as a multiset of (src, tgt_in, tgt_out)."""
     src = src_tok.tokenize([s for s, _ in pairs]).to_list()
     tgt = tgt_tok.tokenize([t for _, t in pairs]).to_list()
-    return collections.Counter(
-        (tuple(s), tuple([2] + t), tuple(t + [3])) for s, t in zip(src, tgt)
-    )
+    return collections.Counter((tuple(s), tuple([2] + t), tuple(t + [3])) for s, t in zip(src, tgt))
 
 
 def _collect(dataset):
@@ -39,7 +37,9 @@ def _collect(dataset):
     for (src, tgt_in), tgt_out in dataset:
         assert src.dtype == tgt_in.dtype == tgt_out.dtype == tf.int32
         shapes.append((tuple(src.shape), tuple(tgt_in.shape), tuple(tgt_out.shape)))
-        for s, ti, to in zip(src.numpy().tolist(), tgt_in.numpy().tolist(), tgt_out.numpy().tolist()):
+        for s, ti, to in zip(
+            src.numpy().tolist(), tgt_in.numpy().tolist(), tgt_out.numpy().tolist()
+        ):
             length = len(to) - to[::-1].index(3)  # up to and including [END]
             assert all(x == 0 for x in to[length:]) and all(x == 0 for x in ti[length:])
             src_length = len(s) - s.count(0)  # token ids are never 0
@@ -49,7 +49,9 @@ def _collect(dataset):
 
 
 def test_every_pair_once_and_every_batch_within_budget(pairs, tokenizers):
-    dataset, stats = make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True)
+    dataset, stats = make_dataset(
+        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True
+    )
     assert (stats.num_pairs, stats.num_dropped, stats.num_truncated) == (400, 0, 0)
     shapes, examples = _collect(dataset)
     assert examples == _expected_examples(pairs, *tokenizers)
@@ -61,7 +63,9 @@ def test_every_pair_once_and_every_batch_within_budget(pairs, tokenizers):
 
 
 def test_bucketing_wastes_less_padding_than_one_batch(pairs, tokenizers):
-    shapes, examples = _collect(make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32))
+    shapes, examples = _collect(
+        make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32)
+    )
     real = sum(len(s) + len(t) for s, _, t in examples.elements())
     padded = sum(s[0] * s[1] + t[0] * t[1] for s, _, t in shapes)
     longest_src = max(len(s) for s, _, _ in examples)
@@ -71,7 +75,12 @@ def test_bucketing_wastes_less_padding_than_one_batch(pairs, tokenizers):
 
 def test_pad_to_bucket_gives_few_shapes(pairs, tokenizers):
     dataset, stats = make_dataset(
-        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, pad_to_bucket=True, return_stats=True
+        pairs,
+        *tokenizers,
+        tokens_per_batch=BUDGET,
+        max_length=32,
+        pad_to_bucket=True,
+        return_stats=True,
     )
     shapes, examples = _collect(dataset)
     assert sum(examples.values()) == 400
@@ -82,7 +91,13 @@ def test_pad_to_bucket_gives_few_shapes(pairs, tokenizers):
 
 def test_seeded_shuffle_is_deterministic(pairs, tokenizers):
     def first_batch(seed, shuffle=True):
-        (src, _), _ = next(iter(make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, shuffle=shuffle, seed=seed)))
+        (src, _), _ = next(
+            iter(
+                make_dataset(
+                    pairs, *tokenizers, tokens_per_batch=BUDGET, shuffle=shuffle, seed=seed
+                )
+            )
+        )
         return src.numpy().tolist()
 
     assert first_batch(0) == first_batch(0)
@@ -96,7 +111,8 @@ def test_the_partial_batches_are_not_all_at_the_end_of_an_epoch(pairs, tokenizer
     real corpus that cost about one epoch of learning). The epoch's batches must come
     shuffled."""
     dataset, stats = make_dataset(
-        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True)
+        pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32, return_stats=True
+    )
     for _ in range(2):  # two epochs, each reshuffled
         partial = []
         for (src, _), tgt_out in dataset:
@@ -104,7 +120,7 @@ def test_the_partial_batches_are_not_all_at_the_end_of_an_epoch(pairs, tokenizer
             bucket = bisect.bisect_right(stats.bucket_boundaries, width)
             partial.append(src.shape[0] < stats.bucket_batch_sizes[bucket])
         assert 2 < sum(partial) < len(partial) / 2
-        assert partial[-sum(partial):] != [True] * sum(partial), partial
+        assert partial[-sum(partial) :] != [True] * sum(partial), partial
 
 
 def test_shared_tokenizer(pairs, tokenizers):
@@ -154,10 +170,15 @@ def test_drop_remainder_keeps_only_full_batches(pairs, tokenizers):
 def test_bad_arguments(pairs, tokenizers):
     with pytest.raises(ValueError, match="at least one .* pair; got none"):
         make_dataset([], *tokenizers)
-    with pytest.raises(ValueError, match=r"tokens_per_batch \(16\) must be at least max_length \(128\)"):
+    with pytest.raises(
+        ValueError, match=r"tokens_per_batch \(16\) must be at least max_length \(128\)"
+    ):
         make_dataset(pairs, *tokenizers, tokens_per_batch=16)
     long_pairs = [("one hundred and twenty-three", "einhundertdreiundzwanzig")] * 3
-    with pytest.raises(ValueError, match="all 3 pairs are longer than max_length=2; raise max_length or pass truncate=True"):
+    with pytest.raises(
+        ValueError,
+        match="all 3 pairs are longer than max_length=2; raise max_length or pass truncate=True",
+    ):
         make_dataset(long_pairs, *tokenizers, max_length=2)
 
 
@@ -185,13 +206,25 @@ def test_batch_settings_and_keyword_arguments_are_one_thing(pairs, tokenizers):
     Catches: BatchSettings.from_arguments dropping the keyword arguments when a
     settings object is given (`make_dataset(pairs, ..., settings, shuffle=False)`
     would shuffle the dev set)."""
-    settings = BatchSettings(tokens_per_batch=BUDGET, max_length=32, shuffle=True, seed=3,
-                             pad_to_bucket=True)
-    as_object = [tuple(map(tuple, src.numpy())) for (src, _), _ in
-                 make_dataset(pairs, *tokenizers, settings, shuffle=False)]
-    as_keywords = [tuple(map(tuple, src.numpy())) for (src, _), _ in
-                   make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32,
-                                shuffle=False, seed=3, pad_to_bucket=True)]
+    settings = BatchSettings(
+        tokens_per_batch=BUDGET, max_length=32, shuffle=True, seed=3, pad_to_bucket=True
+    )
+    as_object = [
+        tuple(map(tuple, src.numpy()))
+        for (src, _), _ in make_dataset(pairs, *tokenizers, settings, shuffle=False)
+    ]
+    as_keywords = [
+        tuple(map(tuple, src.numpy()))
+        for (src, _), _ in make_dataset(
+            pairs,
+            *tokenizers,
+            tokens_per_batch=BUDGET,
+            max_length=32,
+            shuffle=False,
+            seed=3,
+            pad_to_bucket=True,
+        )
+    ]
     assert as_object == as_keywords  # both unshuffled: shuffled (seed 3) they would differ
     with pytest.raises(TypeError, match="the batching ones are"):
         make_dataset(pairs, *tokenizers, tokens_per_bach=BUDGET)

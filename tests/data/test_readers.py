@@ -31,11 +31,18 @@ def test_aligned_files_of_different_lengths(tmp_path):
 
 @pytest.mark.parametrize(
     "line, problem",
-    [("no tab here", "0 tabs"), ("a\tb\tc", "2 tabs"), ("", "empty line"), ("\tzwei", "empty source")],
+    [
+        ("no tab here", "0 tabs"),
+        ("a\tb\tc", "2 tabs"),
+        ("", "empty line"),
+        ("\tzwei", "empty source"),
+    ],
 )
 def test_malformed_tsv_line(tmp_path, line, problem):
     path = _write(tmp_path / "c.tsv", f"one\teins\n{line}\nthree\tdrei\n")
-    with pytest.raises(ValueError, match=f"{path}: {problem} at line 2; expected .*skip_bad_lines=True"):
+    with pytest.raises(
+        ValueError, match=f"{path}: {problem} at line 2; expected .*skip_bad_lines=True"
+    ):
         read_parallel(path)
 
 
@@ -57,7 +64,9 @@ def test_empty_line_in_aligned_file(tmp_path):
 
 def test_not_utf8(tmp_path):
     path = _write(tmp_path / "c.tsv", "one\teins\nf\xfcnf\tfive\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=rf"{path} is not valid UTF-8: byte 0xfc at byte offset 10 \(line 2\)"):
+    with pytest.raises(
+        ValueError, match=rf"{path} is not valid UTF-8: byte 0xfc at byte offset 10 \(line 2\)"
+    ):
         read_parallel(path)
 
 

@@ -11,8 +11,7 @@ def teacher_forced_log_prob(model, src_ids, ids):
     (uncached) model: the score greedy search should report."""
     ids = np.asarray(ids)
     start = np.full((ids.shape[0], 1), START_ID, np.int32)
-    logits = model((np.asarray(src_ids), np.concatenate([start, ids[:, :-1]], 1)),
-                   training=False)
+    logits = model((np.asarray(src_ids), np.concatenate([start, ids[:, :-1]], 1)), training=False)
     log_probs = tf.nn.log_softmax(logits).numpy()
     picked = np.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0]
     return (picked * (ids != 0)).sum(axis=1)

@@ -29,15 +29,26 @@ def train_reverse_model(num_examples=6000, epochs=6, batch_size=32, seed=0):
     """A 2+2 layer, d_model 64 model that reverses its input (~30 s on 2 CPU cores)."""
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    model = kt.Transformer(num_layers=2, d_model=64, num_heads=4, d_ff=128,
-                           src_vocab_size=VOCAB_SIZE, tgt_vocab_size=VOCAB_SIZE,
-                           dropout=0.0, max_length=64)
+    model = kt.Transformer(
+        num_layers=2,
+        d_model=64,
+        num_heads=4,
+        d_ff=128,
+        src_vocab_size=VOCAB_SIZE,
+        tgt_vocab_size=VOCAB_SIZE,
+        dropout=0.0,
+        max_length=64,
+    )
     src, tgt = reverse_examples(num_examples, rng)
     # Decaying to 0 settles the last few percent of sequences that a constant rate
     # keeps flipping.
     learning_rate = keras.optimizers.schedules.CosineDecay(
-        1e-3, decay_steps=epochs * (num_examples // batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=kt.training.LabelSmoothedCrossEntropy(0.0), jit_compile=True)
+        1e-3, decay_steps=epochs * (num_examples // batch_size)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=kt.training.LabelSmoothedCrossEntropy(0.0),
+        jit_compile=True,
+    )
     model.fit((src, tgt[:, :-1]), tgt[:, 1:], batch_size=batch_size, epochs=epochs, verbose=0)
     return model

@@ -3,8 +3,8 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import assert_well_formed, strip, teacher_forced_log_prob
+
 from keras_transformer import decoding
 from keras_transformer.decoding.beam import length_penalty, top_k_by_blocks
 
@@ -46,12 +46,14 @@ class ScriptedModel:
 
 def test_the_length_penalty_changes_the_winner():
     src = np.array([[7, 7]], np.int32)
-    short, short_score = decoding.beam_search(ScriptedModel(), src, beam_size=2, alpha=0.0,
-                                              jit_compile=False)
+    short, short_score = decoding.beam_search(
+        ScriptedModel(), src, beam_size=2, alpha=0.0, jit_compile=False
+    )
     assert strip(short[0]) == [END]
     np.testing.assert_allclose(short_score[0], np.log(0.5), rtol=1e-4)
-    long, long_score = decoding.beam_search(ScriptedModel(), src, beam_size=2, alpha=0.6,
-                                            jit_compile=False)
+    long, long_score = decoding.beam_search(
+        ScriptedModel(), src, beam_size=2, alpha=0.6, jit_compile=False
+    )
     assert strip(long[0]) == [A] * 5 + [END]
     expected = (np.log(0.45) + 5 * np.log(0.99)) / ((5 + 6) / 6) ** 0.6
     np.testing.assert_allclose(long_score[0], expected, rtol=1e-4)
@@ -61,11 +63,15 @@ def test_the_length_penalty_changes_the_winner():
 
 def test_search_stops_once_no_live_beam_can_win():
     model = ScriptedModel()
-    decoding.beam_loop(model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.0))
+    decoding.beam_loop(
+        model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.0)
+    )
     # After step 0, [END] (-0.69) beats every live beam (at most log 0.45): stop.
     assert model.steps == 1
     model = ScriptedModel()
-    decoding.beam_loop(model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.6))
+    decoding.beam_loop(
+        model, tf.constant([[7, 7]]), decoding.DecodingSettings(beam_size=2, alpha=0.6)
+    )
     assert model.steps < 16
 
 
@@ -77,26 +83,28 @@ def test_length_penalty_is_gnmts():
 
 def test_beam_of_one_without_penalty_is_greedy(tiny_model, sources):
     ids, scores = decoding.greedy_search(tiny_model, sources, jit_compile=False)
-    beam_ids, beam_scores = decoding.beam_search(tiny_model, sources, beam_size=1, alpha=0.0,
-                                                 jit_compile=False)
+    beam_ids, beam_scores = decoding.beam_search(
+        tiny_model, sources, beam_size=1, alpha=0.0, jit_compile=False
+    )
     np.testing.assert_array_equal(beam_ids, ids)
     np.testing.assert_allclose(beam_scores, scores, atol=1e-5)
 
 
 def test_n_best_lists_are_sorted_and_scored(tiny_model, sources):
-    ids, scores = decoding.beam_search(tiny_model, sources[:3], beam_size=4, num_return=3,
-                                       jit_compile=False)
+    ids, scores = decoding.beam_search(
+        tiny_model, sources[:3], beam_size=4, num_return=3, jit_compile=False
+    )
     assert ids.shape[:2] == (3, 3) and scores.shape == (3, 3)
     assert_well_formed(ids)
     assert (np.diff(scores.numpy(), axis=1) <= 0).all()
     for i in range(3):
         assert len({tuple(strip(h)) for h in ids[i]}) == 3
         lengths = (ids[i].numpy() != 0).sum(axis=1)
-        log_probs = teacher_forced_log_prob(tiny_model, np.repeat(sources[i:i + 1], 3, 0), ids[i])
-        np.testing.assert_allclose(scores[i], log_probs / length_penalty(lengths, 0.6),
-                                   atol=1e-3)
-    best, best_scores = decoding.beam_search(tiny_model, sources[:3], beam_size=4,
-                                             jit_compile=False)
+        log_probs = teacher_forced_log_prob(tiny_model, np.repeat(sources[i : i + 1], 3, 0), ids[i])
+        np.testing.assert_allclose(scores[i], log_probs / length_penalty(lengths, 0.6), atol=1e-3)
+    best, best_scores = decoding.beam_search(
+        tiny_model, sources[:3], beam_size=4, jit_compile=False
+    )
     np.testing.assert_allclose(best_scores, scores[:, 0], atol=1e-5)
 
 
@@ -105,17 +113,21 @@ def test_batched_equals_one_by_one(tiny_model, sources):
     assert strip(ids[3]) == [] and scores[3] == 0.0
     for i, row in enumerate(sources[:3]):
         alone, alone_score = decoding.beam_search(
-            tiny_model, row[None, :(row != 0).sum()], jit_compile=False)
+            tiny_model, row[None, : (row != 0).sum()], jit_compile=False
+        )
         assert strip(alone[0]) == strip(ids[i])
         np.testing.assert_allclose(alone_score[0], scores[i], atol=1e-4)
 
 
-@pytest.mark.parametrize("settings, message", [
-    (dict(beam_size=0), "beam_size"),
-    (dict(beam_size=11), "half the target vocabulary"),
-    (dict(beam_size=2, num_return=3), "num_return"),
-    (dict(alpha=-1.0), "alpha"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(beam_size=0), "beam_size"),
+        (dict(beam_size=11), "half the target vocabulary"),
+        (dict(beam_size=2, num_return=3), "num_return"),
+        (dict(alpha=-1.0), "alpha"),
+    ],
+)
 def test_bad_settings_are_refused(tiny_model, settings, message):
     with pytest.raises(ValueError, match=message):
         decoding.beam_search(tiny_model, [[5, 6]], jit_compile=False, **settings)

@@ -26,14 +26,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import END_ID, START_ID, strip, teacher_forced_log_prob
 
 import keras_transformer as kt
-from helpers import END_ID, START_ID, strip, teacher_forced_log_prob
 from keras_transformer import decoding
 
-SOURCES = np.array([[5, 6, 7, 0, 0],
-                    [8, 0, 0, 0, 0],
-                    [4, 9, 6, 7, 5]], np.int32)
+SOURCES = np.array([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [4, 9, 6, 7, 5]], np.int32)
 SETTINGS = [(alpha, min_length) for alpha in (0.0, 0.6, 1.0) for min_length in (0, 2)]
 
 
@@ -46,9 +44,18 @@ def tiny_transformer(seed, tgt_vocab_size, d_model, sharpness=1.0):
     """A random 1+1 layer model with an untied output projection (so that a token does
     not simply predict itself), its weights multiplied by `sharpness`."""
     keras.utils.set_random_seed(seed)
-    model = kt.Transformer(num_layers=1, d_model=d_model, num_heads=2, d_ff=2 * d_model,
-                           src_vocab_size=10, tgt_vocab_size=tgt_vocab_size, dropout=0.0,
-                           max_length=64, share_embeddings=False, tie_output=False)
+    model = kt.Transformer(
+        num_layers=1,
+        d_model=d_model,
+        num_heads=2,
+        d_ff=2 * d_model,
+        src_vocab_size=10,
+        tgt_vocab_size=tgt_vocab_size,
+        dropout=0.0,
+        max_length=64,
+        share_embeddings=False,
+        tie_output=False,
+    )
     ids = np.ones((1, 3), np.int32)
     model((ids, ids), training=False)
     model.output_projection.kernel.assign(model.output_projection.kernel * sharpness)
@@ -58,8 +65,11 @@ def tiny_transformer(seed, tgt_vocab_size, d_model, sharpness=1.0):
 def all_outputs(tgt_vocab_size, limit):
     """Every output the decoding rules allow without min_length, as tuples of ids."""
     words = [id_ for id_ in range(1, tgt_vocab_size) if id_ not in (START_ID, END_ID)]
-    ended = [prefix + (END_ID,) for length in range(limit)
-             for prefix in itertools.product(words, repeat=length)]
+    ended = [
+        prefix + (END_ID,)
+        for length in range(limit)
+        for prefix in itertools.product(words, repeat=length)
+    ]
     return ended + list(itertools.product(words, repeat=limit))
 
 
@@ -71,7 +81,7 @@ def enumerate_and_score(model, src, limits):
     outputs = [output for row in rows for output in row]
     ids = np.zeros((len(outputs), max(limits)), np.int32)
     for i, output in enumerate(outputs):
-        ids[i, :len(output)] = output
+        ids[i, : len(output)] = output
     tgt_in = np.concatenate([np.full((len(ids), 1), START_ID, np.int32), ids[:, :-1]], 1)
     src_in = np.repeat(src, [len(row) for row in rows], axis=0)
     logits = model((src_in, tgt_in), training=False)
@@ -102,9 +112,10 @@ def beam_cannot_lose(outputs, log_probs, k):
 
     def keeps(i):
         output = outputs[i]
-        return (all(among_best(prefix_log_prob[output[:t]], unfinished[t])
-                    for t in range(1, len(output)))
-                and among_best(log_probs[i].sum(), candidates[len(output)]))
+        return all(
+            among_best(prefix_log_prob[output[:t]], unfinished[t]) for t in range(1, len(output))
+        ) and among_best(log_probs[i].sum(), candidates[len(output)])
+
     return keeps
 
 
@@ -115,8 +126,11 @@ def compare_with_enumeration(ids, scores, reference, alpha, min_length):
     k = scores.shape[1]
     guaranteed = []
     for row, (every_output, every_log_prob) in enumerate(reference):
-        allowed = [i for i, output in enumerate(every_output)
-                   if output[-1] != END_ID or len(output) > min_length]
+        allowed = [
+            i
+            for i, output in enumerate(every_output)
+            if output[-1] != END_ID or len(output) > min_length
+        ]
         outputs = [every_output[i] for i in allowed]
         log_probs = every_log_prob[allowed]
         exact = log_probs.sum(1) / gnmt_penalty([len(y) for y in outputs], alpha)
@@ -131,7 +145,8 @@ def compare_with_enumeration(ids, scores, reference, alpha, min_length):
         sure = next((n for n, i in enumerate(best) if not keeps(i)), k)
         assert found[:sure] == [outputs[i] for i in best[:sure]], (
             f"row {row}, α={alpha}, min_length={min_length}: the beam returned "
-            f"{found}, the {sure} best outputs are {[outputs[i] for i in best[:sure]]}")
+            f"{found}, the {sure} best outputs are {[outputs[i] for i in best[:sure]]}"
+        )
         np.testing.assert_allclose(scores[row, :sure], exact[best[:sure]], atol=1e-4)
         guaranteed.append(sure)
     return guaranteed
@@ -146,11 +161,13 @@ def test_beam_finds_the_best_outputs_of_an_exhaustive_search(seed):
     reference = enumerate_and_score(model, SOURCES, [5] * len(SOURCES))
     guaranteed = []
     for alpha, min_length in SETTINGS:
-        settings = decoding.DecodingSettings(beam_size=3, alpha=alpha, max_length=5,
-                                             min_length=min_length)
+        settings = decoding.DecodingSettings(
+            beam_size=3, alpha=alpha, max_length=5, min_length=min_length
+        )
         ids, scores = decoding.beam_loop(model, SOURCES, settings, num_return=3)
-        guaranteed += compare_with_enumeration(ids.numpy(), scores.numpy(), reference,
-                                               alpha, min_length)
+        guaranteed += compare_with_enumeration(
+            ids.numpy(), scores.numpy(), reference, alpha, min_length
+        )
     # The comparison must bite: the best output is guaranteed in most cases, and a
     # longer n-best list in some.
     assert np.mean(np.asarray(guaranteed) >= 1) >= 0.75, guaranteed
@@ -167,29 +184,43 @@ def test_a_beam_as_wide_as_the_search_space_is_exhaustive_up_to_the_length_limit
     limits = (SOURCES != 0).sum(axis=1) + 50
     reference = enumerate_and_score(model, SOURCES, limits)
     for alpha, min_length in SETTINGS:
-        ids, scores = decoding.beam_search(model, SOURCES, beam_size=2, alpha=alpha,
-                                           num_return=2, min_length=min_length,
-                                           jit_compile=False)
-        guaranteed = compare_with_enumeration(ids.numpy(), scores.numpy(), reference,
-                                              alpha, min_length)
+        ids, scores = decoding.beam_search(
+            model,
+            SOURCES,
+            beam_size=2,
+            alpha=alpha,
+            num_return=2,
+            min_length=min_length,
+            jit_compile=False,
+        )
+        guaranteed = compare_with_enumeration(
+            ids.numpy(), scores.numpy(), reference, alpha, min_length
+        )
         assert guaranteed == [2, 2, 2]
 
 
 @pytest.mark.parametrize("alpha, min_length", [(0.0, 0), (0.6, 0), (1.0, 0), (0.6, 8)])
-def test_every_hypothesis_of_a_beam_of_4_scores_as_teacher_forcing_does(tiny_model, sources,
-                                                                         alpha, min_length):
+def test_every_hypothesis_of_a_beam_of_4_scores_as_teacher_forcing_does(
+    tiny_model, sources, alpha, min_length
+):
     """On the 2+2 layer model of 20 tokens, every hypothesis of the n-best list, however it
     was reordered among the beams, carries its own teacher-forced score."""
-    ids, scores = decoding.beam_search(tiny_model, sources, beam_size=4, alpha=alpha,
-                                       num_return=4, min_length=min_length,
-                                       jit_compile=False)
+    ids, scores = decoding.beam_search(
+        tiny_model,
+        sources,
+        beam_size=4,
+        alpha=alpha,
+        num_return=4,
+        min_length=min_length,
+        jit_compile=False,
+    )
     assert strip(ids[3, 0]) == [] and scores[3, 0] == 0.0
     for row in range(3):
         hypotheses = ids[row].numpy()
         assert len({tuple(strip(h)) for h in hypotheses}) == 4
         lengths = (hypotheses != 0).sum(axis=1)
         assert (lengths > min_length).all()
-        log_probs = teacher_forced_log_prob(tiny_model, np.repeat(sources[row:row + 1], 4, 0),
-                                            hypotheses)
-        np.testing.assert_allclose(scores[row], log_probs / gnmt_penalty(lengths, alpha),
-                                   atol=1e-4)
+        log_probs = teacher_forced_log_prob(
+            tiny_model, np.repeat(sources[row : row + 1], 4, 0), hypotheses
+        )
+        np.testing.assert_allclose(scores[row], log_probs / gnmt_penalty(lengths, alpha), atol=1e-4)

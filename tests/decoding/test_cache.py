@@ -10,7 +10,8 @@ def test_decode_step_equals_decode_on_the_prefix(tiny_model, sources):
     cache = tiny_model.init_cache(memory, 8)
     for step in range(tgt.shape[1]):
         logits, cache = tiny_model.decode_step(
-            tgt[:, step:step + 1], tf.constant(step), cache, memory_mask)
+            tgt[:, step : step + 1], tf.constant(step), cache, memory_mask
+        )
         real = tgt[:, step] != 0
         np.testing.assert_allclose(logits.numpy()[real, 0], full[real, step], atol=1e-5)
 
@@ -27,10 +28,14 @@ def test_hypotheses_that_change_places_decode_as_their_own_prefixes(tiny_model, 
     history = np.full((2, k, 1), 2, np.int32)  # every hypothesis starts with [START]
     for step in range(steps):
         logits, cache = tiny_model.decode_step(
-            tf.constant(history[:, :, -1]), tf.constant(step), cache, memory_mask)
+            tf.constant(history[:, :, -1]), tf.constant(step), cache, memory_mask
+        )
         for b in range(2):
-            full = tiny_model.decode(history[b], tf.repeat(memory[b:b + 1], k, axis=0),
-                                     tf.repeat(memory_mask[b:b + 1], k, axis=0)).numpy()
+            full = tiny_model.decode(
+                history[b],
+                tf.repeat(memory[b : b + 1], k, axis=0),
+                tf.repeat(memory_mask[b : b + 1], k, axis=0),
+            ).numpy()
             np.testing.assert_allclose(logits.numpy()[b], full[:, step], atol=1e-5)
         origins = rng.integers(0, k, size=(2, k)).astype(np.int32)
         history = np.take_along_axis(history, origins[:, :, None], axis=1)

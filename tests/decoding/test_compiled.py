@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from helpers import strip
+
 from keras_transformer import decoding
 from keras_transformer.decoding import compiled
 from keras_transformer.errors import InputError
@@ -12,7 +12,16 @@ from keras_transformer.translator import translate_in_batches
 
 def test_batch_buckets():
     assert [compiled.batch_bucket(n) for n in (0, 1, 2, 3, 5, 33, 64, 65, 130)] == [
-        1, 1, 2, 4, 8, 64, 64, 128, 192]
+        1,
+        1,
+        2,
+        4,
+        8,
+        64,
+        64,
+        128,
+        192,
+    ]
 
 
 def test_batches_of_one_bucket_share_one_program_and_match_row_by_row(tiny_model, sources):
@@ -22,12 +31,11 @@ def test_batches_of_one_bucket_share_one_program_and_match_row_by_row(tiny_model
     functions = compiled._FUNCTIONS.setdefault(tiny_model, {})
     functions.clear()
     beam = dict(max_length=10, beam_size=2, jit_compile=True)
-    ids5, scores5 = decoding.beam_search(tiny_model, np.concatenate([sources, sources[:1]]),
-                                         **beam)
+    ids5, scores5 = decoding.beam_search(tiny_model, np.concatenate([sources, sources[:1]]), **beam)
     ids7, _ = decoding.beam_search(tiny_model, np.concatenate([sources, sources[:3]]), **beam)
     assert len(functions) == 1 and ids5.shape[0] == 5 and ids7.shape[0] == 7
     for row in range(4):
-        alone_ids, alone_scores = decoding.beam_search(tiny_model, sources[row:row + 1], **beam)
+        alone_ids, alone_scores = decoding.beam_search(tiny_model, sources[row : row + 1], **beam)
         assert strip(ids5[row]) == strip(alone_ids[0]) == strip(ids7[row])
         np.testing.assert_allclose(scores5[row], alone_scores[0], atol=1e-4)
 
@@ -42,16 +50,25 @@ def test_translate_in_batches_sorts_by_length_and_restores_the_order():
 
     sentences = ["a much longer sentence", "hi", "medium one", "x", "", "another long one"]
     assert translate_in_batches(upper, sentences, batch_size=2) == [s.upper() for s in sentences]
-    assert calls == [["", "x"], ["hi", "medium one"],
-                     ["another long one", "a much longer sentence"]]
+    assert calls == [
+        ["", "x"],
+        ["hi", "medium one"],
+        ["another long one", "a much longer sentence"],
+    ]
     assert translate_in_batches(upper, [], batch_size=2) == []
 
 
-@pytest.mark.parametrize("bad,dtype", [
-    (lambda v: v, np.int32), (lambda v: v + 1000, np.int32), (lambda v: -1, np.int32),
-    (lambda v: 2 ** 32 + 10, np.int64)], ids=["V", "V+1000", "-1", "2^32+10"])
-def test_out_of_range_ids_are_refused_with_the_offending_value(tiny_model, sources, bad,
-                                                               dtype):
+@pytest.mark.parametrize(
+    "bad,dtype",
+    [
+        (lambda v: v, np.int32),
+        (lambda v: v + 1000, np.int32),
+        (lambda v: -1, np.int32),
+        (lambda v: 2**32 + 10, np.int64),
+    ],
+    ids=["V", "V+1000", "-1", "2^32+10"],
+)
+def test_out_of_range_ids_are_refused_with_the_offending_value(tiny_model, sources, bad, dtype):
     # Catches: ids clamped or wrapped by the compiled gathers (V + 1000 decoding as V - 1,
     # -1 as the last id), and int64 ids wrapped by the cast to int32 (2^32 + 10 -> 10).
     bad = bad(tiny_model.config.src_vocab_size)
@@ -67,24 +84,33 @@ def test_an_unbuilt_model_decodes():
     # failed inside the traced loop with "no attribute 'key_value_kernel'".
     import keras_transformer as kt
 
-    model = kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16, src_vocab_size=12,
-                           tgt_vocab_size=12, max_length=16)
+    model = kt.Transformer(
+        num_layers=1,
+        d_model=8,
+        num_heads=2,
+        d_ff=16,
+        src_vocab_size=12,
+        tgt_vocab_size=12,
+        max_length=16,
+    )
     greedy = decoding.greedy_search(model, np.array([[5, 6, 7]], np.int32), max_length=4)
-    beams = decoding.beam_search(model, np.array([[5, 6]], np.int32), beam_size=2,
-                                 max_length=4)
+    beams = decoding.beam_search(model, np.array([[5, 6]], np.int32), beam_size=2, max_length=4)
     assert np.asarray(greedy[0]).shape[0] == np.asarray(beams[0]).shape[0] == 1
 
 
-@pytest.mark.parametrize("search,settings,message", [
-    ("greedy_search", dict(max_length=0), "max_length must be None or a positive int"),
-    ("greedy_search", dict(max_length=10**6), "longer than the model's max_length"),
-    ("greedy_search", dict(min_length=-1), "min_length must be an int >= 0"),
-    ("beam_search", dict(beam_size=0), "beam_size must be a positive int"),
-    ("beam_search", dict(num_return=5), "num_return must be an int in [1, beam_size=4]"),
-    ("beam_search", dict(alpha=float("nan")), "alpha must be a number >= 0, finite"),
-    ("sample", dict(temperature=float("inf")), "temperature must be a finite number > 0"),
-    ("sample", dict(max_length=0), "max_length must be None or a positive int"),
-])
+@pytest.mark.parametrize(
+    "search,settings,message",
+    [
+        ("greedy_search", dict(max_length=0), "max_length must be None or a positive int"),
+        ("greedy_search", dict(max_length=10**6), "longer than the model's max_length"),
+        ("greedy_search", dict(min_length=-1), "min_length must be an int >= 0"),
+        ("beam_search", dict(beam_size=0), "beam_size must be a positive int"),
+        ("beam_search", dict(num_return=5), "num_return must be an int in [1, beam_size=4]"),
+        ("beam_search", dict(alpha=float("nan")), "alpha must be a number >= 0, finite"),
+        ("sample", dict(temperature=float("inf")), "temperature must be a finite number > 0"),
+        ("sample", dict(max_length=0), "max_length must be None or a positive int"),
+    ],
+)
 def test_settings_are_refused_before_anything_is_traced(tiny_model, search, settings, message):
     # Catches: a setting checked only inside the traced loop, where the InputError
     # arrives wrapped in TensorFlow's StagingError with the trace around it (and

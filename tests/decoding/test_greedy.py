@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import assert_well_formed, strip, teacher_forced_log_prob
+
 from keras_transformer import decoding
 
 
@@ -11,7 +11,8 @@ def test_scores_are_the_models_log_probabilities(tiny_model, sources):
     assert ids.dtype == tf.int32 and ids.shape[0] == 4
     assert_well_formed(ids)
     np.testing.assert_allclose(
-        scores[:3], teacher_forced_log_prob(tiny_model, sources[:3], ids[:3]), atol=1e-3)
+        scores[:3], teacher_forced_log_prob(tiny_model, sources[:3], ids[:3]), atol=1e-3
+    )
 
 
 def test_per_row_max_length_is_source_length_plus_50(tiny_model, sources):
@@ -30,7 +31,8 @@ def test_batched_equals_one_by_one(tiny_model, sources):
     ids, scores = decoding.greedy_search(tiny_model, sources, jit_compile=False)
     for i, row in enumerate(sources):
         alone, alone_score = decoding.greedy_search(
-            tiny_model, row[None, :max((row != 0).sum(), 1)], jit_compile=False)
+            tiny_model, row[None, : max((row != 0).sum(), 1)], jit_compile=False
+        )
         assert strip(alone[0]) == strip(ids[i])
         np.testing.assert_allclose(alone_score[0], scores[i], atol=1e-4)
 
@@ -44,11 +46,14 @@ def test_max_and_min_length(reverse_model):
     assert 3 not in strip(ids[0])[:5] and len(strip(ids[0])) >= 5
 
 
-@pytest.mark.parametrize("src, message", [
-    (np.ones((2, 3), np.float32), "int32 of shape"),
-    (np.ones((3,), np.int32), "int32 of shape"),
-    (np.ones((1, 65), np.int32), "max_length"),
-])
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        (np.ones((2, 3), np.float32), "int32 of shape"),
+        (np.ones((3,), np.int32), "int32 of shape"),
+        (np.ones((1, 65), np.int32), "max_length"),
+    ],
+)
 def test_bad_sources_are_refused(tiny_model, src, message):
     with pytest.raises(ValueError, match=message):
         decoding.greedy_search(tiny_model, src, jit_compile=False)

@@ -3,10 +3,10 @@ exactly, with greedy and beam search compiled by XLA, batched."""
 
 import numpy as np
 import pytest
-
 from helpers import assert_well_formed, strip
-from keras_transformer import decoding
 from reverse_task import reverse_examples
+
+from keras_transformer import decoding
 
 
 @pytest.mark.slow

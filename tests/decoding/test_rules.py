@@ -14,8 +14,10 @@ from keras_transformer.errors import InputError
 def output_limits(src_ids, max_length, model_max_length):
     """The buffer width and the per-row limits, as the loops take them."""
     settings = DecodingSettings(max_length=max_length)
-    return (settings.width(src_ids.shape[1], model_max_length),
-            settings.limits(src_ids, model_max_length))
+    return (
+        settings.width(src_ids.shape[1], model_max_length),
+        settings.limits(src_ids, model_max_length),
+    )
 
 
 def test_limits_are_source_length_plus_50_per_row_capped_and_0_when_empty():
@@ -49,8 +51,7 @@ def test_bad_max_length_is_refused(max_length):
     # Catches: a max_length beyond the model's positional table and cache, or not a
     # positive int, accepted (the limits trust DecodingSettings.check, which every loop
     # calls).
-    model = types.SimpleNamespace(config=types.SimpleNamespace(max_length=64,
-                                                               tgt_vocab_size=10))
+    model = types.SimpleNamespace(config=types.SimpleNamespace(max_length=64, tgt_vocab_size=10))
     with pytest.raises(InputError, match="max_length"):
         DecodingSettings(max_length=max_length, start_id=START_ID, end_id=END_ID).check(model)
 
@@ -75,13 +76,13 @@ def test_each_row_reaches_its_own_limit_end_to_end(tiny_model):
     """With [END] forbidden throughout (min_length beyond every limit), greedy and beam
     search run every row to exactly min(its source length + 50, the model's max_length=64),
     not to the longest row's limit."""
-    src = np.array([[5, 6, 7] + [0] * 11, [4] + [0] * 13, list(range(4, 18)), [0] * 14],
-                   np.int32)
+    src = np.array([[5, 6, 7] + [0] * 11, [4] + [0] * 13, list(range(4, 18)), [0] * 14], np.int32)
     limits = [53, 51, 64, 0]
     greedy, _ = decoding.greedy_search(tiny_model, src, min_length=100, jit_compile=False)
     np.testing.assert_array_equal((greedy.numpy() != 0).sum(axis=1), limits)
-    beams, _ = decoding.beam_search(tiny_model, src, beam_size=2, num_return=2,
-                                    min_length=100, jit_compile=False)
+    beams, _ = decoding.beam_search(
+        tiny_model, src, beam_size=2, num_return=2, min_length=100, jit_compile=False
+    )
     for hypothesis in range(2):
         np.testing.assert_array_equal((beams.numpy()[:, hypothesis] != 0).sum(axis=1), limits)
     assert END_ID not in greedy.numpy() and END_ID not in beams.numpy()
@@ -97,14 +98,14 @@ TWIN_CASES = [  # (max_length, min_length, start_id, end_id)
 
 
 @pytest.mark.parametrize("max_length, min_length, start_id, end_id", TWIN_CASES)
-def test_tensorflow_and_numpy_follow_the_same_rules(max_length, min_length, start_id,
-                                                    end_id):
+def test_tensorflow_and_numpy_follow_the_same_rules(max_length, min_length, start_id, end_id):
     """The rules applied to tensors (the loops, the exports) and to NumPy arrays (the
     ONNX Runtime step loop): the same limits, the same banned tokens at every step
     (min_length included), the same rows decoding and finishing. Catches: a NumPy side
     off by one on the limit, or one that forgets min_length or a banned id."""
-    settings = DecodingSettings(max_length=max_length, min_length=min_length,
-                                start_id=start_id, end_id=end_id)
+    settings = DecodingSettings(
+        max_length=max_length, min_length=min_length, start_id=start_id, end_id=end_id
+    )
     model_max_length = 53  # caps the longest row only
     src = np.array([[5, 6, 7, 0], [5, 0, 0, 0], [0, 0, 0, 0], [4, 5, 6, 7]], np.int32)
     np_limits = settings.limits(src, model_max_length)
@@ -120,12 +121,10 @@ def test_tensorflow_and_numpy_follow_the_same_rules(max_length, min_length, star
         tf_allowed = settings.forbid_tokens(tf.constant(log_probs), tf.constant(step))
         np.testing.assert_array_equal(np_allowed, tf_allowed.numpy())
         np_active = settings.still_decoding(finished, step, np_limits)
-        tf_active = settings.still_decoding(tf.constant(finished), tf.constant(step),
-                                            tf_limits)
+        tf_active = settings.still_decoding(tf.constant(finished), tf.constant(step), tf_limits)
         np.testing.assert_array_equal(np_active, tf_active.numpy())
         tokens = np.where(np_active, np_allowed.argmax(axis=-1), 0).astype(np.int32)
         np_finished = settings.finished_after(finished, np_active, tokens)
-        tf_finished = settings.finished_after(tf.constant(finished), tf_active,
-                                              tf.constant(tokens))
+        tf_finished = settings.finished_after(tf.constant(finished), tf_active, tf.constant(tokens))
         np.testing.assert_array_equal(np_finished, tf_finished.numpy())
         finished = np_finished

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import assert_well_formed
+
 from keras_transformer import decoding
 from keras_transformer.constants import NEG_INF
 
@@ -40,16 +40,18 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 
 def test_temperature_divides_the_log_probabilities():
     log_probs = tf.math.log([[0.25, 0.75]])
-    np.testing.assert_allclose(decoding.filter_logits(log_probs, temperature=0.5),
-                               log_probs / 0.5)
+    np.testing.assert_allclose(decoding.filter_logits(log_probs, temperature=0.5), log_probs / 0.5)
 
 
-@pytest.mark.parametrize("settings, message", [
-    (dict(temperature=0.0), "temperature"),
-    (dict(top_k=-1), "top_k"),
-    (dict(top_p=0.0), "top_p"),
-    (dict(seed=1.5), "seed"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(temperature=0.0), "temperature"),
+        (dict(top_k=-1), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(seed=1.5), "seed"),
+    ],
+)
 def test_bad_settings_are_refused(tiny_model, settings, message):
     with pytest.raises(ValueError, match=message):
         decoding.sample(tiny_model, [[5, 6]], jit_compile=False, **settings)

@@ -22,23 +22,30 @@ def test_capped_rows_that_are_done_equal_the_uncapped_ones(tiny_model, sources, 
     """Catches: done set for a row that was cut (its output would be taken as final),
     or a cap that changes the rows it did not cut."""
     settings = (DecodingSettings(**SETTINGS, **extra),)
-    full_ids, full_scores = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
-                                                       jit_compile=False)
+    full_ids, full_scores = compiled.decode_in_buckets(
+        loop, tiny_model, sources, settings, jit_compile=False
+    )
     lengths = [len(strip(row)) for row in np.reshape(full_ids, (len(sources), -1))]
     for cap in (0, 3, 8):
-        ids, scores, done = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
-                                                       jit_compile=False, max_steps=cap)
+        ids, scores, done = compiled.decode_in_buckets(
+            loop, tiny_model, sources, settings, jit_compile=False, max_steps=cap
+        )
         done = np.asarray(done)
-        assert done[3]                           # the empty source has nothing to decode
+        assert done[3]  # the empty source has nothing to decode
         for i in range(3):
-            if loop is greedy_loop:              # greedy: done iff its output fits the cap
+            if loop is greedy_loop:  # greedy: done iff its output fits the cap
                 assert done[i] == (lengths[i] <= cap), (i, cap)
             if done[i]:
                 np.testing.assert_array_equal(ids[i], full_ids[i])
                 np.testing.assert_allclose(scores[i], full_scores[i], atol=1e-5)
-    uncapped = compiled.decode_in_buckets(loop, tiny_model, sources, settings,
-                                          jit_compile=False,
-                                          max_steps=tiny_model.config.max_length)
+    uncapped = compiled.decode_in_buckets(
+        loop,
+        tiny_model,
+        sources,
+        settings,
+        jit_compile=False,
+        max_steps=tiny_model.config.max_length,
+    )
     assert np.all(uncapped[2])
     np.testing.assert_array_equal(uncapped[0], full_ids)
 
@@ -56,18 +63,20 @@ def test_two_passes_equal_one_uncapped_pass(tiny_model, monkeypatch, beam_size):
 
     def decode(src_ids, steps):
         capped_calls.append(steps)
-        return compiled.decode_in_buckets(best_hypothesis, tiny_model, src_ids, settings,
-                                          jit_compile=False, max_steps=steps)
+        return compiled.decode_in_buckets(
+            best_hypothesis, tiny_model, src_ids, settings, jit_compile=False, max_steps=steps
+        )
 
     monkeypatch.setattr(stragglers, "FIRST_PASS_SCALE", 0)
     monkeypatch.setattr(stragglers, "FIRST_PASS_EXTRA", 2)
     finals = []
     ids, scores = stragglers.decode_in_two_passes(decode, sources, 3, 64, finals.append)
     assert capped_calls[:3] == [2, 2, 2] and capped_calls[3:] == [64] * (len(capped_calls) - 3)
-    assert len(capped_calls) > 3                 # there were stragglers
+    assert len(capped_calls) > 3  # there were stragglers
     assert sum(finals) == len(sources)
     for source, row, score in zip(sources, ids, scores):
         alone_ids, alone_score = compiled.decode_in_buckets(
-            best_hypothesis, tiny_model, source[None, :], settings, jit_compile=False)
+            best_hypothesis, tiny_model, source[None, :], settings, jit_compile=False
+        )
         assert row.tolist() == strip(alone_ids[0])
         np.testing.assert_allclose(score, alone_score[0], atol=1e-4)

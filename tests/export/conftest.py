@@ -5,10 +5,10 @@ import functools
 
 import numpy as np
 import pytest
+from numbers_model import train_numbers_model
 
 from keras_transformer.decoding import beam_search, greedy_search
 from keras_transformer.translator import Translator
-from numbers_model import train_numbers_model
 
 EPOCHS = 6
 
@@ -23,8 +23,9 @@ class Trained:
         self.dev_references = [reference for _, reference in dev]
         # jit_compile=False: XLA compilation would cost more than these tiny batches.
         self.beam_translator = Translator(model, tokenizer, tokenizer, jit_compile=False)
-        self.greedy_translator = Translator(model, tokenizer, tokenizer, beam_size=1,
-                                            jit_compile=False)
+        self.greedy_translator = Translator(
+            model, tokenizer, tokenizer, beam_size=1, jit_compile=False
+        )
 
     def src_ids(self, sentences):
         return self.tokenizer.tokenize(sentences).to_tensor(0).numpy().astype(np.int32)
@@ -32,8 +33,7 @@ class Trained:
     @functools.cached_property
     def dev_greedy(self):
         """greedy_search's (ids, scores) for every dev sentence, as NumPy arrays."""
-        ids, scores = greedy_search(self.model, self.src_ids(self.dev_sources),
-                                    jit_compile=False)
+        ids, scores = greedy_search(self.model, self.src_ids(self.dev_sources), jit_compile=False)
         return ids.numpy(), scores.numpy()
 
     @functools.cached_property
@@ -45,8 +45,13 @@ class Trained:
     def beam_search(self, src_ids):
         """kt.decoding.beam_search as beam_translator decodes: (ids, scores) arrays."""
         translator = self.beam_translator
-        ids, scores = beam_search(self.model, src_ids, beam_size=translator.beam_size,
-                                  alpha=translator.alpha, jit_compile=False)
+        ids, scores = beam_search(
+            self.model,
+            src_ids,
+            beam_size=translator.beam_size,
+            alpha=translator.alpha,
+            jit_compile=False,
+        )
         return ids.numpy(), scores.numpy()
 
     def bad_src_ids(self):
@@ -55,8 +60,7 @@ class Trained:
         it to 6, a valid id), and a row longer than max_length (value: its length,
         position: None). Past the third column, where TensorFlow's assert messages stop
         listing values."""
-        vocab_size, max_length = (self.model.config.src_vocab_size,
-                                  self.model.config.max_length)
+        vocab_size, max_length = (self.model.config.src_vocab_size, self.model.config.max_length)
         good = [5, 6, 7, 8, 9, 10]
         return [
             (np.array([good, good[:-1] + [-1]]), -1, (1, 5)),
@@ -70,9 +74,11 @@ class Trained:
         each bad value of `bad_src_ids` and its position."""
         max_length = self.model.config.max_length
         for ids, value, position in self.bad_src_ids():
-            message = (rf"got {value} at position \({position[0]}, {position[1]}\)"
-                       if position else
-                       rf"length {value}, longer than the model's max_length={max_length}")
+            message = (
+                rf"got {value} at position \({position[0]}, {position[1]}\)"
+                if position
+                else rf"length {value}, longer than the model's max_length={max_length}"
+            )
             with pytest.raises(ValueError, match=message):
                 translate_ids(ids)
 
@@ -83,13 +89,11 @@ class Trained:
         for sentences in batches:
             src_ids = self.src_ids(sentences)
             ids, scores = translate_ids(src_ids)
-            expected_ids, expected_scores = greedy_search(self.model, src_ids,
-                                                          jit_compile=False)
+            expected_ids, expected_scores = greedy_search(self.model, src_ids, jit_compile=False)
             np.testing.assert_array_equal(ids, expected_ids.numpy())
             np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
         ids, scores = translate_ids(np.zeros((0, 5), np.int32))
         assert ids.shape[0] == 0 and scores.shape == (0,)
-
 
     def assert_decodes_as_beam_search(self, translate_ids, batches):
         """As `assert_decodes_as_greedy_search`, against beam_search with the beam

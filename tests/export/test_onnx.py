@@ -25,8 +25,7 @@ def onnx_dir(trained, tmp_path_factory):
 
 
 def _session(directory, file):
-    return ort.InferenceSession(os.path.join(directory, file),
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(os.path.join(directory, file), providers=["CPUExecutionProvider"])
 
 
 def test_files_and_config(onnx_dir, trained):
@@ -46,7 +45,8 @@ def test_forward_logits_match(onnx_dir, trained):
     tgt_ids = trained.src_ids(trained.dev_references[:5])
     tgt_in = np.concatenate([np.full([5, 1], 2, np.int32), tgt_ids], axis=1)
     (logits,) = _session(onnx_dir, "forward.onnx").run(
-        ["logits"], {"src_ids": src_ids, "tgt_in_ids": tgt_in})
+        ["logits"], {"src_ids": src_ids, "tgt_in_ids": tgt_in}
+    )
     expected = trained.model((src_ids, tgt_in), training=False).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
 
@@ -55,7 +55,8 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
     model = trained.model
     src_ids = trained.src_ids(trained.dev_sources[:3])
     memory_mask, cross_keys, cross_values = _session(onnx_dir, "encoder.onnx").run(
-        ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids})
+        ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids}
+    )
     memory, expected_mask = model.encode(src_ids, training=False)
     cache = model.init_cache(memory, 6)
     np.testing.assert_array_equal(memory_mask, expected_mask.numpy())
@@ -67,9 +68,16 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
     for step in range(3):
         logits, self_keys, self_values = step_session.run(
             ["logits", "new_self_keys", "new_self_values"],
-            {"tgt_ids": tokens, "step": np.array(step, np.int32), "self_keys": self_keys,
-             "self_values": self_values, "cross_keys": cross_keys,
-             "cross_values": cross_values, "memory_mask": memory_mask})
+            {
+                "tgt_ids": tokens,
+                "step": np.array(step, np.int32),
+                "self_keys": self_keys,
+                "self_values": self_values,
+                "cross_keys": cross_keys,
+                "cross_values": cross_values,
+                "memory_mask": memory_mask,
+            },
+        )
         expected, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
         np.testing.assert_allclose(logits, expected.numpy()[:, 0], atol=1e-4)
         np.testing.assert_allclose(self_keys, np.stack(cache["self_keys"]), atol=1e-4)
@@ -80,7 +88,8 @@ def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
     onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
     trained.assert_decodes_as_greedy_search(
         onnx_translator.translate_ids,
-        (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]))
+        (trained.dev_sources[:16], ["", "zzz"] + trained.dev_sources[16:18]),
+    )
     with pytest.raises(ValueError, match="int32 of shape"):
         onnx_translator.translate_ids(np.zeros((3,), np.int32))
 
@@ -93,11 +102,12 @@ def test_greedy_driver_follows_min_length_and_max_length(onnx_dir, trained):
     onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
     src_ids = trained.src_ids(trained.dev_sources[:6])
     for max_length, min_length in ((None, 9), (7, 4), (12, 12)):
-        ids, scores = onnx_translator.translate_ids(src_ids, max_length=max_length,
-                                                    min_length=min_length)
+        ids, scores = onnx_translator.translate_ids(
+            src_ids, max_length=max_length, min_length=min_length
+        )
         expected_ids, expected_scores = greedy_search(
-            trained.model, src_ids, max_length=max_length, min_length=min_length,
-            jit_compile=False)
+            trained.model, src_ids, max_length=max_length, min_length=min_length, jit_compile=False
+        )
         np.testing.assert_array_equal(ids, expected_ids.numpy())
         np.testing.assert_allclose(scores, expected_scores.numpy(), atol=1e-4)
         assert ((ids != 0).sum(axis=1) >= min(min_length + 1, max_length or 99)).all()
@@ -116,7 +126,8 @@ def test_greedy_loop_graph(onnx_dir, trained):
     assert os.path.exists(onnx_dir / "greedy.onnx"), "the decoding loop no longer converts"
     trained.assert_decodes_as_greedy_search(
         OnnxTranslator(onnx_dir, use_loop=True, decoding="greedy").translate_ids,
-        (trained.dev_sources[:8],))
+        (trained.dev_sources[:8],),
+    )
 
 
 def test_beam_graph_matches_beam_search(onnx_dir, trained):
@@ -124,12 +135,12 @@ def test_beam_graph_matches_beam_search(onnx_dir, trained):
     α or beam size) for a beam translator; a beam Loop that tf2onnx mis-converts."""
     config = json.loads((onnx_dir / "config.json").read_text())
     assert "beam.onnx" in config["files"]
-    assert config["beam"] == {"beam_size": 4, "alpha": 0.6, "max_length": None,
-                              "min_length": 0}
+    assert config["beam"] == {"beam_size": 4, "alpha": 0.6, "max_length": None, "min_length": 0}
     onnx_translator = OnnxTranslator(onnx_dir)
     trained.assert_decodes_as_beam_search(
         onnx_translator.translate_ids,
-        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]))
+        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]),
+    )
     translations, _ = onnx_translator(trained.dev_sources[:5] + [""])
     assert translations == trained.beam_translator(trained.dev_sources[:5]) + [""]
     assert onnx_translator(["", ""])[0] == ["", ""]
@@ -149,7 +160,8 @@ def test_beam_export_refuses_use_loop_without_greedy(onnx_dir):
 def test_translator_refuses_the_ids_the_graphs_cannot(onnx_dir, trained):
     for use_loop in (False, True):
         trained.assert_runtime_refuses_bad_ids(
-            OnnxTranslator(onnx_dir, use_loop=use_loop, decoding="greedy").translate_ids)
+            OnnxTranslator(onnx_dir, use_loop=use_loop, decoding="greedy").translate_ids
+        )
 
 
 @pytest.mark.parametrize("graph", ["greedy.onnx", "encoder.onnx", "beam.onnx"])
@@ -179,9 +191,13 @@ def test_text_truncates_a_long_source(onnx_dir, trained):
         assert translation == trained.greedy_translator(overlong)
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("config.json", "config.json is damaged"), ("encoder.onnx", "encoder.onnx is missing or "
-                                                "damaged")])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("config.json", "config.json is damaged"),
+        ("encoder.onnx", "encoder.onnx is missing or damaged"),
+    ],
+)
 def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, message):
     # Catches: json's JSONDecodeError or ONNX Runtime's InvalidArgument reaching the
     # caller as the library's own words would not.
@@ -200,6 +216,5 @@ def test_only_empty_sources_translate_to_empty_strings(onnx_dir):
     # Catches: a batch of empty sentences, whose ids have no column, crashing inside ONNX
     # Runtime instead of decoding to nothing as TensorFlow does.
     for use_loop in (False, True):
-        translations, _ = OnnxTranslator(onnx_dir, use_loop=use_loop,
-                                         decoding="greedy")(["", ""])
+        translations, _ = OnnxTranslator(onnx_dir, use_loop=use_loop, decoding="greedy")(["", ""])
         assert translations == ["", ""]

@@ -65,8 +65,13 @@ def export(trained, tmp_path_factory):
 
 def test_layout_tf_serving_reads(export, trained):
     assert os.path.basename(export) == "3"
-    for path in ("saved_model.pb", "variables", "assets/source_vocab.txt",
-                 "assets/target_vocab.txt", "assets.extra/tf_serving_warmup_requests"):
+    for path in (
+        "saved_model.pb",
+        "variables",
+        "assets/source_vocab.txt",
+        "assets/target_vocab.txt",
+        "assets.extra/tf_serving_warmup_requests",
+    ):
         assert os.path.exists(os.path.join(export, path)), path
     with open(os.path.join(export, "assets", "target_vocab.txt"), encoding="utf-8") as f:
         assert f.read().splitlines() == trained.tokenizer.vocabulary
@@ -77,8 +82,11 @@ def test_layout_tf_serving_reads(export, trained):
     with open(os.path.join(export, "saved_model.pb"), "rb") as f:
         saved_model.ParseFromString(f.read())
     functions = saved_model.meta_graphs[0].graph_def.library.function
-    assert not [f.signature.name for f in functions
-                if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
+    assert not [
+        f.signature.name
+        for f in functions
+        if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b
+    ]
     requests = read_warmup_requests(export)
     assert [signature for signature, _ in requests] == ["serving_default"] * len(requests)
     assert all(set(inputs) == {"text"} for _, inputs in requests)
@@ -106,9 +114,11 @@ def test_translate_ids_refuses_bad_ids_in_the_graph(export, trained):
             with pytest.raises(tf.errors.InvalidArgumentError, match="int32"):
                 translate_ids(src_ids=tf.constant(ids))
             continue
-        message = (rf"got\] \[{value}\] \[at position\] \[\[{position[0]} {position[1]}\]\]"
-                   if position else
-                   rf"length\] \[{value}\] \[longer than .* max_length={max_length}")
+        message = (
+            rf"got\] \[{value}\] \[at position\] \[\[{position[0]} {position[1]}\]\]"
+            if position
+            else rf"length\] \[{value}\] \[longer than .* max_length={max_length}"
+        )
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             translate_ids(src_ids=tf.constant(ids, tf.int32))
 
@@ -121,8 +131,12 @@ def test_fresh_process_matches_the_translator(export, trained, tmp_path):
     inputs_path, outputs_path = tmp_path / "in.json", tmp_path / "out.json"
     inputs_path.write_text(json.dumps({"texts": texts, "src_ids": src_ids.tolist()}))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    subprocess.run([sys.executable, "-c", LOADER, export, str(inputs_path), str(outputs_path)],
-                   check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", LOADER, export, str(inputs_path), str(outputs_path)],
+        check=True,
+        env=env,
+        timeout=300,
+    )
     results = json.loads(outputs_path.read_text())
 
     assert results["signatures"] == ["serving_default", "translate_ids"]

@@ -30,8 +30,7 @@ def tflite_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def float32_path(trained, tflite_dir):
     """Greedy, forced on a beam-search Translator."""
-    return export_tflite(trained.beam_translator, tflite_dir / "float32.tflite",
-                         decoding="greedy")
+    return export_tflite(trained.beam_translator, tflite_dir / "float32.tflite", decoding="greedy")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,9 @@ def beam_float32_path(trained, tflite_dir):
 
 @pytest.fixture(scope="module")
 def text_path(trained, tflite_dir):
-    return export_tflite(trained.greedy_translator, tflite_dir / "text.tflite",
-                         quantization="float16", text=True)
+    return export_tflite(
+        trained.greedy_translator, tflite_dir / "text.tflite", quantization="float16", text=True
+    )
 
 
 def _dev_ids(runner, trained, expected_ids=None):
@@ -82,8 +82,8 @@ def test_float32_ids_match_tensorflow(trained, float32_path):
     runner = TFLiteTranslator(float32_path)
     assert not runner.has_text
     trained.assert_decodes_as_greedy_search(
-        runner.translate_ids,
-        (trained.dev_sources[:8], trained.dev_sources[8:11], ["zzz", ""]))
+        runner.translate_ids, (trained.dev_sources[:8], trained.dev_sources[8:11], ["zzz", ""])
+    )
 
 
 def test_float32_beam_ids_and_scores_equal_beam_search(trained, beam_float32_path):
@@ -93,14 +93,16 @@ def test_float32_beam_ids_and_scores_equal_beam_search(trained, beam_float32_pat
     runner = TFLiteTranslator(beam_float32_path)
     trained.assert_decodes_as_beam_search(
         runner.translate_ids,
-        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]))
+        (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]),
+    )
 
 
 def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_dir):
     """Catches: a float16 beam export that changes a translation, or drifts in score
     beyond FLOAT16_SCORE_TOLERANCE, on the dev set; quantization not applied (size)."""
-    path = export_tflite(trained.beam_translator, tflite_dir / "beam_float16.tflite",
-                         quantization="float16")
+    path = export_tflite(
+        trained.beam_translator, tflite_dir / "beam_float16.tflite", quantization="float16"
+    )
     assert 0.45 < os.path.getsize(path) / os.path.getsize(beam_float32_path) < 0.7
     expected_ids, expected_scores = trained.dev_beam
     ids, scores = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
@@ -108,12 +110,14 @@ def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_d
     np.testing.assert_allclose(scores, expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
 
 
-def test_int8_beam_translations_and_bleu_against_beam_search(trained, beam_float32_path,
-                                                             tflite_dir):
+def test_int8_beam_translations_and_bleu_against_beam_search(
+    trained, beam_float32_path, tflite_dir
+):
     """Catches: an int8 beam export that changes more than 5 % of the dev translations
     or costs more than 1 BLEU; quantization not applied (size)."""
-    path = export_tflite(trained.beam_translator, tflite_dir / "beam_int8.tflite",
-                         quantization="int8")
+    path = export_tflite(
+        trained.beam_translator, tflite_dir / "beam_int8.tflite", quantization="int8"
+    )
     assert os.path.getsize(path) < 0.5 * os.path.getsize(beam_float32_path)
     expected_ids, _ = trained.dev_beam
     ids, _ = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
@@ -138,8 +142,9 @@ def test_bad_arguments(trained, float32_path, tflite_dir):
 
 
 def test_float16_ids_equal_tensorflow(trained, float32_path, tflite_dir):
-    path = export_tflite(trained.greedy_translator, tflite_dir / "float16.tflite",
-                         quantization="float16")
+    path = export_tflite(
+        trained.greedy_translator, tflite_dir / "float16.tflite", quantization="float16"
+    )
     # Half the weight bytes: neither the float32 file (no quantization) nor int8's.
     assert 0.45 < os.path.getsize(path) / os.path.getsize(float32_path) < 0.7
     ids, scores = _dev_ids(TFLiteTranslator(path), trained)
@@ -150,8 +155,7 @@ def test_float16_ids_equal_tensorflow(trained, float32_path, tflite_dir):
 
 @pytest.mark.slow
 def test_int8_translations_and_bleu_against_tensorflow(trained, float32_path, tflite_dir):
-    path = export_tflite(trained.greedy_translator, tflite_dir / "int8.tflite",
-                         quantization="int8")
+    path = export_tflite(trained.greedy_translator, tflite_dir / "int8.tflite", quantization="int8")
     assert os.path.getsize(path) < 0.5 * os.path.getsize(float32_path)
     ids, _ = _dev_ids(TFLiteTranslator(path), trained)
     expected_ids, _ = trained.dev_greedy
@@ -172,8 +176,7 @@ def test_text_signature_translates_as_the_translator(trained, text_path):
     # FastWordpiece joins words with single spaces, without WordPieceTokenizer's
     # spacing rules ("vingt - sept" for "vingt-sept"); token for token they agree.
     assert translations[:-1] == _wordpiece_join(expected_ids, trained.tokenizer.vocabulary)
-    assert [t.replace(" - ", "-") for t in translations[:-1]] == \
-        trained.greedy_translator(sources)
+    assert [t.replace(" - ", "-") for t in translations[:-1]] == trained.greedy_translator(sources)
     assert translations[-1] == ""
     np.testing.assert_allclose(scores[:-1], expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
     assert scores[-1] == 0
@@ -197,7 +200,7 @@ def test_text_signature_truncates_a_long_source(trained, text_path):
     src_ids = trained.src_ids([OVERLONG])
     assert src_ids.shape[1] > runner.max_length
     (translation,), _ = runner([OVERLONG])
-    ids, _ = runner.translate_ids(src_ids[:, :runner.max_length])
+    ids, _ = runner.translate_ids(src_ids[:, : runner.max_length])
     assert translation == _wordpiece_join(ids, trained.tokenizer.vocabulary)[0]
     assert translation
 
@@ -212,8 +215,7 @@ def test_text_needs_wordpiece_without_lower_case(trained, tflite_dir):
 def test_translator_refuses_the_ids_the_graph_cannot(trained, float32_path):
     runner = TFLiteTranslator(float32_path)
     config = trained.model.config
-    assert (runner.src_vocab_size, runner.max_length) == (config.src_vocab_size,
-                                                          config.max_length)
+    assert (runner.src_vocab_size, runner.max_length) == (config.src_vocab_size, config.max_length)
     trained.assert_runtime_refuses_bad_ids(runner.translate_ids)
 
 
@@ -222,8 +224,7 @@ def test_the_graph_alone_refuses_an_id_out_of_range(trained, float32_path):
     table: the graph maps every id outside [0, V) to V, which GATHER refuses (without
     naming the value; TFLiteTranslator does). Catches: a graph that translates -1
     silently as the vocabulary's last token."""
-    translate_ids = Interpreter(model_path=str(float32_path)).get_signature_runner(
-        "translate_ids")
+    translate_ids = Interpreter(model_path=str(float32_path)).get_signature_runner("translate_ids")
     vocab_size = trained.model.config.src_vocab_size
     for bad in (-1, -vocab_size, vocab_size):
         with pytest.raises(RuntimeError, match="GATHER"):

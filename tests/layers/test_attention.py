@@ -68,18 +68,23 @@ def test_multi_head_attention_matches_numpy_equations():
     mask[1, ..., 5:] = False
     cross = mha(query, memory, attention_mask=mask)
     np.testing.assert_allclose(
-        np.asarray(cross), numpy_multi_head(mha, query, memory, mask[:, 0]), atol=1e-5)
+        np.asarray(cross), numpy_multi_head(mha, query, memory, mask[:, 0]), atol=1e-5
+    )
     # Self-attention takes the fused Q/K/V path; it must equal the same equations.
     self_mask = np.tril(np.ones((5, 5), bool))[None, None]
     out = mha(query, attention_mask=self_mask)
     np.testing.assert_allclose(
-        np.asarray(out), numpy_multi_head(mha, query, query, self_mask[:, 0]), atol=1e-5)
+        np.asarray(out), numpy_multi_head(mha, query, query, self_mask[:, 0]), atol=1e-5
+    )
 
 
 def test_multi_head_attention_weights_shape_and_param_count():
     mha = MultiHeadAttention(num_heads=8, d_model=64)
-    out, weights = mha(np.zeros((3, 4, 64), "float32"), np.zeros((3, 6, 64), "float32"),
-                       return_attention_scores=True)
+    out, weights = mha(
+        np.zeros((3, 4, 64), "float32"),
+        np.zeros((3, 6, 64), "float32"),
+        return_attention_scores=True,
+    )
     assert out.shape == (3, 4, 64) and weights.shape == (3, 8, 4, 6)
     assert mha.count_params() == 4 * (64 * 64 + 64)
 
@@ -104,7 +109,8 @@ def test_cached_self_attention_equals_full_causal_attention():
     for t in range(4):
         mask = (np.arange(6) <= t)[None, None, None, :]
         out, (keys, values), _ = mha.call_cached(
-            x[:, t:t + 1], (keys, values), attention_mask=mask, cache_index=t)
+            x[:, t : t + 1], (keys, values), attention_mask=mask, cache_index=t
+        )
         np.testing.assert_allclose(np.asarray(out)[:, 0], full[:, t], atol=1e-5)
 
 
@@ -122,12 +128,17 @@ def test_config_round_trip():
 
 
 def test_seeded_initializer_gives_four_different_matrices():
-    mha = MultiHeadAttention(num_heads=2, d_model=8,
-                             kernel_initializer=keras.initializers.GlorotUniform(seed=3))
+    mha = MultiHeadAttention(
+        num_heads=2, d_model=8, kernel_initializer=keras.initializers.GlorotUniform(seed=3)
+    )
     mha.build((None, None, 8))
     kv = np.asarray(mha.key_value_kernel)
-    matrices = [np.asarray(mha.query_kernel).reshape(8, 8), kv[:, 0].reshape(8, 8),
-                kv[:, 1].reshape(8, 8), np.asarray(mha.output_kernel).reshape(8, 8)]
+    matrices = [
+        np.asarray(mha.query_kernel).reshape(8, 8),
+        kv[:, 0].reshape(8, 8),
+        kv[:, 1].reshape(8, 8),
+        np.asarray(mha.output_kernel).reshape(8, 8),
+    ]
     for i in range(4):
         for j in range(i + 1, 4):
             assert not np.allclose(matrices[i], matrices[j])

@@ -15,11 +15,14 @@ from keras_transformer.layers.initializers import clone_initializer
 
 
 @pytest.mark.parametrize("layer_class", [EncoderLayer, DecoderLayer])
-@pytest.mark.parametrize("bad,match", [
-    (dict(dropout=1.5), r"dropout must be in \[0, 1\)"),
-    (dict(d_model=8, num_heads=3), "d_model must be divisible by num_heads"),
-    (dict(activation="tanh"), "activation must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(dropout=1.5), r"dropout must be in \[0, 1\)"),
+        (dict(d_model=8, num_heads=3), "d_model must be divisible by num_heads"),
+        (dict(activation="tanh"), "activation must be one of"),
+    ],
+)
 def test_layers_validate_their_settings(layer_class, bad, match):
     """Catches: the range check on dropout dropped from BlockSettings.__post_init__
     (an encoder layer built with dropout=1.5 would drop everything at train time)."""
@@ -38,9 +41,19 @@ def test_layer_defaults_are_the_configs():
 def test_the_model_hands_its_config_to_every_layer():
     """Catches: Transformer building its stacks from anything but its own config (e.g.
     stack_args without the block settings, so every layer gets the defaults)."""
-    model = kt.Transformer(num_layers=2, d_model=8, num_heads=2, d_ff=16, src_vocab_size=11,
-                           tgt_vocab_size=11, dropout=0.2, attention_dropout=0.1,
-                           norm_first=True, activation="gelu", layer_norm_epsilon=1e-5)
+    model = kt.Transformer(
+        num_layers=2,
+        d_model=8,
+        num_heads=2,
+        d_ff=16,
+        src_vocab_size=11,
+        tgt_vocab_size=11,
+        dropout=0.2,
+        attention_dropout=0.1,
+        norm_first=True,
+        activation="gelu",
+        layer_norm_epsilon=1e-5,
+    )
     settings = model.config.block_settings()
     layers = model.encoder.encoder_layers + model.decoder.decoder_layers
     assert [layer.settings for layer in layers] == [settings] * 4

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from keras_transformer.layers import (
-    AddNorm, Decoder, DecoderLayer, Encoder, EncoderLayer, PositionwiseFeedForward, causal_mask,
-    merge_masks, padding_mask)
+    AddNorm,
+    Decoder,
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    PositionwiseFeedForward,
+    causal_mask,
+    merge_masks,
+    padding_mask,
+)
 
 
 def layer_norm(x, eps=1e-6):
@@ -17,16 +25,23 @@ def layer_norm(x, eps=1e-6):
 
 def test_add_norm_post_norm_equals_formula():
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(2, 3, 8)).astype("float32"), rng.normal(size=(2, 3, 8)).astype("float32")
+    x, y = (
+        rng.normal(size=(2, 3, 8)).astype("float32"),
+        rng.normal(size=(2, 3, 8)).astype("float32"),
+    )
     add_norm = AddNorm(dropout=0.5)
-    np.testing.assert_allclose(np.asarray(add_norm(x, y, training=False)), layer_norm(x + y),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(add_norm(x, y, training=False)), layer_norm(x + y), atol=1e-5
+    )
     np.testing.assert_array_equal(np.asarray(add_norm.sublayer_input(x)), x)
 
 
 def test_add_norm_pre_norm_equals_formula():
     rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(2, 3, 8)).astype("float32"), rng.normal(size=(2, 3, 8)).astype("float32")
+    x, y = (
+        rng.normal(size=(2, 3, 8)).astype("float32"),
+        rng.normal(size=(2, 3, 8)).astype("float32"),
+    )
     add_norm = AddNorm(dropout=0.0, norm_first=True)
     np.testing.assert_allclose(np.asarray(add_norm(x, y)), x + y, atol=1e-6)
     np.testing.assert_allclose(np.asarray(add_norm.sublayer_input(x)), layer_norm(x), atol=1e-5)
@@ -48,8 +63,11 @@ def test_feed_forward_equals_formula(activation):
     w1, b1 = (np.asarray(w) for w in ffn.inner.weights)
     w2, b2 = (np.asarray(w) for w in ffn.outer.weights)
     hidden = x @ w1 + b1
-    hidden = np.maximum(0, hidden) if activation == "relu" else np.asarray(
-        keras.activations.gelu(hidden))
+    hidden = (
+        np.maximum(0, hidden)
+        if activation == "relu"
+        else np.asarray(keras.activations.gelu(hidden))
+    )
     np.testing.assert_allclose(out, hidden @ w2 + b2, atol=1e-5)
     assert ffn.count_params() == 8 * 32 + 32 + 32 * 8 + 8
 

@@ -24,8 +24,9 @@ def test_positional_encoding_equals_the_papers_formula():
 def test_positional_encoding_start_offset():
     layer = SinusoidalPositionalEncoding(max_length=20)
     x = np.zeros((1, 3, 8), "float32")
-    np.testing.assert_allclose(np.asarray(layer(x, start_index=5)), paper_formula(20, 8)[5:8],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(layer(x, start_index=5)), paper_formula(20, 8)[5:8], atol=1e-6
+    )
 
 
 def test_positional_encoding_past_max_length_is_a_clear_error():
@@ -46,10 +47,11 @@ def test_token_embedding_scales_and_ties():
     # N(0, d_model^-0.5) so that E·√d_model has unit scale.
     big = TokenEmbedding(vocab_size=4000, d_model=64)
     big.build()
-    assert abs(np.asarray(big.embeddings).std() - 64 ** -0.5) < 0.01
+    assert abs(np.asarray(big.embeddings).std() - 64**-0.5) < 0.01
 
 
-@pytest.mark.parametrize("layer", [SinusoidalPositionalEncoding(max_length=7),
-                                   TokenEmbedding(vocab_size=5, d_model=2)])
+@pytest.mark.parametrize(
+    "layer", [SinusoidalPositionalEncoding(max_length=7), TokenEmbedding(vocab_size=5, d_model=2)]
+)
 def test_config_round_trip(layer):
     assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()

@@ -47,12 +47,16 @@ def test_import_works_without_the_export_extra(tmp_path):
     anywhere under `import keras_transformer`, or an import at the point of use that
     does not name the [export] extra."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(sys.path))
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=300,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = dict(line.split(" -> ", 1) for line in result.stdout.splitlines()
-                 if " -> " in line)
+    lines = dict(line.split(" -> ", 1) for line in result.stdout.splitlines() if " -> " in line)
     assert set(lines) == {"export_onnx", "OnnxTranslator", "TFLiteTranslator"}, result.stdout
     for name, message in lines.items():
         assert 'pip install "keras_transformer[export]"' in message, (name, message)

@@ -99,7 +99,9 @@ def test_fingerprint_tracks_vocabulary(wordpiece, sentencepiece):
 
 def test_missing_directory(tmp_path):
     missing = str(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match=f"no tokenizer directory at '{missing}'.*tokenizer.save"):
+    with pytest.raises(
+        FileNotFoundError, match=f"no tokenizer directory at '{missing}'.*tokenizer.save"
+    ):
         load_tokenizer(missing)
 
 
@@ -134,12 +136,16 @@ def test_vocabulary_from_another_tokenizer(saved_wordpiece, tmp_path):
     other = WordPieceTokenizer.train(["a completely different corpus"], vocab_size=30)
     with open(os.path.join(directory, "vocab.txt"), "w") as f:
         f.write("\n".join(other.vocabulary) + "\n")
-    with pytest.raises(ValueError, match=f"has fingerprint {other.fingerprint} .*belongs to another vocabulary"):
+    with pytest.raises(
+        ValueError, match=f"has fingerprint {other.fingerprint} .*belongs to another vocabulary"
+    ):
         load_tokenizer(directory)
 
 
 def test_expected_fingerprint_mismatch(wordpiece, saved_wordpiece):
-    with pytest.raises(ValueError, match=f"fingerprint {wordpiece.fingerprint}, expected 0123456789abcdef"):
+    with pytest.raises(
+        ValueError, match=f"fingerprint {wordpiece.fingerprint}, expected 0123456789abcdef"
+    ):
         load_tokenizer(saved_wordpiece, expected_fingerprint="0123456789abcdef")
 
 

@@ -11,7 +11,12 @@ def _decode(strings):
 
 def test_reserved_ids_and_pieces(sentencepiece):
     assert sentencepiece.vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"]
-    assert (sentencepiece.pad_id, sentencepiece.unk_id, sentencepiece.start_id, sentencepiece.end_id) == (0, 1, 2, 3)
+    assert (
+        sentencepiece.pad_id,
+        sentencepiece.unk_id,
+        sentencepiece.start_id,
+        sentencepiece.end_id,
+    ) == (0, 1, 2, 3)
     assert sentencepiece.vocab_size == len(sentencepiece.vocabulary) <= 300
 
 
@@ -29,7 +34,7 @@ def test_whitespace_is_normalized(sentencepiece):
 
 
 def test_detokenize_dense_with_padding_start_and_end(sentencepiece):
-    seven, = sentencepiece.tokenize(["seven"]).to_list()
+    (seven,) = sentencepiece.tokenize(["seven"]).to_list()
     dense = tf.constant([[2] + seven + [3] + [0] * (len(seven) - 1), seven + [3] + seven])
     assert _decode(sentencepiece.detokenize(dense)) == ["seven", "seven"]
 
@@ -43,7 +48,9 @@ def test_inside_tf_function(sentencepiece):
 
 
 def test_lower_case():
-    tokenizer = SentencePieceTokenizer.train(["Hello World", "hello world"] * 5, vocab_size=20, lower_case=True)
+    tokenizer = SentencePieceTokenizer.train(
+        ["Hello World", "hello world"] * 5, vocab_size=20, lower_case=True
+    )
     assert tokenizer.detokenize(tokenizer.tokenize("HELLO World")).numpy().decode() == "hello world"
 
 
@@ -76,8 +83,10 @@ def test_detokenize_refuses_ids_outside_the_vocabulary(request, kind, bad):
     # lookup, which fails inside TensorFlow (OutOfRangeError, InvalidArgumentError).
     tokenizer = request.getfixturevalue(kind)
     bad = {"V": tokenizer.vocab_size, "V+5": tokenizer.vocab_size + 5}.get(bad, bad)
-    message = (rf"ids in \[0, {tokenizer.vocab_size}\) \(the vocabulary\); "
-               rf"got {bad} at position \(1, 2\)")
+    message = (
+        rf"ids in \[0, {tokenizer.vocab_size}\) \(the vocabulary\); "
+        rf"got {bad} at position \(1, 2\)"
+    )
     with pytest.raises(kt.errors.InputError, match=message):
         tokenizer.detokenize(tf.constant([[5, 6, 7], [5, 6, bad]]))
     with pytest.raises(kt.errors.InputError, match=f"got {bad}"):

@@ -11,7 +11,12 @@ def _decode(strings):
 
 def test_reserved_ids(wordpiece):
     assert wordpiece.vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"]
-    assert (wordpiece.pad_id, wordpiece.unk_id, wordpiece.start_id, wordpiece.end_id) == (0, 1, 2, 3)
+    assert (wordpiece.pad_id, wordpiece.unk_id, wordpiece.start_id, wordpiece.end_id) == (
+        0,
+        1,
+        2,
+        3,
+    )
     assert wordpiece.vocab_size == len(wordpiece.vocabulary) <= 400
     assert len(wordpiece.fingerprint) == 16
 
@@ -30,7 +35,23 @@ def test_round_trip_held_out_prose(wordpiece, held_out_prose):
 
 
 def test_punctuation_is_split_and_spacing_restored():
-    words = ["hello", ",", "world", "!", "twenty", "-", "one", "don", "'", "t", "(", "a", ")", "1", "000"]
+    words = [
+        "hello",
+        ",",
+        "world",
+        "!",
+        "twenty",
+        "-",
+        "one",
+        "don",
+        "'",
+        "t",
+        "(",
+        "a",
+        ")",
+        "1",
+        "000",
+    ]
     tokenizer = WordPieceTokenizer(RESERVED_TOKENS + words)
     ids = tokenizer.tokenize(["hello , world !", "hello,world!"])
     assert ids.to_list() == [[4, 5, 6, 7]] * 2
@@ -39,9 +60,14 @@ def test_punctuation_is_split_and_spacing_restored():
 
 
 def test_lower_case():
-    tokenizer = WordPieceTokenizer.train(["Fünf ÄPFEL", "fünf äpfel"], vocab_size=50, lower_case=True)
+    tokenizer = WordPieceTokenizer.train(
+        ["Fünf ÄPFEL", "fünf äpfel"], vocab_size=50, lower_case=True
+    )
     assert tokenizer.lower_case
-    assert tokenizer.tokenize("FÜNF Äpfel").numpy().tolist() == tokenizer.tokenize("fünf äpfel").numpy().tolist()
+    assert (
+        tokenizer.tokenize("FÜNF Äpfel").numpy().tolist()
+        == tokenizer.tokenize("fünf äpfel").numpy().tolist()
+    )
     assert _decode(tokenizer.detokenize(tokenizer.tokenize(["FÜNF Äpfel"]))) == ["fünf äpfel"]
 
 
@@ -74,7 +100,9 @@ def test_inside_tf_function_and_dataset_map(wordpiece):
         return wordpiece.detokenize(ids.to_tensor())
 
     assert _decode(round_trip(tf.constant(["seven", "one thousand"]))) == ["seven", "one thousand"]
-    dataset = tf.data.Dataset.from_tensor_slices(["seven", "eight"]).batch(2).map(wordpiece.tokenize)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(["seven", "eight"]).batch(2).map(wordpiece.tokenize)
+    )
     assert next(iter(dataset)).to_list() == wordpiece.tokenize(["seven", "eight"]).to_list()
 
 

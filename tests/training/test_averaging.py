@@ -9,8 +9,15 @@ def small_model(seed):
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = kt.Transformer(num_layers=1, d_model=8, num_heads=2, d_ff=16, src_vocab_size=12,
-                           tgt_vocab_size=12, max_length=16)
+    model = kt.Transformer(
+        num_layers=1,
+        d_model=8,
+        num_heads=2,
+        d_ff=16,
+        src_vocab_size=12,
+        tgt_vocab_size=12,
+        max_length=16,
+    )
     model.build()
     return model
 
@@ -65,7 +72,7 @@ def _a_good_and_a_bad_checkpoint(tmp_path):
     good = tmp_path / "epoch_001.weights.h5"
     small_model(1).save_weights(good)
     bad = tmp_path / "epoch_002.weights.h5"
-    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)   # an HDF5 signature, then nothing
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)  # an HDF5 signature, then nothing
     return str(good), str(bad)
 
 

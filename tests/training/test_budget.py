@@ -25,8 +25,7 @@ class SlowStep(keras.callbacks.Callback):
 
 def tiny_model():
     model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(10, 10)])
-    model.compile(optimizer="sgd", loss=LabelSmoothedCrossEntropy(0.0),
-                  metrics=[TargetTokens()])
+    model.compile(optimizer="sgd", loss=LabelSmoothedCrossEntropy(0.0), metrics=[TargetTokens()])
     return model
 
 
@@ -51,7 +50,8 @@ def test_budget_stops_within_the_epoch_and_counts_what_ran(tmp_path):
     assert 0 < summary["epochs"] < 1
     assert summary["train_seconds"] >= 0.25
     assert summary["target_tokens_per_second"] == pytest.approx(
-        summary["target_tokens"] / summary["train_seconds"])
+        summary["target_tokens"] / summary["train_seconds"]
+    )
     with open(state) as handle:
         assert json.load(handle)["steps"] == summary["steps"]
 
@@ -84,8 +84,9 @@ def test_validation_time_is_not_training_time():
 
     budget, slow = TimeBudget(), SlowValidation()
     started = time.monotonic()
-    tiny_model().fit(x, y, batch_size=2, epochs=1, verbose=0, validation_data=(x, y),
-                     callbacks=[budget, slow])
+    tiny_model().fit(
+        x, y, batch_size=2, epochs=1, verbose=0, validation_data=(x, y), callbacks=[budget, slow]
+    )
     wall = time.monotonic() - started
     # Counted validation would make the training time about the whole wall time.
     assert slow.slept >= 1.0
@@ -96,8 +97,9 @@ def test_target_tokens_logs_survive_validation():
     # Catches: result() returning the variable itself, which validation then resets and
     # refills, so the training log showed the validation count.
     x, y = data(4)
-    history = tiny_model().fit(x, y, batch_size=2, epochs=1, verbose=0,
-                               validation_data=(x[:2], y[:2]))
+    history = tiny_model().fit(
+        x, y, batch_size=2, epochs=1, verbose=0, validation_data=(x[:2], y[:2])
+    )
     assert history.history["target_tokens"] == [24.0]
     assert history.history["val_target_tokens"] == [6.0]
 

@@ -6,7 +6,12 @@ import pytest
 
 from keras_transformer.errors import InputError
 from keras_transformer.training import (
-    Cooldown, CooldownProgress, LabelSmoothedCrossEntropy, NoamSchedule, TimeBudget)
+    Cooldown,
+    CooldownProgress,
+    LabelSmoothedCrossEntropy,
+    NoamSchedule,
+    TimeBudget,
+)
 from keras_transformer.training import budget as budget_module
 from keras_transformer.training.schedule import paper_adam
 
@@ -31,11 +36,17 @@ def test_the_rate_falls_linearly_to_zero_over_the_last_fraction_of_the_steps():
     model.compile(optimizer=paper_adam(schedule), loss=LabelSmoothedCrossEntropy(0.0))
     x = np.tile(np.array([[1, 2, 3, 0]]), (10, 1))
     budget, record = TimeBudget(), RecordRate()
-    model.fit(x, x, batch_size=2, epochs=2, verbose=0,            # 5 steps an epoch, 10 in all
-              callbacks=[budget, CooldownProgress(schedule, budget), record])
+    model.fit(
+        x,
+        x,
+        batch_size=2,
+        epochs=2,
+        verbose=0,  # 5 steps an epoch, 10 in all
+        callbacks=[budget, CooldownProgress(schedule, budget), record],
+    )
     expected = [float(base(step)) * min(1.0, (1 - step / 10) / 0.5) for step in range(10)]
     np.testing.assert_allclose(record.rates, expected, rtol=1e-6)
-    assert record.rates[4] == pytest.approx(float(base(4)))       # before the last half
+    assert record.rates[4] == pytest.approx(float(base(4)))  # before the last half
     assert record.rates[9] == pytest.approx(0.2 * float(base(9)), rel=1e-6)
 
 
@@ -59,8 +70,10 @@ def test_a_model_trained_with_a_cooldown_saves_and_loads(tmp_path):
     # Catches: Cooldown not registered or its config not round-tripping (load_model of a
     # run's model.keras would fail).
     model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(10, 10)])
-    model.compile(optimizer=paper_adam(Cooldown(NoamSchedule(16, 4), 0.3)),
-                  loss=LabelSmoothedCrossEntropy(0.0))
+    model.compile(
+        optimizer=paper_adam(Cooldown(NoamSchedule(16, 4), 0.3)),
+        loss=LabelSmoothedCrossEntropy(0.0),
+    )
     x = np.tile(np.array([[1, 2, 3, 0]]), (2, 1))
     model.fit(x, x, verbose=0)
     model.save(tmp_path / "m.keras")

@@ -30,8 +30,16 @@ def data():
 def fit(net, progress, epochs, initial_epoch=0, budget=None):
     x, y = data()
     callbacks = ([budget] if budget else []) + [progress]
-    net.fit(x, y, batch_size=8, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-            shuffle=False, callbacks=callbacks)
+    net.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        shuffle=False,
+        callbacks=callbacks,
+    )
 
 
 def logged_epochs(run_dir):
@@ -56,7 +64,8 @@ def test_resume_restores_weights_optimizer_step_and_logs_each_epoch_once(tmp_pat
     assert logged_epochs(run_dir) == [0, 1, 2]
     assert int(second.optimizer.iterations) == 3 * BATCHES
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == [
-        checkpoint_name(e) for e in (1, 2, 3)]
+        checkpoint_name(e) for e in (1, 2, 3)
+    ]
 
 
 def test_a_checkpoint_written_without_its_record_is_not_used(tmp_path):
@@ -120,5 +129,4 @@ def test_the_time_budget_and_the_finished_mark_travel_with_the_record(tmp_path):
     restored = RunProgress(run_dir, restored_budget)
     assert restored.restore(model()) == 2 and restored.finished
     assert restored_budget.totals["steps"] == 2 * BATCHES
-    assert restored_budget.totals["train_seconds"] == pytest.approx(
-        budget.totals["train_seconds"])
+    assert restored_budget.totals["train_seconds"] == pytest.approx(budget.totals["train_seconds"])

@@ -3,17 +3,24 @@ import numpy as np
 import pytest
 
 from keras_transformer.training import (
-    GlobalTokenMean, LabelSmoothedCrossEntropy, MaskedAccuracy, NoamSchedule, masked_accuracy,
-    paper_optimizer)
+    GlobalTokenMean,
+    LabelSmoothedCrossEntropy,
+    MaskedAccuracy,
+    NoamSchedule,
+    masked_accuracy,
+    paper_optimizer,
+)
 
 
 def test_noam_schedule_equals_the_papers_formula():
     schedule = NoamSchedule(d_model=512, warmup_steps=4000)
     for step in [0, 1, 100, 3999, 4000, 20000]:
         s = step + 1
-        expected = 512 ** -0.5 * min(s ** -0.5, s * 4000 ** -1.5)
+        expected = 512**-0.5 * min(s**-0.5, s * 4000**-1.5)
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
-    assert float(schedule(3999)) > float(schedule(100)) and float(schedule(3999)) > float(schedule(9000))
+    assert float(schedule(3999)) > float(schedule(100)) and float(schedule(3999)) > float(
+        schedule(9000)
+    )
     assert NoamSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
@@ -77,7 +84,8 @@ def test_global_token_mean_is_the_loss_on_one_device():
     y_true = np.array([[3, 4, 0], [5, 0, 0]], np.int32)
     y_pred = np.random.default_rng(0).normal(size=(2, 3, 20)).astype(np.float32)
     wrapped = GlobalTokenMean(loss)
-    np.testing.assert_allclose(float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(wrapped(y_true, y_pred)), float(loss(y_true, y_pred)), rtol=1e-6
+    )
     restored = GlobalTokenMean.from_config(wrapped.get_config())
     assert restored.loss.label_smoothing == 0.1
