@@ -180,8 +180,8 @@ def resolve_precision(name):
     """The precision "auto" stands for on this machine, or `name` itself.
 
     "auto" is "mixed_bfloat16" on CPU-only machines whose CPU has bfloat16 instructions
-    (oneDNN's bfloat16 kernels train the model about 2× faster there than float32, with
-    float32 variables and loss: benchmarks/real_data.py), else "float32" (on GPUs,
+    (oneDNN's bfloat16 kernels train the model faster there than float32, with float32
+    variables and loss: benchmarks/real_data.py, figures in the README), else "float32" (on GPUs,
     choose "mixed_float16" or "mixed_bfloat16" yourself: it depends on the chip)."""
     if name != "auto":
         return name

@@ -40,6 +40,7 @@ from keras_transformer.export.common import (
     check_new_path,
     model_of,
 )
+from keras_transformer.extras import import_extra
 from keras_transformer.translator import Translator
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -183,7 +184,8 @@ def export_saved_model(
 def write_warmup_requests(export_dir, batches, model_name):
     """Writes `batches` of text as serving_default PredictRequests to
     export_dir/assets.extra/tf_serving_warmup_requests; returns its path."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    predict_pb2 = import_extra("tensorflow_serving.apis.predict_pb2", "serving")
+    prediction_log_pb2 = import_extra("tensorflow_serving.apis.prediction_log_pb2", "serving")
 
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -208,7 +210,7 @@ def write_warmup_requests(export_dir, batches, model_name):
 def read_warmup_requests(export_dir):
     """The warmup requests of an export, as (signature_name, {input: tf.Tensor}) pairs,
     for replaying them the way TF Serving does at load time."""
-    from tensorflow_serving.apis import prediction_log_pb2
+    prediction_log_pb2 = import_extra("tensorflow_serving.apis.prediction_log_pb2", "serving")
 
     requests = []
     for record in tf.data.TFRecordDataset(os.path.join(export_dir, WARMUP_FILE)):
