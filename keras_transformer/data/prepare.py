@@ -323,10 +323,10 @@ def _write_shards(output_dir, chunks, tokenizers, max_length, truncate, workers,
                 shards[index] = future.result()
             except concurrent.futures.process.BrokenProcessPool as error:
                 raise ChildProcessError(
-                    f"a tokenizing worker process died while writing shard {index} of "
-                    f"{output_dir} (killed, or out of memory?); the {len(shards)} shards "
-                    "written whole are kept: run the same command again to resume, with "
-                    "fewer workers if memory is short"
+                    f"a tokenizing worker process died (killed, or out of memory?) before "
+                    f"shard {index} of {output_dir} was written; every shard written whole "
+                    "is kept: run the same command again to resume, with fewer workers if "
+                    "memory is short"
                 ) from error
             bar.update(size)
 
