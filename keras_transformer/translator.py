@@ -22,6 +22,7 @@ not possible: `translate` truncates silently, or fails an assertion when strict)
 """
 
 import dataclasses
+import functools
 import warnings
 
 import numpy as np
@@ -276,7 +277,13 @@ class Translator(tf.Module):
             total=len(sentences), unit="sentence", desc="translating", disable=not progress
         ) as bar:
             ids, _ = stragglers.decode_in_two_passes(
-                self._decode_eagerly, sources, batch_size, self.model.config.max_length, bar.update
+                # Short batches (the last, the stragglers) may fill up to batch_size rows
+                # to reuse the full batches' programs instead of compiling their own.
+                functools.partial(self._decode_eagerly, fill_up_to=batch_size),
+                sources,
+                batch_size,
+                self.model.config.max_length,
+                bar.update,
             )
         width = max(len(row) for row in ids)
         padded = np.zeros((len(ids), max(width, 1)), np.int32)
@@ -298,10 +305,11 @@ class Translator(tf.Module):
         ids, scores, _ = self._decode_eagerly(src_ids, self.model.config.max_length)
         return src_ids, trim_padding(ids), scores
 
-    def _decode_eagerly(self, src_ids, max_steps):
+    def _decode_eagerly(self, src_ids, max_steps, fill_up_to=0):
         """The compiled loop for eager calls: one XLA program per source bucket (its
         buffers sized from the source), shared by every cap `max_steps` (a cap of the
-        model's max_length cuts nothing). Returns ids, scores and done flags."""
+        model's max_length cuts nothing); `fill_up_to` as `compiled.decode_in_buckets`.
+        Returns ids, scores and done flags."""
         return compiled.decode_in_buckets(
             best_hypothesis,
             self.model,
@@ -309,6 +317,7 @@ class Translator(tf.Module):
             (self.settings,),
             self.jit_compile,
             max_steps=max_steps,
+            fill_up_to=fill_up_to,
         )
 
     def _source_ids(self, sentences):

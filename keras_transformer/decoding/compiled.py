@@ -4,16 +4,25 @@ The loops in this package are plain functions of (model, src_ids, settings). Cal
 eagerly, each would retrace and recompile on every call; `decode_in_buckets` keeps one
 tf.function per (loop, model, settings, source width) with a (batch, width) signature,
 so the loop's buffers are sized from the source (width + 50, not the model's
-max_length). XLA
-compiles one program per input shape, so both dimensions are bucketed: source columns
-are padded to a multiple of `SOURCE_BUCKET` (padding is masked, so it changes no
-result), and the batch is filled up to a power of two (then a multiple of
-`BATCH_BUCKET`) with copies of its first row, which are decoded and dropped. A test set
-of any size and mix of lengths then compiles a handful of programs, not one per batch.
-(Copies, not empty rows: a copy finishes when its original does, where an empty
-source could keep the loop running to its length limit.) Inside a traced function (a
-SavedModel signature, a TFLite conversion) the loop is called directly and joins that
-graph.
+max_length). Each new program costs a trace and an XLA compilation, about 2 s for beam
+search on CPU (1 s with TensorFlow's persistent XLA cache, which the CLI keeps in the
+run directory), so both dimensions are bucketed coarsely:
+
+- source columns are padded to a power of two, at least `SOURCE_BUCKET` (padding is
+  masked, so it changes no result; it widens the attention's buffers, a small share of
+  a step beside the projections);
+- the batch is filled up to a power of two (then a multiple of `BATCH_BUCKET`) with
+  copies of its first row, which are decoded and dropped. (Copies, not empty rows: a
+  copy finishes when its original does, where an empty source could keep the loop
+  running to its length limit.) A caller decoding a stream of batches may also let a
+  short batch (the last one, or the rows decoded again by `stragglers`) fill up to the
+  rows of a program already compiled for its width: the extra rows cost far less than
+  a new program.
+
+A test set of any size and mix of lengths then compiles a handful of programs, not one
+per batch. The functions are traced without autograph (the loops use tf.while_loop
+themselves), which takes a third off the cost of a trace. Inside a traced function (a SavedModel
+signature, a TFLite conversion) the loop is called directly and joins that graph.
 """
 
 import weakref
@@ -31,16 +40,22 @@ BATCH_BUCKET = 64
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
 
+def source_bucket(src_len, max_length):
+    """The width a source of `src_len` columns is padded to: the next power of two, at
+    least SOURCE_BUCKET, at most `max_length`."""
+    return min(max(SOURCE_BUCKET, 1 << max(src_len - 1, 0).bit_length()), max_length)
+
+
 def pad_to_bucket(src_ids, max_length):
-    """Pads (batch, src_len) ids with 0-columns to a multiple of SOURCE_BUCKET (at most
-    `max_length`); raises InputError when src_len is already beyond `max_length`."""
+    """Pads (batch, src_len) ids with 0-columns to `source_bucket(src_len, max_length)`;
+    raises InputError when src_len is already beyond `max_length`."""
     src_len = src_ids.shape[1]
     if src_len > max_length:
         raise InputError(
             f"src ids have length {src_len}, longer than the model's max_length="
             f"{max_length}; truncate the input or build with a larger max_length"
         )
-    bucket = min(-(-max(src_len, 1) // SOURCE_BUCKET) * SOURCE_BUCKET, max_length)
+    bucket = source_bucket(src_len, max_length)
     return tf.pad(src_ids, [[0, 0], [0, bucket - src_len]], constant_values=PAD_ID)
 
 
@@ -52,16 +67,32 @@ def batch_bucket(batch):
     return -(-batch // BATCH_BUCKET) * BATCH_BUCKET
 
 
-def _fill_batch(src_ids):
-    """(batch, width) -> (batch_bucket(batch), width), the new rows copies of row 0."""
+def _fill_batch(src_ids, rows):
+    """(batch, width) -> (rows, width), the new rows copies of row 0."""
     batch = src_ids.shape[0]
-    extra = batch_bucket(batch) - batch
-    if batch == 0 or extra == 0:
+    if batch == 0 or rows == batch:
         return src_ids
-    return tf.concat([src_ids, tf.repeat(src_ids[:1], extra, axis=0)], axis=0)
+    return tf.concat([src_ids, tf.repeat(src_ids[:1], rows - batch, axis=0)], axis=0)
 
 
-def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=None):
+def _rows(functions, key, fill_up_to):
+    """The rows a batch is decoded with, for `key` = (loop, args, jit_compile,
+    (batch, width), capped): its batch bucket, or the fewest rows of a program already
+    compiled for the same loop, settings and width, if that is no more than `fill_up_to`."""
+    *same, (batch, width), capped = key
+    bucket = batch_bucket(batch)
+    reusable = [
+        shape[0]
+        for (*other, shape, other_capped) in functions
+        if other == same
+        and other_capped == capped
+        and shape[1] == width
+        and bucket < shape[0] <= fill_up_to
+    ]
+    return min(reusable, default=bucket)
+
+
+def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=None, fill_up_to=0):
     """`loop(model, src_ids, *args)` on the source padded to its bucket shape, compiled
     once per bucket and cached when called eagerly; the answer cut back to the batch.
 
@@ -74,6 +105,8 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
         jit_compile: compile with XLA.
         max_steps: None, or an int passed to the loop as a tensor, so that every value
             shares one compiled program (the loop then also returns its done flags).
+        fill_up_to: a batch may be filled up to this many rows to run a program
+            already compiled for them instead of compiling its own.
     """
     capped = max_steps is not None
     if capped:
@@ -95,8 +128,10 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
     if not getattr(model, "built", True):  # variables must exist before the trace reads them
         model.build()
     batch = src_ids.shape[0]
-    src_ids = _fill_batch(pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length))
+    src_ids = pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length)
     functions = _FUNCTIONS.setdefault(model, {})
+    rows = _rows(functions, (loop, tuple(args), jit_compile, src_ids.shape, capped), fill_up_to)
+    src_ids = _fill_batch(src_ids, rows)
     shape = tuple(src_ids.shape)
     key = (loop, tuple(args), jit_compile, shape, capped)
     if key not in functions:
@@ -114,6 +149,8 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
                 return loop(model_ref(), ids, *args)
 
             signature = [tf.TensorSpec(shape, tf.int32)]
-        functions[key] = tf.function(function, jit_compile=jit_compile, input_signature=signature)
+        functions[key] = tf.function(
+            function, jit_compile=jit_compile, input_signature=signature, autograph=False
+        )
     outputs = functions[key](src_ids, steps) if capped else functions[key](src_ids)
     return tf.nest.map_structure(lambda t: t[:batch], outputs)

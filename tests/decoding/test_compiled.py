@@ -24,6 +24,45 @@ def test_batch_buckets():
     ]
 
 
+def test_source_buckets_are_powers_of_two_capped_at_max_length():
+    # Catches: a program per multiple of 16 (one per width a test set holds), and the
+    # cap ignored (a 100-token model asked for a 128-wide buffer).
+    widths = [compiled.source_bucket(n, 256) for n in (0, 1, 16, 17, 33, 64, 65, 200)]
+    assert widths == [16, 16, 16, 32, 64, 64, 128, 256]
+    assert compiled.source_bucket(70, 100) == 100
+
+
+def test_a_short_batch_reuses_a_compiled_program_within_fill_up_to(tiny_model, sources):
+    # Catches: a short batch compiling its own program although fill_up_to allows a
+    # compiled one; reuse beyond fill_up_to, or across source widths; the filler rows
+    # leaking into the results.
+    functions = compiled._FUNCTIONS.setdefault(tiny_model, {})
+    functions.clear()
+    settings = decoding.DecodingSettings(beam_size=2, alpha=0.6, max_length=10)
+    loop = decoding.beam_loop
+
+    def decode(src_ids, fill_up_to):
+        ids, scores = compiled.decode_in_buckets(
+            loop, tiny_model, src_ids, (settings,), fill_up_to=fill_up_to
+        )
+        return ids.numpy(), scores.numpy()
+
+    decode(np.concatenate([sources, sources]), 0)  # 8 rows: the (8, 16) program
+    assert len(functions) == 1
+    ids, scores = decode(sources[:3], 8)  # 3 rows: bucket 4, filled to the compiled 8
+    assert len(functions) == 1 and ids.shape[0] == 3
+    for row in range(3):
+        alone_ids, alone_scores = decode(sources[row : row + 1], 0)
+        assert strip(ids[row, 0]) == strip(alone_ids[0, 0])
+        np.testing.assert_allclose(scores[row], alone_scores[0], atol=1e-4)
+    assert len(functions) == 2  # the rows alone: their own (1, 16) program
+    decode(sources[:3], 4)  # 8 rows are more than 4: the (4, 16) program
+    assert len(functions) == 3
+    wide = np.pad(sources[:3], [[0, 0], [0, 14]])  # 20 columns: width 32
+    decode(wide, 8)  # nothing compiled for width 32 yet
+    assert {shape for *_, shape, _ in functions} == {(8, 16), (1, 16), (4, 16), (4, 32)}
+
+
 def test_batches_of_one_bucket_share_one_program_and_match_row_by_row(tiny_model, sources):
     # Catches: the filler rows leaking into the results (rows cut wrongly), a program per
     # batch size (the cache key keeping the unfilled shape), filler rows that change the
