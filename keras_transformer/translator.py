@@ -273,7 +273,16 @@ class Translator(tf.Module):
             return []
         src_ids = self._source_ids(sentences).numpy()
         sources = [row[:n] for row, n in zip(src_ids, (src_ids != PAD_ID).sum(axis=1))]
-        with tqdm(
+        ahead = compiled.CompileAhead(
+            best_hypothesis,
+            self.model,
+            stragglers.first_pass_shapes(sources, batch_size),
+            (self.settings,),
+            self.jit_compile,
+            capped=True,
+            fill_up_to=batch_size,
+        )
+        with ahead, tqdm(
             total=len(sentences), unit="sentence", desc="translating", disable=not progress
         ) as bar:
             ids, _ = stragglers.decode_in_two_passes(

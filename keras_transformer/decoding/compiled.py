@@ -20,11 +20,13 @@ run directory), so both dimensions are bucketed coarsely:
   a new program.
 
 A test set of any size and mix of lengths then compiles a handful of programs, not one
-per batch. The functions are traced without autograph (the loops use tf.while_loop
+per batch, and `CompileAhead` compiles them on a helper thread while the first batches
+decode. The functions are traced without autograph (the loops use tf.while_loop
 themselves), which takes a third off the cost of a trace. Inside a traced function (a SavedModel
 signature, a TFLite conversion) the loop is called directly and joins that graph.
 """
 
+import threading
 import weakref
 
 import numpy as np
@@ -38,6 +40,7 @@ SOURCE_BUCKET = 16
 BATCH_BUCKET = 64
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()  # guards _FUNCTIONS for CompileAhead's thread
 
 
 def source_bucket(src_len, max_length):
@@ -92,6 +95,40 @@ def _rows(functions, key, fill_up_to):
     return min(reusable, default=bucket)
 
 
+def _key(loop, model, src_shape, args, jit_compile, capped, fill_up_to):
+    """The program a batch of `src_shape` = (batch, padded width) is decoded with:
+    (loop, args, jit_compile, (rows, width), capped)."""
+    functions = _FUNCTIONS.setdefault(model, {})
+    rows = _rows(functions, (loop, tuple(args), jit_compile, src_shape, capped), fill_up_to)
+    return (loop, tuple(args), jit_compile, (rows, src_shape[1]), capped)
+
+
+def _function(model, key):
+    """The tf.function of `key`, created on first use (not yet traced or compiled)."""
+    functions = _FUNCTIONS.setdefault(model, {})
+    if key in functions:
+        return functions[key]
+    loop, args, jit_compile, shape, capped = key
+    # A weak reference, so that the cached function does not keep the model alive.
+    model_ref = weakref.ref(model)
+    if capped:
+
+        def function(ids, steps):
+            return loop(model_ref(), ids, *args, max_steps=steps)
+
+        signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
+    else:
+
+        def function(ids):
+            return loop(model_ref(), ids, *args)
+
+        signature = [tf.TensorSpec(shape, tf.int32)]
+    functions[key] = tf.function(
+        function, jit_compile=jit_compile, input_signature=signature, autograph=False
+    )
+    return functions[key]
+
+
 def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=None, fill_up_to=0):
     """`loop(model, src_ids, *args)` on the source padded to its bucket shape, compiled
     once per bucket and cached when called eagerly; the answer cut back to the batch.
@@ -129,28 +166,75 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
         model.build()
     batch = src_ids.shape[0]
     src_ids = pad_to_bucket(tf.cast(src_ids, tf.int32), model.config.max_length)
-    functions = _FUNCTIONS.setdefault(model, {})
-    rows = _rows(functions, (loop, tuple(args), jit_compile, src_ids.shape, capped), fill_up_to)
-    src_ids = _fill_batch(src_ids, rows)
-    shape = tuple(src_ids.shape)
-    key = (loop, tuple(args), jit_compile, shape, capped)
-    if key not in functions:
-        # A weak reference, so that the cached function does not keep the model alive.
-        model_ref = weakref.ref(model)
-        if capped:
-
-            def function(ids, steps):
-                return loop(model_ref(), ids, *args, max_steps=steps)
-
-            signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
-        else:
-
-            def function(ids):
-                return loop(model_ref(), ids, *args)
-
-            signature = [tf.TensorSpec(shape, tf.int32)]
-        functions[key] = tf.function(
-            function, jit_compile=jit_compile, input_signature=signature, autograph=False
-        )
-    outputs = functions[key](src_ids, steps) if capped else functions[key](src_ids)
+    with _LOCK:
+        key = _key(loop, model, tuple(src_ids.shape), args, jit_compile, capped, fill_up_to)
+        function = _function(model, key)
+    src_ids = _fill_batch(src_ids, key[3][0])
+    outputs = function(src_ids, steps) if capped else function(src_ids)
     return tf.nest.map_structure(lambda t: t[:batch], outputs)
+
+
+class CompileAhead:
+    """Compiles, on a helper thread, the programs that `decode_in_buckets` will pick for
+    a stream of batches, while the caller decodes the first ones.
+
+    Decoding keeps about 1.5 of 2 cores busy and a compilation (tracing, then XLA) uses
+    one, so a program compiled ahead costs the stream less than one compiled when its
+    batch arrives. Use as a context manager around the stream; leaving it stops the
+    thread after the compilation under way. Each program is run once on an empty batch
+    (all padding: every row's limit is 0, so the loop ends at once). A program the
+    stream reaches first is compiled by the stream (TensorFlow lets one thread trace and
+    compile it, the other waits), and one whose compilation fails here is compiled again,
+    and fails with its error, when its batch arrives.
+
+    Args:
+        loop, model, args, jit_compile, fill_up_to: as `decode_in_buckets`.
+        shapes: the (batch, src_len) of the stream's batches, in the order they come.
+        capped: whether the stream passes `max_steps`.
+    """
+
+    def __init__(self, loop, model, shapes, args, jit_compile=True, capped=False, fill_up_to=0):
+        self._loop, self._args, self._jit_compile = loop, tuple(args), jit_compile
+        self._model_ref = weakref.ref(model)
+        self._shapes, self._capped, self._fill_up_to = list(shapes), capped, fill_up_to
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="compile-ahead", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def wait(self):
+        """Blocks until every program of the stream is compiled (a server warming up)."""
+        self._thread.join()
+
+    def _run(self):
+        seen = set()
+        for batch, src_len in self._shapes:
+            model = self._model_ref()
+            if self._stop.is_set() or model is None:
+                return
+            width = source_bucket(src_len, model.config.max_length)
+            with _LOCK:
+                key = _key(
+                    self._loop,
+                    model,
+                    (batch, width),
+                    self._args,
+                    self._jit_compile,
+                    self._capped,
+                    self._fill_up_to,
+                )
+                function = _function(model, key)
+            if key in seen or function.experimental_get_tracing_count():
+                continue  # compiled, or being compiled by the stream
+            seen.add(key)
+            empty = tf.zeros(key[3], tf.int32)
+            try:
+                function(empty, tf.constant(0)) if self._capped else function(empty)
+            except Exception:  # noqa: BLE001 - the stream meets and reports it
+                continue

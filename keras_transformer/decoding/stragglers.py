@@ -33,6 +33,21 @@ def first_pass_steps(longest_source):
     return FIRST_PASS_SCALE * longest_source + FIRST_PASS_EXTRA
 
 
+def _batches(rows, sources, batch_size):
+    """`rows` (indices into sources) sorted by source length, in batches."""
+    rows = sorted(rows, key=lambda i: len(sources[i]))
+    return [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+
+
+def first_pass_shapes(sources, batch_size):
+    """The (batch, longest source) of the first pass's batches, in decoding order: the
+    programs `decode_in_two_passes` will need, known before it starts."""
+    return [
+        (len(batch), max(len(sources[i]) for i in batch))
+        for batch in _batches(range(len(sources)), sources, batch_size)
+    ]
+
+
 def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
     """Decodes every source, batch by batch, stragglers last (see the module docstring).
 
@@ -57,9 +72,7 @@ def decode_in_two_passes(decode, sources, batch_size, max_steps, on_final=None):
     def decode_batches(rows, steps_of):
         """Decodes `rows` (indices into sources) in sorted batches; returns those cut."""
         cut = []
-        rows = sorted(rows, key=lambda i: len(sources[i]))
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
+        for batch in _batches(rows, sources, batch_size):
             longest = max(len(sources[i]) for i in batch)
             src_ids = np.full((len(batch), max(longest, 1)), PAD_ID, np.int32)
             for row, i in enumerate(batch):

@@ -159,3 +159,26 @@ def test_settings_are_refused_before_anything_is_traced(tiny_model, search, sett
         getattr(decoding, search)(tiny_model, src_ids, **settings)
     assert type(caught.value) is InputError and message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_compile_ahead_compiles_the_programs_the_stream_then_runs(tiny_model, sources):
+    # Catches: the helper thread keying its programs differently from decode_in_buckets
+    # (unpadded widths, no fill_up_to: the stream then compiles its own), and a helper
+    # that compiles nothing (the programs untraced after wait).
+    functions = compiled._FUNCTIONS.setdefault(tiny_model, {})
+    functions.clear()
+    settings = decoding.DecodingSettings(beam_size=2, alpha=0.6, max_length=10)
+    stream = [sources, np.pad(sources, [[0, 0], [0, 16]]), np.pad(sources[:3], [[0, 0], [0, 16]])]
+    shapes = [batch.shape for batch in stream]  # widths 4, 20, 20: buckets 16, 32, 32
+    with compiled.CompileAhead(
+        decoding.beam_loop, tiny_model, shapes, (settings,), capped=True, fill_up_to=4
+    ) as ahead:
+        ahead.wait()
+    assert {shape for *_, shape, _ in functions} == {(4, 16), (4, 32)}
+    assert all(f.experimental_get_tracing_count() == 1 for f in functions.values())
+    for src_ids in stream:
+        compiled.decode_in_buckets(
+            decoding.beam_loop, tiny_model, src_ids, (settings,), max_steps=10, fill_up_to=4
+        )
+    assert len(functions) == 2
+    assert all(f.experimental_get_tracing_count() == 1 for f in functions.values())
