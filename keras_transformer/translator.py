@@ -282,9 +282,12 @@ class Translator(tf.Module):
             capped=True,
             fill_up_to=batch_size,
         )
-        with ahead, tqdm(
-            total=len(sentences), unit="sentence", desc="translating", disable=not progress
-        ) as bar:
+        with (
+            ahead,
+            tqdm(
+                total=len(sentences), unit="sentence", desc="translating", disable=not progress
+            ) as bar,
+        ):
             ids, _ = stragglers.decode_in_two_passes(
                 # Short batches (the last, the stragglers) may fill up to batch_size rows
                 # to reuse the full batches' programs instead of compiling their own.
