@@ -217,8 +217,9 @@ class Transformer(keras.Model):
     def init_cache(self, memory: tf.Tensor, max_length: int, beam_size: int = 1) -> dict:
         """The fixed-size decoding cache for `max_length` target positions and
         `beam_size` hypotheses per sentence (see `layers/decoder.py`): per-layer lists of
-        self_keys, self_values (batch, h, beam_size·max_length, d_k) zeroed and
-        cross_keys, cross_values (batch, h, src_len, d_k) computed from `memory`, and
+        self_keys Kᵀ (batch, h, d_k, beam_size·max_length) and self_values
+        (batch, h, beam_size·max_length, d_k) zeroed, cross_keys Kᵀ (batch, h, d_k,
+        src_len) and cross_values (batch, h, src_len, d_k) computed from `memory`, and
         the ancestry (batch, beam_size, max_length)."""
         if max_length > self.config.max_length:
             raise InputError(

@@ -6,11 +6,11 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | file | inputs | outputs |
 |---|---|---|
 | forward.onnx | src_ids (b, s), tgt_in_ids (b, t) int32 | logits (b, t, V) float32 |
-| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys, cross_values (N, b, h, s, d_k) |
-| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys, self_values (N, b, h, W, d_k), cross_keys, cross_values, memory_mask | logits (b, V) float32, new_self_keys, new_self_values |
+| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys (N, b, h, d_k, s), cross_values (N, b, h, s, d_k) |
+| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys (N, b, h, d_k, W), self_values (N, b, h, W, d_k), cross_keys, cross_values, memory_mask | logits (b, V) float32, new_self_keys, new_self_values |
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
 | beam.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 (beam Translators only) |
-| config.json | the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
+| config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
 
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
 model's per-layer cache lists stacked (N first): it writes the token's keys and values
@@ -55,6 +55,7 @@ from keras_transformer.files import atomic_path, atomic_write_text
 from keras_transformer.runtimes.onnx import (
     BEAM_FILE,
     CONFIG_FILE,
+    FORMAT_VERSION,
     GREEDY_FILE,
     SOURCE_TOKENIZER_DIR,
     TARGET_TOKENIZER_DIR,
@@ -74,9 +75,9 @@ class _OnnxModule(WeightsModule):
         self._settings = settings
         config = model.config
         head_dim = config.d_model // config.num_heads
-        cache = tf.TensorSpec(
-            [config.num_layers, None, config.num_heads, None, head_dim], tf.float32
-        )
+        # Keys transposed, as the model's cache keeps them (layers/decoder.py).
+        keys = tf.TensorSpec([config.num_layers, None, config.num_heads, head_dim, None])
+        values = tf.TensorSpec([config.num_layers, None, config.num_heads, None, head_dim])
         mask = tf.TensorSpec([None, 1, 1, None], tf.bool, name="memory_mask")
         self.signatures = {
             "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
@@ -85,8 +86,13 @@ class _OnnxModule(WeightsModule):
                 tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
                 tf.TensorSpec([], tf.int32, name="step"),
                 *[
-                    tf.TensorSpec(cache.shape, cache.dtype, name=name)
-                    for name in ("self_keys", "self_values", "cross_keys", "cross_values")
+                    tf.TensorSpec(spec.shape, tf.float32, name=name)
+                    for name, spec in (
+                        ("self_keys", keys),
+                        ("self_values", values),
+                        ("cross_keys", keys),
+                        ("cross_values", values),
+                    )
                 ],
                 mask,
             ],
@@ -118,7 +124,7 @@ class _OnnxModule(WeightsModule):
     ):
         # The graph's cache tensors stack the model's per-layer lists (N first); one
         # hypothesis per sentence, so the ancestry is all zeros.
-        shape = tf.shape(self_keys)
+        shape = tf.shape(self_values)
         cache = {
             name: tf.unstack(value, num=self.model.config.num_layers)
             for name, value in (
@@ -256,6 +262,7 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
         os.path.join(directory, CONFIG_FILE),
         json.dumps(
             {
+                "format_version": FORMAT_VERSION,
                 "opset": OPSET,
                 "num_layers": config.num_layers,
                 "num_heads": config.num_heads,

@@ -18,17 +18,22 @@ from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
 
 
-def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, training=None):
+def scaled_dot_product_attention(
+    query, key, value, mask=None, dropout=None, training=None, keys_transposed=False
+):
     """softmax(Q Kᵀ / √d_k) V, equation (1).
 
     Args:
         query: (..., query_len, d_k).
-        key: (..., key_len, d_k).
+        key: (..., key_len, d_k), or Kᵀ (..., d_k, key_len) with `keys_transposed`.
         value: (..., key_len, d_v).
         mask: bool, broadcastable to (..., query_len, key_len); True = may attend.
         dropout: optional callable `(weights, training) -> weights` applied to the
             attention weights before they weight the values.
         training: passed to `dropout`.
+        keys_transposed: `key` is Kᵀ. The decoding caches keep their keys so: Q Kᵀ is
+            then a plain matrix product, which XLA runs several times faster on CPU for
+            the few queries of a decoding step than one against a transposed operand.
 
     Returns:
         (output, weights): output (..., query_len, d_v) in the query's dtype, weights
@@ -43,7 +48,8 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout=None, tra
     """
     d_k = ops.shape(query)[-1]
     query = query * ops.cast(1.0 / math.sqrt(d_k), query.dtype)
-    logits = ops.cast(ops.einsum("...qd,...kd->...qk", query, key), "float32")
+    equation = "...qd,...dk->...qk" if keys_transposed else "...qd,...kd->...qk"
+    logits = ops.cast(ops.einsum(equation, query, key), "float32")
     if mask is not None:
         logits = ops.where(mask, logits, NEG_INF)
     weights = ops.softmax(logits, axis=-1)
@@ -178,6 +184,12 @@ class MultiHeadAttention(keras.layers.Layer):
         projected = projected + self.key_value_bias[:, None, :, None, :]
         return projected[0], projected[1]
 
+    def compute_cache(self, key_value):
+        """(batch, key_len, d_model) -> the cache `call_cached` reads for fixed keys and
+        values: Kᵀ (batch, h, d_k, key_len) and V (batch, h, key_len, d_k)."""
+        keys, values = self.compute_key_value(key_value)
+        return ops.transpose(keys, (0, 1, 3, 2)), values
+
     def _project_self(self, x):
         """One matmul for Q, K and V: (batch, len, d_model) -> 3 × (batch, h, len, d_k)."""
         kernel = ops.concatenate([self.query_kernel[:, None], self.key_value_kernel], axis=1)
@@ -185,9 +197,15 @@ class MultiHeadAttention(keras.layers.Layer):
         projected = ops.einsum("bld,dnhk->nbhlk", x, kernel) + bias[:, None, :, None, :]
         return projected[0], projected[1], projected[2]
 
-    def _attend(self, query, key, value, mask, training):
+    def _attend(self, query, key, value, mask, training, keys_transposed=False):
         heads, weights = scaled_dot_product_attention(
-            query, key, value, mask=mask, dropout=self.attention_dropout, training=training
+            query,
+            key,
+            value,
+            mask=mask,
+            dropout=self.attention_dropout,
+            training=training,
+            keys_transposed=keys_transposed,
         )
         output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
         return output, weights
@@ -217,41 +235,54 @@ class MultiHeadAttention(keras.layers.Layer):
         Args:
             query: (batch, q_len, d_model). With `cache_index`, the q_len queries are k
                 hypotheses of one sentence at the same position (k = 1 for greedy).
-            cache: (keys, values), each (batch, h, cache_len, d_k).
+            cache: (Kᵀ (batch, h, d_k, cache_len), V (batch, h, cache_len, d_k)); the
+                keys transposed (see `scaled_dot_product_attention`).
             attention_mask: bool, broadcastable to (batch, h, q_len, cache_len).
             cache_index: None for fixed keys and values (cross-attention over the
-                encoder output, from `compute_key_value`). For self-attention, the
-                scalar position t the queries' own keys and values are written to before
+                encoder output, from `compute_cache`). For self-attention, the scalar
+                position t the queries' own keys and values are written to before
                 attending: the cache holds k blocks of W = cache_len / k positions, and
                 hypothesis j writes position j·W + t. Positions never written must be
                 masked out by `attention_mask`.
 
         Returns:
-            (output (batch, q_len, d_model), (keys, values), weights (batch, h, q_len, cache_len)).
+            (output (batch, q_len, d_model), (Kᵀ, V), weights (batch, h, q_len, cache_len)).
         """
         keys, values = cache
         if cache_index is None:
             query = self._project_query(query)
         else:
             query, new_key, new_value = self._project_self(query)
-            # A scatter of k·h rows per sentence updates the loop's buffers in place under
-            # XLA, where rewriting the whole cache each step costs a share of greedy
-            # decoding that grows with the cache (README, "Decoding"), and converts to
-            # TFLite and ONNX builtins alike.
+            # Scatters of the k new columns of Kᵀ and rows of V update the loop's
+            # buffers in place under XLA, where rewriting the whole cache each step
+            # costs a share of greedy decoding that grows with the cache (README,
+            # "Decoding"), and convert to TFLite and ONNX builtins alike.
             batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
-            positions = ops.arange(hypotheses) * (ops.shape(keys)[2] // hypotheses) + cache_index
+            positions = ops.arange(hypotheses) * (ops.shape(values)[2] // hypotheses) + cache_index
             shape = (batch, self.num_heads, hypotheses)
-            rows = ops.stack(
-                [
-                    ops.broadcast_to(ops.arange(batch)[:, None, None], shape),
-                    ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape),
-                    ops.broadcast_to(positions[None, None, :], shape),
-                ],
-                axis=-1,
+            sentence = ops.broadcast_to(ops.arange(batch)[:, None, None], shape)
+            head = ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape)
+            position = ops.broadcast_to(positions[None, None, :], shape)
+            values = ops.scatter_update(
+                values, ops.stack([sentence, head, position], axis=-1), new_value
             )
-            keys = ops.scatter_update(keys, rows, new_key)
-            values = ops.scatter_update(values, rows, new_value)
-        output, weights = self._attend(query, keys, values, attention_mask, training)
+            shape = (batch, self.num_heads, self.head_dim, hypotheses)
+            keys = ops.scatter_update(
+                keys,
+                ops.stack(
+                    [
+                        ops.broadcast_to(sentence[:, :, None, :], shape),
+                        ops.broadcast_to(head[:, :, None, :], shape),
+                        ops.broadcast_to(ops.arange(self.head_dim)[None, None, :, None], shape),
+                        ops.broadcast_to(position[:, :, None, :], shape),
+                    ],
+                    axis=-1,
+                ),
+                ops.transpose(new_key, (0, 1, 3, 2)),
+            )
+        output, weights = self._attend(
+            query, keys, values, attention_mask, training, keys_transposed=True
+        )
         return output, (keys, values), weights
 
     def get_config(self):

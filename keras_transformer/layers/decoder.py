@@ -10,17 +10,18 @@ fixed-size cache and the cross-attention keys and values are computed once per s
 A step decodes k hypotheses per sentence at one position (k = 1 for greedy search, the
 beam for beam search); the cache is a dict of per-layer lists:
 
-    self_keys, self_values    N × (batch, h, k·W, d_k): hypothesis j's W positions at
-                              j·W ... j·W + W - 1
-    cross_keys, cross_values  N × (batch, h, src_len, d_k): once per sentence, shared by
-                              its k hypotheses
+    self_keys                 N × Kᵀ (batch, h, d_k, k·W), self_values N × (batch, h,
+                              k·W, d_k): hypothesis j's W positions at j·W ... j·W + W - 1
+    cross_keys, cross_values  N × Kᵀ (batch, h, d_k, src_len) and (batch, h, src_len,
+                              d_k): once per sentence, shared by its k hypotheses
     ancestry                  (batch, k, W) int32: which of the k blocks holds
                               position t of hypothesis j
 
 Beam search reorders hypotheses by gathering `ancestry` alone: a hypothesis that extends
 beam i inherits i's row of the table, so no key or value is ever copied, and hypothesis j
 attends to position t in block ancestry[j, t]. The cross-attention reads each sentence's
-memory once for all k hypotheses.
+memory once for all k hypotheses. Keys are kept transposed, so that Q Kᵀ is a plain
+matrix product (`scaled_dot_product_attention`).
 """
 
 import dataclasses
@@ -135,8 +136,9 @@ class DecoderLayer(SettingsLayer):
 
         Args:
             x: (batch, k, d_model), the embedded tokens at position `step`.
-            self_cache: (keys, values), each (batch, h, k·W, d_k).
-            cross_cache: (keys, values) of the memory, each (batch, h, src_len, d_k).
+            self_cache: (Kᵀ (batch, h, d_k, k·W), V (batch, h, k·W, d_k)).
+            cross_cache: (Kᵀ, V) of the memory, (batch, h, d_k, src_len) and
+                (batch, h, src_len, d_k).
             step: scalar int, the position written into `self_cache`.
             self_mask: bool (batch, 1, k, k·W) from `Decoder.self_attention_mask`.
             memory_mask: bool (batch, 1, 1, src_len).
@@ -241,15 +243,15 @@ class Decoder(SettingsLayer):
         hypotheses per sentence: cross-attention keys and values of every layer, zeroed
         self-attention buffers of `max_length` positions per hypothesis, and a zero
         ancestry (see the module docstring)."""
-        cross = [layer.cross_attention.compute_key_value(memory) for layer in self.decoder_layers]
+        cross = [layer.cross_attention.compute_cache(memory) for layer in self.decoder_layers]
         batch = ops.shape(memory)[0]
-        empty = ops.zeros(
-            (batch, self.settings.num_heads, beam_size * max_length, self.settings.head_dim),
-            dtype=cross[0][0].dtype,
-        )
+        h, d_k = self.settings.num_heads, self.settings.head_dim
+        width = beam_size * max_length
+        empty_keys = ops.zeros((batch, h, d_k, width), dtype=cross[0][0].dtype)
+        empty_values = ops.zeros((batch, h, width, d_k), dtype=cross[0][0].dtype)
         return {
-            "self_keys": [empty] * self.num_layers,
-            "self_values": [empty] * self.num_layers,
+            "self_keys": [empty_keys] * self.num_layers,
+            "self_values": [empty_values] * self.num_layers,
             "cross_keys": [k for k, _ in cross],
             "cross_values": [v for _, v in cross],
             "ancestry": ops.zeros((batch, beam_size, max_length), dtype="int32"),

@@ -26,6 +26,8 @@ from keras_transformer.text.source_ids import padded_ids
 CONFIG_FILE = "config.json"
 BEAM_FILE = "beam.onnx"
 GREEDY_FILE = "greedy.onnx"
+# 2: the decoder step's keys are transposed, (N, b, h, d_k, W) (layers/decoder.py).
+FORMAT_VERSION = 2
 STEP_OUTPUTS = ["logits", "new_self_keys", "new_self_values"]
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
@@ -77,6 +79,12 @@ class OnnxTranslator:
                 f"{config_path} is damaged ({first_line(error)}); export the "
                 "model again with kt.export.export_onnx"
             ) from error
+        if self.config.get("format_version", 1) != FORMAT_VERSION:
+            raise InputError(
+                f"{config_path} has format_version {self.config.get('format_version', 1)}; "
+                f"this version of keras_transformer reads {FORMAT_VERSION} (its decoder "
+                "step keeps the keys transposed): export the model again"
+            )
         self.directory = directory
         providers = list(providers)
 
@@ -175,9 +183,12 @@ class OnnxTranslator:
         memory_mask, cross_keys, cross_values = self._encoder.run(
             ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids}
         )
-        shape = (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"])
-        self_keys = np.zeros(shape, np.float32)
-        self_values = np.zeros(shape, np.float32)
+        self_keys = np.zeros(
+            (cfg["num_layers"], batch, cfg["num_heads"], cfg["head_dim"], width), np.float32
+        )
+        self_values = np.zeros(
+            (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"]), np.float32
+        )
         tokens = np.full([batch], cfg["start_id"], np.int32)
         ids = np.zeros([batch, width], np.int32)
         scores = np.zeros([batch], np.float32)

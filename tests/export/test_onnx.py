@@ -212,6 +212,22 @@ def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, me
         OnnxTranslator(copy, decoding="greedy")
 
 
+def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
+    # Catches: an export whose decoder step takes the keys untransposed (format 1, before
+    # the cache kept Kᵀ) fed zeros of the new shape, failing inside ONNX Runtime.
+    import shutil
+
+    from keras_transformer.errors import InputError
+
+    copy = tmp_path / "numbers"
+    shutil.copytree(onnx_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    del config["format_version"]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="format_version 1; .* reads 2"):
+        OnnxTranslator(copy, decoding="greedy")
+
+
 def test_only_empty_sources_translate_to_empty_strings(onnx_dir):
     # Catches: a batch of empty sentences, whose ids have no column, crashing inside ONNX
     # Runtime instead of decoding to nothing as TensorFlow does.

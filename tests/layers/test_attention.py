@@ -105,7 +105,7 @@ def test_cached_self_attention_equals_full_causal_attention():
     mha = MultiHeadAttention(num_heads=2, d_model=8)
     x = rng.normal(size=(2, 4, 8)).astype("float32")
     full = np.asarray(mha(x, attention_mask=np.tril(np.ones((4, 4), bool))[None, None]))
-    keys = values = np.zeros((2, 2, 6, 4), "float32")
+    keys, values = np.zeros((2, 2, 4, 6), "float32"), np.zeros((2, 2, 6, 4), "float32")
     for t in range(4):
         mask = (np.arange(6) <= t)[None, None, None, :]
         out, (keys, values), _ = mha.call_cached(
