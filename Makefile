@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo lint test test-fast bench bench-real-data clean
+.PHONY: demo lint test test-fast bench bench-real-data bench-engines clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 bench-real-data: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/real_data.py
+
+# Our exported runtimes beside CTranslate2, the same weights, each in its own process.
+bench-engines: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/engines.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
