@@ -18,6 +18,8 @@ named by id ("[PAD]", "[UNK]", "[START]", "[END]", then "t4", "t5", ...), so ids
 and come out unchanged. CTranslate2 is a benchmark-only extra (`pip install .[bench]`).
 """
 
+import os
+
 import numpy as np
 
 from keras_transformer.constants import END_ID, PAD_ID, START_ID, UNK_ID
@@ -143,5 +145,6 @@ def convert(model, directory, quantization=None):
     spec.register_target_vocabulary(token_names(config.tgt_vocab_size))
     spec.validate()
     spec.optimize(quantization=quantization)
+    os.makedirs(directory, exist_ok=True)
     spec.save(directory)
     return directory
