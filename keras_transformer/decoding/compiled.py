@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from keras_transformer.constants import PAD_ID
 from keras_transformer.errors import InputError
+from keras_transformer.layers.attention import cache_writes
 from keras_transformer.model import check_id_range
 
 SOURCE_BUCKET = 16
@@ -111,16 +112,20 @@ def _function(model, key):
     loop, args, jit_compile, shape, capped = key
     # A weak reference, so that the cached function does not keep the model alive.
     model_ref = weakref.ref(model)
+    # Under XLA the cache is written by slices, in place (see `cache_writes`).
+    writes = "slices" if jit_compile else "scatter"
     if capped:
 
         def function(ids, steps):
-            return loop(model_ref(), ids, *args, max_steps=steps)
+            with cache_writes(writes):
+                return loop(model_ref(), ids, *args, max_steps=steps)
 
         signature = [tf.TensorSpec(shape, tf.int32), tf.TensorSpec([], tf.int32)]
     else:
 
         def function(ids):
-            return loop(model_ref(), ids, *args)
+            with cache_writes(writes):
+                return loop(model_ref(), ids, *args)
 
         signature = [tf.TensorSpec(shape, tf.int32)]
     functions[key] = tf.function(

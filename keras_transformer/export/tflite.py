@@ -64,6 +64,7 @@ from keras_transformer.export.common import (
     tokenizers_of,
 )
 from keras_transformer.files import atomic_path
+from keras_transformer.layers.attention import cache_writes
 from keras_transformer.runtimes.tflite import (
     IDS_SIGNATURE,
     LIMITS_SIGNATURE,
@@ -187,12 +188,14 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         module = _TFLiteTextModule(model, settings, *_wordpiece_vocabularies(translator))
     else:
         module = _TFLiteModule(model, settings)
-    signatures = {
-        IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
-        LIMITS_SIGNATURE: module.input_limits.get_concrete_function(),
-    }
-    if text:
-        signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()
+    # LiteRT updates the decoding cache in place only through DYNAMIC_UPDATE_SLICE.
+    with cache_writes("slices"):
+        signatures = {
+            IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
+            LIMITS_SIGNATURE: module.input_limits.get_concrete_function(),
+        }
+        if text:
+            signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()
 
     # Through a SavedModel: it names the signatures (from_concrete_functions names them
     # only in some cases) and the converter finds the weights held by the module.

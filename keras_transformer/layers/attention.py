@@ -8,6 +8,8 @@ with W_i^Q, W_i^K ∈ R^{d_model×d_k}, W_i^V ∈ R^{d_model×d_v}, W^O ∈ R^{h
 and d_k = d_v = d_model / h.
 """
 
+import contextlib
+import contextvars
 import math
 
 import keras
@@ -16,6 +18,34 @@ from keras import ops
 from keras_transformer.constants import NEG_INF
 from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
+
+CACHE_WRITES = ("scatter", "slices")
+_cache_writes = contextvars.ContextVar("cache_writes", default="scatter")
+
+
+@contextlib.contextmanager
+def cache_writes(mode):
+    """How `MultiHeadAttention.call_cached` writes a step's keys and values into the
+    decoding cache, for the graphs traced inside the block:
+
+    - "scatter" (the default): one scatter of the k new rows of V and columns of Kᵀ. It
+      runs in plain TensorFlow (a SavedModel served without XLA) and converts to ONNX's
+      ScatterND, but LiteRT's converter turns it into scatters into zeros and a select
+      over the whole cache: every step rewrites every buffer.
+    - "slices": one dynamic-update-slice per hypothesis, done in place under XLA (about
+      a quarter cheaper than the scatter there) and in LiteRT (DYNAMIC_UPDATE_SLICE).
+      It needs XLA or LiteRT to run, and tf2onnx has no converter for it.
+
+    The compiled decoding loops trace with "slices" when XLA compiles them, and
+    `export_tflite` traces with it.
+    """
+    if mode not in CACHE_WRITES:
+        raise ValueError(f"cache writes must be one of {CACHE_WRITES}; got {mode!r}")
+    token = _cache_writes.set(mode)
+    try:
+        yield
+    finally:
+        _cache_writes.reset(token)
 
 
 def scaled_dot_product_attention(
@@ -253,10 +283,14 @@ class MultiHeadAttention(keras.layers.Layer):
             query = self._project_query(query)
         else:
             query, new_key, new_value = self._project_self(query)
-            # Scatters of the k new columns of Kᵀ and rows of V update the loop's
-            # buffers in place under XLA, where rewriting the whole cache each step
-            # costs a share of greedy decoding that grows with the cache (README,
-            # "Decoding"), and convert to TFLite and ONNX builtins alike.
+            # Written in place (see `cache_writes`): rewriting the whole cache each step
+            # costs a share of decoding that grows with the cache (README, "Decoding").
+            if _cache_writes.get() == "slices":
+                keys, values = self._write_slices(keys, values, new_key, new_value, cache_index)
+                output, weights = self._attend(
+                    query, keys, values, attention_mask, training, keys_transposed=True
+                )
+                return output, (keys, values), weights
             batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
             positions = ops.arange(hypotheses) * (ops.shape(values)[2] // hypotheses) + cache_index
             shape = (batch, self.num_heads, hypotheses)
@@ -284,6 +318,18 @@ class MultiHeadAttention(keras.layers.Layer):
             query, keys, values, attention_mask, training, keys_transposed=True
         )
         return output, (keys, values), weights
+
+    def _write_slices(self, keys, values, new_key, new_value, cache_index):
+        """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))
+        at position j·W + cache_index of Kᵀ and V, one dynamic-update-slice each."""
+        hypotheses = new_key.shape[2]  # static: the beam size the cache was made for
+        width = ops.shape(values)[2] // hypotheses
+        new_key = ops.transpose(new_key, (0, 1, 3, 2))
+        for j in range(hypotheses):
+            position = j * width + cache_index
+            keys = ops.slice_update(keys, (0, 0, 0, position), new_key[:, :, :, j : j + 1])
+            values = ops.slice_update(values, (0, 0, position, 0), new_value[:, :, j : j + 1])
+        return keys, values
 
     def get_config(self):
         config = super().get_config()
