@@ -142,3 +142,38 @@ def test_seeded_initializer_gives_four_different_matrices():
     for i in range(4):
         for j in range(i + 1, 4):
             assert not np.allclose(matrices[i], matrices[j])
+
+
+def test_both_cache_writes_fill_the_same_cache():
+    # Catches: "slices" writing hypothesis j anywhere but position j·W + t (an off-by-one,
+    # the blocks swapped, keys written untransposed), which the decoding tests under XLA
+    # would only show as different translations.
+    import tensorflow as tf
+
+    from keras_transformer.layers.attention import cache_writes
+
+    rng = np.random.default_rng(5)
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    mha.build((None, None, 8))
+    x = rng.normal(size=(3, 2, 8)).astype("float32")  # 3 sentences, k = 2 hypotheses
+    keys = rng.normal(size=(3, 2, 4, 10)).astype("float32")  # W = 5 positions each
+    values = rng.normal(size=(3, 2, 10, 4)).astype("float32")
+    mask = np.ones((3, 1, 2, 10), bool)
+
+    def step(mode):
+        @tf.function(jit_compile=True)
+        def run(x, keys, values):
+            with cache_writes(mode):
+                return mha.call_cached(x, (keys, values), attention_mask=mask, cache_index=3)
+
+        out, (k, v), _ = run(x, keys, values)
+        return np.asarray(out), np.asarray(k), np.asarray(v)
+
+    scattered, sliced = step("scatter"), step("slices")
+    for a, b in zip(scattered, sliced):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    changed = np.any(scattered[1] != keys, axis=(0, 1, 2))
+    assert np.flatnonzero(changed).tolist() == [3, 8]  # positions j·W + 3 of Kᵀ
+    with pytest.raises(ValueError, match="one of"):
+        with cache_writes("rows"):
+            pass
