@@ -80,25 +80,15 @@ def prepare(work):
     """Builds the seeded model and the sources, and writes every artifact once."""
     import keras
     from ctranslate2_model import convert
+    from decode_latency import build_model
 
-    import keras_transformer as kt
     from keras_transformer.export import export_onnx, export_tflite
 
     paths = _paths(work)
     if os.path.isfile(os.path.join(paths["ctranslate2"], "model.bin")):
         return
     keras.utils.set_random_seed(0)
-    model = kt.Transformer(
-        num_layers=2,
-        d_model=256,
-        num_heads=4,
-        d_ff=1024,
-        src_vocab_size=VOCAB_SIZE,
-        tgt_vocab_size=VOCAB_SIZE,
-        dropout=0.0,
-        max_length=128,
-    )
-    model.build()
+    model = build_model()
     model.save(paths["model"])
     rng = np.random.default_rng(0)
     np.save(paths["src"], rng.integers(4, VOCAB_SIZE, (BATCH, SOURCE_LENGTH), dtype=np.int32))

@@ -285,39 +285,40 @@ class MultiHeadAttention(keras.layers.Layer):
             query, new_key, new_value = self._project_self(query)
             # Written in place (see `cache_writes`): rewriting the whole cache each step
             # costs a share of decoding that grows with the cache (README, "Decoding").
-            if _cache_writes.get() == "slices":
-                keys, values = self._write_slices(keys, values, new_key, new_value, cache_index)
-                output, weights = self._attend(
-                    query, keys, values, attention_mask, training, keys_transposed=True
-                )
-                return output, (keys, values), weights
-            batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
-            positions = ops.arange(hypotheses) * (ops.shape(values)[2] // hypotheses) + cache_index
-            shape = (batch, self.num_heads, hypotheses)
-            sentence = ops.broadcast_to(ops.arange(batch)[:, None, None], shape)
-            head = ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape)
-            position = ops.broadcast_to(positions[None, None, :], shape)
-            values = ops.scatter_update(
-                values, ops.stack([sentence, head, position], axis=-1), new_value
-            )
-            shape = (batch, self.num_heads, self.head_dim, hypotheses)
-            keys = ops.scatter_update(
-                keys,
-                ops.stack(
-                    [
-                        ops.broadcast_to(sentence[:, :, None, :], shape),
-                        ops.broadcast_to(head[:, :, None, :], shape),
-                        ops.broadcast_to(ops.arange(self.head_dim)[None, None, :, None], shape),
-                        ops.broadcast_to(position[:, :, None, :], shape),
-                    ],
-                    axis=-1,
-                ),
-                ops.transpose(new_key, (0, 1, 3, 2)),
-            )
+            write = self._write_slices if _cache_writes.get() == "slices" else self._write_scatter
+            keys, values = write(keys, values, new_key, new_value, cache_index)
         output, weights = self._attend(
             query, keys, values, attention_mask, training, keys_transposed=True
         )
         return output, (keys, values), weights
+
+    def _write_scatter(self, keys, values, new_key, new_value, cache_index):
+        """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))
+        at position j·W + cache_index of Kᵀ and V, one scatter each."""
+        batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
+        positions = ops.arange(hypotheses) * (ops.shape(values)[2] // hypotheses) + cache_index
+        shape = (batch, self.num_heads, hypotheses)
+        sentence = ops.broadcast_to(ops.arange(batch)[:, None, None], shape)
+        head = ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape)
+        position = ops.broadcast_to(positions[None, None, :], shape)
+        values = ops.scatter_update(
+            values, ops.stack([sentence, head, position], axis=-1), new_value
+        )
+        shape = (batch, self.num_heads, self.head_dim, hypotheses)
+        keys = ops.scatter_update(
+            keys,
+            ops.stack(
+                [
+                    ops.broadcast_to(sentence[:, :, None, :], shape),
+                    ops.broadcast_to(head[:, :, None, :], shape),
+                    ops.broadcast_to(ops.arange(self.head_dim)[None, None, :, None], shape),
+                    ops.broadcast_to(position[:, :, None, :], shape),
+                ],
+                axis=-1,
+            ),
+            ops.transpose(new_key, (0, 1, 3, 2)),
+        )
+        return keys, values
 
     def _write_slices(self, keys, values, new_key, new_value, cache_index):
         """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))
