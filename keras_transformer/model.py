@@ -241,7 +241,8 @@ class Transformer(keras.Model):
         Args:
             tgt_ids: (batch, k) int32, each hypothesis' token at position `step`
                 (k = 1 for greedy search; k = the beam_size the cache was made for).
-            step: scalar int32 position (0 for the [START] token).
+            step: scalar int32 position (0 for the [START] token), or (batch,) int32,
+                one position per sentence (`decoding.continuous`).
             cache: from `init_cache` or the previous step.
             memory_mask: (batch, 1, 1, src_len) bool from `encode`.
 
@@ -250,7 +251,8 @@ class Transformer(keras.Model):
             per-layer cross-attention weights (batch, h, k, src_len) on request.
         """
         x = self.target_embedding(tgt_ids)
-        # Every hypothesis is at the same position: one row of the table, broadcast.
+        # Every hypothesis of a sentence is at the same position: one row of the table
+        # (per sentence for a (batch,) step), broadcast over the k hypotheses.
         x = x + self.positional_encoding(x[:, :1], start_index=step)
         y, cache, weights = self.decoder.call_cached(x, cache, step, memory_mask)
         logits = self.project(y)

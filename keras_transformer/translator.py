@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.constants import PAD_ID
-from keras_transformer.decoding import compiled, stragglers
+from keras_transformer.decoding import compiled, continuous, stragglers
 from keras_transformer.decoding.beam import beam_loop
 from keras_transformer.decoding.buffers import trim_padding
 from keras_transformer.decoding.greedy import greedy_loop
@@ -260,10 +260,13 @@ class Translator(tf.Module):
         return translations[0] if single else translations
 
     def translate_many(self, sentences, batch_size=DECODE_BATCH_SIZE, progress=False):
-        """Translates a list of any size and mix of lengths: sorted by length into
-        batches of `batch_size`, with the rows that would hold up their batch decoded
-        again afterwards (`decoding.stragglers`: the same output, in less time).
-        Returns the translations in the input's order; `progress` shows a tqdm bar."""
+        """Translates a list of any size and mix of lengths. Beam search decodes
+        `batch_size` sentences at a time with continuous batching (a sentence that is
+        done hands its slot to the next: `decoding.continuous`); greedy search sorts by
+        length into batches of `batch_size`, with the rows that would hold up their
+        batch decoded again afterwards (`decoding.stragglers`). Either gives the output
+        of decoding each sentence alone, in less time. Returns the translations in the
+        input's order; `progress` shows a tqdm bar."""
         from tqdm.auto import tqdm
 
         sentences = _check_sentences(sentences)
@@ -273,6 +276,24 @@ class Translator(tf.Module):
             return []
         src_ids = self._source_ids(sentences).numpy()
         sources = [row[:n] for row, n in zip(src_ids, (src_ids != PAD_ID).sum(axis=1))]
+        with tqdm(
+            total=len(sentences), unit="sentence", desc="translating", disable=not progress
+        ) as bar:
+            if self.settings.beam_size > 1:
+                ids, _ = continuous.decode_queue(
+                    self.model, sources, self.settings, batch_size, self.jit_compile, bar.update
+                )
+            else:
+                ids = self._greedy_in_two_passes(sources, batch_size, bar.update)
+        width = max(len(row) for row in ids)
+        padded = np.zeros((len(ids), max(width, 1)), np.int32)
+        for i, row in enumerate(ids):
+            padded[i, : len(row)] = row
+        return _to_str(self.target_tokenizer.detokenize(padded))
+
+    def _greedy_in_two_passes(self, sources, batch_size, on_final):
+        """Greedy ids of `sources` (1-D id arrays) by `stragglers.decode_in_two_passes`,
+        the programs compiled ahead."""
         ahead = compiled.CompileAhead(
             best_hypothesis,
             self.model,
@@ -282,12 +303,7 @@ class Translator(tf.Module):
             capped=True,
             fill_up_to=batch_size,
         )
-        with (
-            ahead,
-            tqdm(
-                total=len(sentences), unit="sentence", desc="translating", disable=not progress
-            ) as bar,
-        ):
+        with ahead:
             ids, _ = stragglers.decode_in_two_passes(
                 # Short batches (the last, the stragglers) may fill up to batch_size rows
                 # to reuse the full batches' programs instead of compiling their own.
@@ -295,13 +311,9 @@ class Translator(tf.Module):
                 sources,
                 batch_size,
                 self.model.config.max_length,
-                bar.update,
+                on_final,
             )
-        width = max(len(row) for row in ids)
-        padded = np.zeros((len(ids), max(width, 1)), np.int32)
-        for i, row in enumerate(ids):
-            padded[i, : len(row)] = row
-        return _to_str(self.target_tokenizer.detokenize(padded))
+        return ids
 
     def _translate_batch(self, sentences):
         """A list of str, decoded as one batch -> a list of str."""

@@ -31,6 +31,7 @@ from keras_transformer.decoding.rules import (
     check_src_ids,
 )
 from keras_transformer.errors import InputError
+from keras_transformer.layers.masks import per_sentence
 
 
 def length_penalty(length, alpha):
@@ -86,7 +87,8 @@ class BeamState(typing.NamedTuple):
     """The state of the beam-search while loop: fixed shapes, k = beam_size, W = width.
 
     Attributes:
-        step: () int32, the output position being chosen.
+        step: () int32, the output position being chosen (or (batch,) int32, one per
+            sentence, in `continuous.beam_stream`).
         tokens: (batch, k) int32, each alive hypothesis's newest token.
         cache: the model's decoding cache for batch·k hypotheses.
         alive_ids: (batch, k, W) int32, the hypotheses that may grow.
@@ -125,12 +127,13 @@ def _extensions(settings, logits, state):
     # (batch, k, vocab) log-softmax is never materialised. Ties keep the order of a
     # top-k over all k·vocab candidates (lower beam, then lower token, first).
     normalizer = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
-    beam_best, beam_tokens = top_k_by_blocks(settings.forbid_tokens(logits, state.step), 2 * k)
+    step = per_sentence(state.step, rank=3)
+    beam_best, beam_tokens = top_k_by_blocks(settings.forbid_tokens(logits, step), 2 * k)
     candidates = state.alive_log_probs[:, :, None] + (beam_best - normalizer)
     top_log_probs, top_indices = tf.math.top_k(tf.reshape(candidates, [batch, k * 2 * k]), k=2 * k)
     origins = top_indices // (2 * k)
     top_tokens = _gather(tf.reshape(beam_tokens, [batch, k * 2 * k]), top_indices)
-    top_ids = write_column(_gather(state.alive_ids, origins), state.step, top_tokens)
+    top_ids = write_column(_gather(state.alive_ids, origins), step, top_tokens)
     return top_log_probs, top_tokens, origins, top_ids
 
 
@@ -142,15 +145,51 @@ def _merge_finished(settings, state, top_log_probs, top_ids, ends):
     """
     k = settings.beam_size
     within_top_k = tf.range(2 * k)[None, :] < k
-    new_scores = tf.where(
-        ends & within_top_k, top_log_probs / length_penalty(state.step + 1, settings.alpha), NEG_INF
-    )
+    penalty = length_penalty(per_sentence(state.step, rank=2) + 1, settings.alpha)
+    new_scores = tf.where(ends & within_top_k, top_log_probs / penalty, NEG_INF)
     merged_scores, kept = tf.math.top_k(tf.concat([state.finished_scores, new_scores], axis=1), k=k)
     merged_ids = _gather(tf.concat([state.finished_ids, top_ids], axis=1), kept)
     # A finished sentence keeps its result while the rest of the batch decodes.
     finished_scores = tf.where(state.done[:, None], state.finished_scores, merged_scores)
     finished_ids = tf.where(state.done[:, None, None], state.finished_ids, merged_ids)
     return finished_ids, finished_scores
+
+
+def beam_step(model, settings, state, memory_mask, limits, num_return=1):
+    """One step of beam search for every sentence of the batch: the next `BeamState`.
+
+    The k alive hypotheses of each sentence propose their 2k best extensions (one
+    decoder step); those that end join the finished set if they rank within the top k,
+    the best k that do not end stay alive, and a sentence is done once its `limits`
+    (batch,) is reached or no alive hypothesis can beat its `num_return`-th finished one
+    (see the module docstring). A done sentence keeps its finished set. `state.step` is
+    a scalar, or (batch,) for sentences at different steps (`continuous.beam_stream`);
+    memory_mask is (batch, 1, 1, src_len).
+    """
+    k = settings.beam_size
+    logits, cache = model.decode_step(state.tokens, state.step, state.cache, memory_mask)
+    top_log_probs, top_tokens, origins, top_ids = _extensions(settings, logits, state)
+    at_limit = (state.step + 1 >= limits)[:, None]
+    ends = tf.equal(top_tokens, settings.end_id) | at_limit
+
+    alive_log_probs, chosen = tf.math.top_k(tf.where(ends, NEG_INF, top_log_probs), k=k)
+    # Each new hypothesis inherits the ancestry of the beam it extends; the keys and
+    # values stay where they were written (see layers/decoder.py).
+    cache = dict(cache, ancestry=_gather(cache["ancestry"], _gather(origins, chosen)))
+    finished_ids, finished_scores = _merge_finished(settings, state, top_log_probs, top_ids, ends)
+    # Alive log-probabilities only fall, and lp is at most lp(limit).
+    best_alive = alive_log_probs[:, 0] / length_penalty(limits, settings.alpha)
+    done = state.done | at_limit[:, 0] | (best_alive <= finished_scores[:, num_return - 1])
+    return BeamState(
+        step=state.step + 1,
+        tokens=_gather(top_tokens, chosen),
+        cache=cache,
+        alive_ids=_gather(top_ids, chosen),
+        alive_log_probs=alive_log_probs,
+        finished_ids=finished_ids,
+        finished_scores=finished_scores,
+        done=done,
+    )
 
 
 def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=None):
@@ -190,40 +229,13 @@ def beam_loop(model, src_ids, settings=PAPER_SETTINGS, num_return=1, max_steps=N
     width = settings.width(src_ids.shape[1], model.config.max_length)
     limits = settings.limits(src_ids, model.config.max_length)
     batch = tf.shape(src_ids)[0]
-    best_possible_penalty = length_penalty(limits, settings.alpha)
 
     def not_done(*state):
         going = ~tf.reduce_all(BeamState(*state).done)
         return going if max_steps is None else going & (state[0] < max_steps)
 
     def body(*state):
-        state = BeamState(*state)
-        logits, cache = model.decode_step(state.tokens, state.step, state.cache, memory_mask)
-        top_log_probs, top_tokens, origins, top_ids = _extensions(settings, logits, state)
-        at_limit = (state.step + 1 >= limits)[:, None]
-        ends = tf.equal(top_tokens, settings.end_id) | at_limit
-
-        alive_log_probs, chosen = tf.math.top_k(tf.where(ends, NEG_INF, top_log_probs), k=k)
-        # Each new hypothesis inherits the ancestry of the beam it extends; the keys and
-        # values stay where they were written (see layers/decoder.py).
-        cache = dict(cache, ancestry=_gather(cache["ancestry"], _gather(origins, chosen)))
-        finished_ids, finished_scores = _merge_finished(
-            settings, state, top_log_probs, top_ids, ends
-        )
-        best_alive = alive_log_probs[:, 0] / best_possible_penalty
-        done = state.done | at_limit[:, 0] | (best_alive <= finished_scores[:, num_return - 1])
-        return tuple(
-            BeamState(
-                step=state.step + 1,
-                tokens=_gather(top_tokens, chosen),
-                cache=cache,
-                alive_ids=_gather(top_ids, chosen),
-                alive_log_probs=alive_log_probs,
-                finished_ids=finished_ids,
-                finished_scores=finished_scores,
-                done=done,
-            )
-        )
+        return tuple(beam_step(model, settings, BeamState(*state), memory_mask, limits, num_return))
 
     state = BeamState(
         step=tf.constant(0, tf.int32),

@@ -18,6 +18,7 @@ from keras import ops
 from keras_transformer.constants import NEG_INF
 from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
+from keras_transformer.layers.masks import one_per_sentence, per_sentence
 
 CACHE_WRITES = ("scatter", "slices")
 _cache_writes = contextvars.ContextVar("cache_writes", default="scatter")
@@ -269,11 +270,13 @@ class MultiHeadAttention(keras.layers.Layer):
                 keys transposed (see `scaled_dot_product_attention`).
             attention_mask: bool, broadcastable to (batch, h, q_len, cache_len).
             cache_index: None for fixed keys and values (cross-attention over the
-                encoder output, from `compute_cache`). For self-attention, the scalar
+                encoder output, from `compute_cache`). For self-attention, the
                 position t the queries' own keys and values are written to before
                 attending: the cache holds k blocks of W = cache_len / k positions, and
-                hypothesis j writes position j·W + t. Positions never written must be
-                masked out by `attention_mask`.
+                hypothesis j writes position j·W + t. A scalar for the whole batch, or
+                (batch,) int32, one position per sentence (continuous batching, where
+                sentences start at different steps; always written by scatter).
+                Positions never written must be masked out by `attention_mask`.
 
         Returns:
             (output (batch, q_len, d_model), (Kᵀ, V), weights (batch, h, q_len, cache_len)).
@@ -285,7 +288,8 @@ class MultiHeadAttention(keras.layers.Layer):
             query, new_key, new_value = self._project_self(query)
             # Written in place (see `cache_writes`): rewriting the whole cache each step
             # costs a share of decoding that grows with the cache (README, "Decoding").
-            write = self._write_slices if _cache_writes.get() == "slices" else self._write_scatter
+            slices = _cache_writes.get() == "slices" and not one_per_sentence(cache_index)
+            write = self._write_slices if slices else self._write_scatter
             keys, values = write(keys, values, new_key, new_value, cache_index)
         output, weights = self._attend(
             query, keys, values, attention_mask, training, keys_transposed=True
@@ -294,13 +298,16 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _write_scatter(self, keys, values, new_key, new_value, cache_index):
         """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))
-        at position j·W + cache_index of Kᵀ and V, one scatter each."""
+        at position j·W + cache_index of Kᵀ and V, one scatter each; cache_index is a
+        scalar or (batch,)."""
         batch, hypotheses = ops.shape(new_key)[0], ops.shape(new_key)[2]
-        positions = ops.arange(hypotheses) * (ops.shape(values)[2] // hypotheses) + cache_index
+        # (1, k) for a scalar index, (batch, k) for one index per sentence.
+        positions = ops.arange(hypotheses)[None, :] * (ops.shape(values)[2] // hypotheses)
+        positions = positions + per_sentence(cache_index, rank=2)
         shape = (batch, self.num_heads, hypotheses)
         sentence = ops.broadcast_to(ops.arange(batch)[:, None, None], shape)
         head = ops.broadcast_to(ops.arange(self.num_heads)[None, :, None], shape)
-        position = ops.broadcast_to(positions[None, None, :], shape)
+        position = ops.broadcast_to(positions[:, None, :], shape)
         values = ops.scatter_update(
             values, ops.stack([sentence, head, position], axis=-1), new_value
         )

@@ -32,6 +32,7 @@ from keras import ops
 from keras_transformer.layers.attention import MultiHeadAttention
 from keras_transformer.layers.block_settings import SettingsLayer
 from keras_transformer.layers.feed_forward import PositionwiseFeedForward
+from keras_transformer.layers.masks import per_sentence
 from keras_transformer.layers.residual import AddNorm, final_norm
 
 
@@ -139,7 +140,8 @@ class DecoderLayer(SettingsLayer):
             self_cache: (Kᵀ (batch, h, d_k, k·W), V (batch, h, k·W, d_k)).
             cross_cache: (Kᵀ, V) of the memory, (batch, h, d_k, src_len) and
                 (batch, h, src_len, d_k).
-            step: scalar int, the position written into `self_cache`.
+            step: scalar int, the position written into `self_cache`, or (batch,)
+                int32, one per sentence.
             self_mask: bool (batch, 1, k, k·W) from `Decoder.self_attention_mask`.
             memory_mask: bool (batch, 1, 1, src_len).
 
@@ -262,7 +264,7 @@ class Decoder(SettingsLayer):
 
         Args:
             ancestry: (batch, k, W) int32, already holding j at [:, j, step].
-            step: scalar int.
+            step: scalar int, or (batch,) int32 with a position per sentence.
 
         Returns:
             bool (batch, 1, k, k·W): hypothesis j may attend to position i·W + t iff
@@ -270,7 +272,8 @@ class Decoder(SettingsLayer):
         """
         batch, hypotheses, width = ops.shape(ancestry)
         block = ops.arange(hypotheses)[None, None, :, None]
-        mask = ops.equal(ancestry[:, :, None, :], block) & ops.less_equal(ops.arange(width), step)
+        seen = ops.less_equal(ops.arange(width), per_sentence(step, rank=4))
+        mask = ops.equal(ancestry[:, :, None, :], block) & seen
         return ops.reshape(mask, (batch, 1, hypotheses, hypotheses * width))
 
     def call_cached(self, x, cache, step, memory_mask, training=None):
@@ -279,7 +282,7 @@ class Decoder(SettingsLayer):
         Args:
             x: (batch, k, d_model), the embedded tokens of k hypotheses at position `step`.
             cache: dict from `init_cache` (or a previous step).
-            step: scalar int position.
+            step: scalar int position, or (batch,) int32: a position per sentence.
             memory_mask: bool (batch, 1, 1, src_len).
 
         Returns:
@@ -289,7 +292,9 @@ class Decoder(SettingsLayer):
         ancestry = cache["ancestry"]
         _, hypotheses, width = ops.shape(ancestry)
         own = ops.broadcast_to(ops.arange(hypotheses)[None, :, None], ops.shape(ancestry))
-        ancestry = ops.where(ops.equal(ops.arange(width), step), own, ancestry)
+        ancestry = ops.where(
+            ops.equal(ops.arange(width), per_sentence(step, rank=3)), own, ancestry
+        )
         self_mask = self.self_attention_mask(ancestry, step)
         new_keys, new_values, all_weights = [], [], []
         for i, layer in enumerate(self.decoder_layers):

@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
+from keras_transformer.layers.masks import one_per_sentence, per_sentence
 
 
 def sinusoidal_table(length, d_model):
@@ -38,11 +39,13 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
     Call arguments:
         inputs: (batch, length, d_model) embeddings; only the shape and dtype are used.
         start_index: position of the first element (int or scalar tensor), for
-            step-by-step decoding.
+            step-by-step decoding; or (batch,) int32, one per sequence, for sentences
+            decoded side by side at different steps (continuous batching).
 
     Returns:
         (length, d_model) positional encodings PE[start_index : start_index + length],
-        in the inputs' dtype, to be added to the embeddings.
+        in the inputs' dtype, to be added to the embeddings; (batch, length, d_model)
+        for a (batch,) start_index.
 
     Example:
     >>> pe = SinusoidalPositionalEncoding(max_length=512)
@@ -76,9 +79,11 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
                 f"positional encoding's max_length={self.max_length}; shorten the input or "
                 f"build the model with a larger max_length"
             )
-        positions = ops.slice(
-            ops.convert_to_tensor(self.table), (start_index, 0), (length, self.table.shape[1])
-        )
+        table = ops.convert_to_tensor(self.table)
+        if one_per_sentence(start_index):
+            rows = per_sentence(start_index, rank=2) + ops.arange(length)[None, :]
+            return ops.cast(ops.take(table, rows, axis=0), inputs.dtype)
+        positions = ops.slice(table, (start_index, 0), (length, self.table.shape[1]))
         return ops.cast(positions, inputs.dtype)
 
     def compute_output_shape(self, inputs_shape):

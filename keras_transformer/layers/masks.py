@@ -6,6 +6,10 @@ Shapes broadcast against attention logits of shape (batch, heads, query_len, key
 * causal mask   (1, 1, length, length): key position j <= query position i (§3.2.3,
   "preventing leftward information flow").
 * merged        logical AND of the two.
+
+Step-by-step decoding takes its position `step` as a scalar (every sentence of the batch
+at the same step) or as (batch,) int32 (continuous batching: each sentence at its own);
+`per_sentence` shapes either to broadcast against the per-sentence tensors.
 """
 
 from keras import ops
@@ -37,3 +41,16 @@ def merge_masks(*masks):
     for mask in masks[1:]:
         merged = ops.logical_and(merged, mask)
     return merged
+
+
+def one_per_sentence(step):
+    """Whether a decoding step is (batch,), a position per sentence, not a scalar."""
+    return len(getattr(step, "shape", ())) == 1
+
+
+def per_sentence(step, rank):
+    """A decoding step that broadcasts against a (batch, ...) tensor of `rank`
+    dimensions: a scalar as it is, a (batch,) vector reshaped to (batch, 1, ..., 1)."""
+    if one_per_sentence(step):
+        return ops.reshape(step, (-1,) + (1,) * (rank - 1))
+    return step
