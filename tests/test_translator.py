@@ -146,16 +146,24 @@ def test_with_the_wordpiece_tokenizer(translator):
     assert wordpiece.translate_with_details(["a ü"]).source_tokens[0] == ["a", "[UNK]"]
 
 
-def test_a_stream_of_batches_compiles_one_program_per_width(translator):
-    # Catches: translate_many not letting its short last batch reuse the full batches'
-    # program (fill_up_to dropped), which compiled a second program, about 2 s for beam
-    # search on CPU, for every test set whose size is not a multiple of batch_size.
+@pytest.mark.parametrize("beam_size, program", [(1, (4, 16)), (4, (8, 16))])
+def test_a_stream_of_batches_compiles_one_program_per_width(translator, beam_size, program):
+    # Catches: greedy translate_many not letting its short last batch reuse the full
+    # batches' program (fill_up_to dropped), and beam search's queue not going as one
+    # (5 sentences, filled to 8 rows, 4 slots): either compiled a second program, about
+    # 2 s for beam search on CPU, for a test set whose size is not a multiple of batch_size.
     from keras_transformer.decoding import compiled
 
+    translator = Translator(
+        translator.model,
+        translator.source_tokenizer,
+        translator.target_tokenizer,
+        beam_size=beam_size,
+    )
     functions = compiled._FUNCTIONS.setdefault(translator.model, {})
     functions.clear()
     sentences = [" ".join(WORDS[i : i + 3]) for i in range(5)]
     expected = [translator([s])[0] for s in sentences]
     functions.clear()
     assert translator.translate_many(sentences, batch_size=4) == expected
-    assert [shape for *_, shape, _ in functions] == [(4, 16)]
+    assert [shape for *_, shape, _ in functions] == [program]

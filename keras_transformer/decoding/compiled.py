@@ -186,7 +186,9 @@ class CompileAhead:
     Decoding keeps about 1.5 of 2 cores busy and a compilation (tracing, then XLA) uses
     one, so a program compiled ahead costs the stream less than one compiled when its
     batch arrives. Use as a context manager around the stream; leaving it stops the
-    thread after the compilation under way. Each program is run once on an empty batch
+    thread after the compilation under way. The helper leaves the first batch's program
+    to the stream, which needs it at once, and starts on the next ones. Each program is
+    run once on an empty batch
     (all padding: every row's limit is 0, so the loop ends at once). A program the
     stream reaches first is compiled by the stream (TensorFlow lets one thread trace and
     compile it, the other waits), and one whose compilation fails here is compiled again,
@@ -219,7 +221,7 @@ class CompileAhead:
 
     def _run(self):
         seen = set()
-        for batch, src_len in self._shapes:
+        for index, (batch, src_len) in enumerate(self._shapes):
             model = self._model_ref()
             if self._stop.is_set() or model is None:
                 return
@@ -235,6 +237,10 @@ class CompileAhead:
                     self._fill_up_to,
                 )
                 function = _function(model, key)
+            if index == 0:
+                # The stream compiles its first program at once: start on the next one,
+                # so that the two compilations run side by side on two cores.
+                seen.add(key)
             if key in seen or function.experimental_get_tracing_count():
                 continue  # compiled, or being compiled by the stream
             seen.add(key)

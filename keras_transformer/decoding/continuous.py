@@ -20,8 +20,8 @@ step. The decoder takes one position per sentence (`Transformer.decode_step` wit
 `beam_loop`, with about the steps its own length needs instead of the longest of its
 batch's.
 
-`decode_queue` drives it from Python: the sources, longest first, go in queues of one
-source width each (`compiled.source_bucket`), each compiled once per queue shape.
+`decode_queue` drives it from Python: the sources go in queues of one source width each
+(`compiled.source_bucket`), each compiled once per queue shape.
 """
 
 import typing
@@ -182,15 +182,33 @@ def best_of_stream(model, src_ids, settings=PAPER_SETTINGS, slots=16):
     return ids[:, 0], scores[:, 0]
 
 
-def queues(sources, max_length):
+# A queue of fewer sentences than this many rounds of its slots joins the next wider
+# queue: a program of its own would cost more to compile (2-8 s on 2 cores) than its
+# sentences lose by reading the wider caches.
+ROUNDS_PER_PROGRAM = 4
+
+
+def queues(sources, max_length, slots):
     """The queues `decode_queue` decodes: lists of indices into `sources` (1-D id
-    arrays), longest first, one per source width (`compiled.source_bucket`)."""
+    arrays), one per source width (`compiled.source_bucket`), a width with fewer than
+    ROUNDS_PER_PROGRAM · `slots` sources merged into the next wider one (the widest
+    sources form the last queue, however few). The largest
+    queue comes first (the others' programs compile while it decodes), each longest
+    source first (the long decodings start early, so that a queue's last steps have
+    short ones to keep its slots busy)."""
     order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
-    groups = {}
+    by_width = {}
     for i in order:
-        width = compiled.source_bucket(len(sources[i]), max_length)
-        groups.setdefault(width, []).append(i)
-    return list(groups.values())
+        by_width.setdefault(compiled.source_bucket(len(sources[i]), max_length), []).append(i)
+    merged, small = [], []
+    for width in sorted(by_width):
+        small = by_width[width] + small  # the wider sources first
+        if len(small) >= ROUNDS_PER_PROGRAM * slots:
+            merged.append(small)
+            small = []
+    if small:  # the widest sources, however few: no queue is wide enough for them
+        merged.append(small)
+    return sorted(merged, key=len, reverse=True)
 
 
 def queue_shape(queue, sources):
@@ -201,8 +219,8 @@ def queue_shape(queue, sources):
 
 
 def decode_queue(model, sources, settings, slots=16, jit_compile=True, on_final=None):
-    """Beam search of every source by `beam_stream`: the sources, longest first, in one
-    queue per source width; each queue's program compiled ahead on a helper thread
+    """Beam search of every source by `beam_stream`, in one queue per source width
+    (`queues`); each queue's program compiled ahead on a helper thread
     (`compiled.CompileAhead`) while the queues before it decode.
 
     Args:
@@ -221,7 +239,8 @@ def decode_queue(model, sources, settings, slots=16, jit_compile=True, on_final=
     """
     ids, scores = [None] * len(sources), [None] * len(sources)
     plan = [
-        (queue, queue_shape(queue, sources)) for queue in queues(sources, model.config.max_length)
+        (queue, queue_shape(queue, sources))
+        for queue in queues(sources, model.config.max_length, slots)
     ]
     args = (settings, slots)
     with compiled.CompileAhead(

@@ -48,12 +48,29 @@ def test_each_sentence_of_the_stream_decodes_as_alone(tiny_model, jit_compile, s
     assert strip(ids[1, 0]) == [] and scores[1, 0] == 0.0  # the empty source
 
 
+def test_queues_merge_the_widths_too_few_for_a_program():
+    """Catches: a width with too few sources kept as a queue of its own (a program
+    compiled for a handful of sentences), merged into a narrower queue (its sources
+    would not fit), a source lost or decoded twice."""
+    lengths = [3] * 9 + [20] * 2 + [40] * 3 + [70] * 8 + [5]
+    sources = [np.ones(n, np.int32) for n in lengths]
+    queues = continuous.queues(sources, max_length=128, slots=2)  # a queue needs 8
+    assert sorted(i for queue in queues for i in queue) == list(range(len(lengths)))
+    widths = [sorted({lengths[i] for i in queue}) for queue in queues]
+    # 10 of width 16; 2 of 32 and 3 of 64 join 8 of 128; the largest queue first.
+    assert widths == [[20, 40, 70], [3, 5]]
+    assert [lengths[i] for i in queues[0]] == sorted(
+        (lengths[i] for i in queues[0]), reverse=True
+    )  # the longest first
+
+
 def test_decode_queue_returns_every_source_in_order(tiny_model):
     """Catches: queues mapped back to the wrong sources (they go longest first, one
     per source width), a queue left out, the progress count off."""
-    lengths = (3, 20, 1, 0, 17, 6, 2)  # two source widths: 16 and 32 columns
+    # 8 sources of width 16 (one empty), 8 of width 32: two queues of 2 slots.
+    lengths = (3, 20, 1, 0, 17, 6, 2, 4, 5, 7) + (18,) * 6
     sources, _ = _queue(lengths, seed=1)
-    assert len(continuous.queues(sources, tiny_model.config.max_length)) == 2
+    assert len(continuous.queues(sources, tiny_model.config.max_length, slots=2)) == 2
     finals = []
     ids, scores = continuous.decode_queue(
         tiny_model, sources, SETTINGS, slots=2, jit_compile=False, on_final=finals.append
