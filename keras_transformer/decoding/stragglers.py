@@ -1,5 +1,8 @@
 """Decoding many sentences without letting a few long rows hold up their batches.
 
+`Translator.translate_many` decodes greedily this way; beam search refills its batch
+as sentences finish instead (`continuous`).
+
 A compiled loop steps its whole batch until the last row is done. On real text a few
 outputs run away (an undertrained model repeating a word up to the source + 50 limit)
 and beam search keeps a sentence alive until no hypothesis can beat its best one, so one
