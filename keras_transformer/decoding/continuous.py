@@ -33,6 +33,7 @@ from keras_transformer.constants import NEG_INF, PAD_ID
 from keras_transformer.decoding import compiled
 from keras_transformer.decoding.beam import BeamState, beam_step, check_num_return
 from keras_transformer.decoding.rules import PAPER_SETTINGS, check_src_ids
+from keras_transformer.errors import InputError
 
 
 class StreamState(typing.NamedTuple):
@@ -101,6 +102,8 @@ def beam_stream(model, src_ids, settings=PAPER_SETTINGS, slots=16, num_return=1)
     src_ids = check_src_ids(model, src_ids)
     settings.check(model)
     check_num_return(num_return, settings.beam_size)
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+        raise InputError(f"slots must be a positive int; got {slots!r}")
     k = settings.beam_size
     queue = src_ids.shape[0]
     slots = min(slots, queue)

@@ -8,6 +8,7 @@ from helpers import END_ID, START_ID, strip
 
 from keras_transformer.decoding import DecodingSettings, compiled, continuous
 from keras_transformer.decoding.beam import beam_loop
+from keras_transformer.errors import InputError
 
 SETTINGS = DecodingSettings(beam_size=3, alpha=0.6, start_id=START_ID, end_id=END_ID)
 LENGTHS = (5, 0, 2, 9, 3, 7, 1, 4)
@@ -46,6 +47,14 @@ def test_each_sentence_of_the_stream_decodes_as_alone(tiny_model, jit_compile, s
             assert strip(ids[i, j]) == strip(alone_ids[0, j]), (i, j)
             np.testing.assert_allclose(scores[i, j], alone_scores[0, j], atol=1e-4)
     assert strip(ids[1, 0]) == [] and scores[1, 0] == 0.0  # the empty source
+
+
+@pytest.mark.parametrize("slots", [0, -1, 2.0, True])
+def test_slots_must_be_a_positive_int(tiny_model, slots):
+    """Catches: zero slots accepted, which decodes nothing and returns empty
+    hypotheses for every source."""
+    with pytest.raises(InputError, match="slots must be a positive int"):
+        continuous.beam_stream(tiny_model, np.ones((2, 3), np.int32), SETTINGS, slots)
 
 
 def test_queues_merge_the_widths_too_few_for_a_program():
