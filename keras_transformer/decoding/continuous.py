@@ -109,7 +109,7 @@ def beam_stream(model, src_ids, settings=PAPER_SETTINGS, slots=16, num_return=1)
     slots = min(slots, queue)
     width = settings.width(src_ids.shape[1], model.config.max_length)
     memory, memory_mask = model.encode(src_ids, training=False)
-    cross = [layer.cross_attention.compute_cache(memory) for layer in model.decoder.decoder_layers]
+    cross = model.decoder.cross_cache(memory)
     limits = settings.limits(src_ids, model.config.max_length)
     # The decoding order: the rows with something to decode, in the queue's order.
     wanted = limits > 0
@@ -195,10 +195,10 @@ def queues(sources, max_length, slots):
     """The queues `decode_queue` decodes: lists of indices into `sources` (1-D id
     arrays), one per source width (`compiled.source_bucket`), a width with fewer than
     ROUNDS_PER_PROGRAM · `slots` sources merged into the next wider one (the widest
-    sources form the last queue, however few). The largest
-    queue comes first (the others' programs compile while it decodes), each longest
-    source first (the long decodings start early, so that a queue's last steps have
-    short ones to keep its slots busy)."""
+    sources form the last queue, however few). The largest queue comes first (the
+    others' programs compile while it decodes), each longest source first (the long
+    decodings start early, so that a queue's last steps have short ones to keep its
+    slots busy)."""
     order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
     by_width = {}
     for i in order:

@@ -245,7 +245,7 @@ class Decoder(SettingsLayer):
         hypotheses per sentence: cross-attention keys and values of every layer, zeroed
         self-attention buffers of `max_length` positions per hypothesis, and a zero
         ancestry (see the module docstring)."""
-        cross = [layer.cross_attention.compute_cache(memory) for layer in self.decoder_layers]
+        cross = self.cross_cache(memory)
         batch = ops.shape(memory)[0]
         h, d_k = self.settings.num_heads, self.settings.head_dim
         width = beam_size * max_length
@@ -258,6 +258,11 @@ class Decoder(SettingsLayer):
             "cross_values": [v for _, v in cross],
             "ancestry": ops.zeros((batch, beam_size, max_length), dtype="int32"),
         }
+
+    def cross_cache(self, memory):
+        """Every layer's cross-attention (Kᵀ (batch, h, d_k, src_len), V (batch, h,
+        src_len, d_k)) of `memory` (batch, src_len, d_model), computed once per source."""
+        return [layer.cross_attention.compute_cache(memory) for layer in self.decoder_layers]
 
     def self_attention_mask(self, ancestry, step):
         """Which cache positions each hypothesis attends to at position `step`.
