@@ -213,7 +213,10 @@ class MultiHeadAttention(keras.layers.Layer):
         """(batch, key_len, d_model) -> keys, values, each (batch, h, key_len, d_k)."""
         projected = ops.einsum("bld,dnhk->nbhlk", key_value, self.key_value_kernel)
         projected = projected + self.key_value_bias[:, None, :, None, :]
-        return projected[0], projected[1]
+        # Unstacked, not indexed: the gradient of an index is a zero tensor of the whole
+        # projection with the slice written in, once per slice; an unstack's is one stack.
+        keys, values = ops.unstack(projected, 2, axis=0)
+        return keys, values
 
     def compute_cache(self, key_value):
         """(batch, key_len, d_model) -> the cache `call_cached` reads for fixed keys and
@@ -226,7 +229,8 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel = ops.concatenate([self.query_kernel[:, None], self.key_value_kernel], axis=1)
         bias = ops.concatenate([self.query_bias[None], self.key_value_bias], axis=0)
         projected = ops.einsum("bld,dnhk->nbhlk", x, kernel) + bias[:, None, :, None, :]
-        return projected[0], projected[1], projected[2]
+        query, key, value = ops.unstack(projected, 3, axis=0)  # see `compute_key_value`
+        return query, key, value
 
     def _attend(self, query, key, value, mask, training, keys_transposed=False):
         heads, weights = scaled_dot_product_attention(

@@ -27,6 +27,34 @@ def _check(y_true, y_pred):
         )
 
 
+def smoothed_token_losses(logits, labels, label_smoothing):
+    """The label-smoothed cross-entropy -Σ_v q_v log p_v of every token.
+
+    q = (1 - ε) · onehot(y) + ε / V is written out, and TensorFlow's fused softmax
+    cross-entropy kernel computes the loss and its gradient softmax(z) - q in one pass
+    over the (tokens, V) logits. (A log-softmax, a gather along the vocabulary and
+    their automatic gradient cost several passes more, and the gather's gradient is a
+    slow unsorted segment sum: on 2 CPU cores that took 1.4 s of a 2.7 s training step
+    of 4,096 target tokens with V = 8,000.)
+
+    Args:
+        logits: float32 (..., V).
+        labels: int32 (...), ids in [0, V).
+        label_smoothing: ε.
+
+    Returns:
+        float32 (...), the loss of every token (padding included: the caller masks it).
+    """
+    vocab = logits.shape[-1]
+    smoothed = tf.one_hot(
+        labels,
+        vocab,
+        on_value=1.0 - label_smoothing + label_smoothing / vocab,
+        off_value=label_smoothing / vocab,
+    )
+    return tf.nn.softmax_cross_entropy_with_logits(labels=smoothed, logits=logits)
+
+
 @keras.saving.register_keras_serializable(package="keras_transformer")
 class LabelSmoothedCrossEntropy(keras.losses.Loss):
     """Cross-entropy from logits with label smoothing ε, averaged over non-padding tokens.
@@ -56,12 +84,7 @@ class LabelSmoothedCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         _check(y_true, y_pred)
         y_true = ops.cast(y_true, "int32")
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        true_log_prob = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
-        per_token = -(
-            (1.0 - self.label_smoothing) * true_log_prob
-            + self.label_smoothing * ops.mean(log_probs, axis=-1)
-        )
+        per_token = smoothed_token_losses(ops.cast(y_pred, "float32"), y_true, self.label_smoothing)
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
         return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
 

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_transformer.training import (
     GlobalTokenMean,
@@ -51,6 +52,23 @@ def test_label_smoothed_loss_matches_reference_and_ignores_padding(eps):
     # Changing the logits at padded positions changes nothing.
     logits[1, 3:] = 100.0
     assert float(LabelSmoothedCrossEntropy(eps)(y_true, logits)) == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target(eps):
+    # dL/dz = (softmax(z) - q) / tokens at real tokens, 0 at padding.
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 4, 9)).astype("float32")
+    y_true = rng.integers(1, 9, (2, 4))
+    y_true[0, 2:] = 0
+    variable = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        loss = LabelSmoothedCrossEntropy(eps)(y_true, variable)
+    gradient = tape.gradient(loss, variable).numpy()
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    q = np.full(logits.shape, eps / 9) + (1 - eps) * np.eye(9)[y_true]
+    mask = (y_true != 0)[..., None]
+    np.testing.assert_allclose(gradient, (p - q) * mask / mask.sum(), atol=1e-6)
 
 
 def test_masked_accuracy_counts_real_tokens_only():
