@@ -213,10 +213,10 @@ class MultiHeadAttention(keras.layers.Layer):
 
         The bias is added before the heads move in front of the positions: its gradient
         then sums over the leading (batch, len) axes, one pass, where a bias broadcast
-        into (n, batch, h, len, d_k) had its gradient reduced over scattered axes (4 % of
-        a 2-core training step). The result is unstacked, not indexed: an
-        index's gradient writes a zero tensor of the whole projection per slice, an
-        unstack's is one stack."""
+        into (n, batch, h, len, d_k) had its gradient reduced over scattered axes (4 %
+        of a 2-core training step). The result is unstacked, not indexed: an index's
+        gradient writes a zero tensor of the whole projection per slice, an unstack's
+        is one stack."""
         projected = ops.einsum("bld,dnhk->blnhk", x, kernel) + bias
         return ops.unstack(ops.transpose(projected, (2, 0, 3, 1, 4)), kernel.shape[1], axis=0)
 
