@@ -64,6 +64,10 @@ def test_multi_head_attention_matches_numpy_equations():
     mha = MultiHeadAttention(num_heads=4, d_model=16)
     query = rng.normal(size=(2, 5, 16)).astype("float32")
     memory = rng.normal(size=(2, 7, 16)).astype("float32")
+    mha.build(query.shape, memory.shape)
+    # Biases start at zero: random ones, so that each must land on its own projection.
+    for bias in (mha.query_bias, mha.key_value_bias, mha.output_bias):
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
     mask = np.ones((2, 1, 5, 7), bool)
     mask[1, ..., 5:] = False
     cross = mha(query, memory, attention_mask=mask)
