@@ -30,7 +30,7 @@ import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from keras_transformer import distribute
-from keras_transformer.data import BatchSettings, make_dataset
+from keras_transformer.data import make_dataset
 from keras_transformer.data.sources import load_corpus
 from keras_transformer.model import Transformer
 from keras_transformer.runs import read_config
@@ -61,13 +61,7 @@ def build(run_dir):
         jit_compile=settings.jit_compile,
         precision=precision,
     )
-    batching = BatchSettings(
-        tokens_per_batch=settings.tokens_per_batch,
-        max_length=settings.max_length,
-        shuffle=True,
-        seed=settings.seed,
-        pad_to_bucket=bool(model.jit_compile),
-    )
+    batching = settings.batching(model.jit_compile)
     dataset = make_dataset(corpus.train, source, target, batching).repeat()
     return model, dataset, precision
 

@@ -168,6 +168,21 @@ class TrainingSettings:
                 f"({self.max_length}), so that a batch of one longest pair fits the budget"
             )
 
+    def batching(self, jit_compile):
+        """The `BatchSettings` of the training batches, shuffled with the run's seed.
+
+        Under XLA every new batch shape is a new compilation: padding batches to their
+        bucket's length bounds the shapes to one per bucket. `jit_compile` is the
+        model's resolved choice (`model.jit_compile`: "auto" means XLA with a GPU, none
+        on CPU-only machines)."""
+        return BatchSettings(
+            tokens_per_batch=self.tokens_per_batch,
+            max_length=self.max_length,
+            shuffle=True,
+            seed=self.seed,
+            pad_to_bucket=bool(jit_compile),
+        )
+
 
 # The training settings that go with a model preset when `keras-transformer train
 # --preset` names it (flags still override them). "small" is tuned on the real-data
@@ -376,16 +391,7 @@ def train(
         {"source": source_tokenizer.fingerprint, "target": target_tokenizer.fingerprint},
     )
 
-    # Under XLA every new batch shape is a new compilation: padding batches to their
-    # bucket's length bounds the shapes to one per bucket. `model.jit_compile` is the
-    # resolved choice ("auto" means XLA with a GPU, none on CPU-only machines).
-    batching = BatchSettings(
-        tokens_per_batch=settings.tokens_per_batch,
-        max_length=settings.max_length,
-        shuffle=True,
-        seed=settings.seed,
-        pad_to_bucket=bool(model.jit_compile),
-    )
+    batching = settings.batching(model.jit_compile)
     if isinstance(corpus, PreparedCorpus):
         train_data, dev_data = _prepared_datasets(corpus, settings, batching)
     else:
