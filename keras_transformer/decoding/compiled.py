@@ -189,10 +189,9 @@ class CompileAhead:
     thread after the compilation under way. The helper leaves the first batch's program
     to the stream, which needs it at once, and starts on the next ones. Each program is
     run once on an empty batch (all padding: every row's limit is 0, so the loop ends
-    at once). A program the
-    stream reaches first is compiled by the stream (TensorFlow lets one thread trace and
-    compile it, the other waits), and one whose compilation fails here is compiled again,
-    and fails with its error, when its batch arrives.
+    at once). A program the stream reaches first is compiled by the stream (TensorFlow
+    lets one thread trace and compile it, the other waits), and one whose compilation
+    fails here is compiled again, and fails with its error, when its batch arrives.
 
     Args:
         loop, model, args, jit_compile, fill_up_to: as `decode_in_buckets`.

@@ -31,12 +31,14 @@ def test_paper_optimizer_hyper_parameters():
     assert optimizer.get_config()["learning_rate"]["class_name"] == "NoamSchedule"
 
 
+def smoothed_target(y_true, vocab, eps):
+    """q = (1 - ε) · onehot(y) + ε / V, (..., V)."""
+    return np.full((*y_true.shape, vocab), eps / vocab) + (1 - eps) * np.eye(vocab)[y_true]
+
+
 def reference_loss(y_true, logits, eps):
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    vocab = logits.shape[-1]
-    q = np.full(logits.shape, eps / vocab)
-    q += (1 - eps) * np.eye(vocab)[y_true]
-    per_token = -(q * log_p).sum(-1)
+    per_token = -(smoothed_target(y_true, logits.shape[-1], eps) * log_p).sum(-1)
     mask = y_true != 0
     return per_token[mask].mean()
 
@@ -66,7 +68,7 @@ def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target(eps):
         loss = LabelSmoothedCrossEntropy(eps)(y_true, variable)
     gradient = tape.gradient(loss, variable).numpy()
     p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    q = np.full(logits.shape, eps / 9) + (1 - eps) * np.eye(9)[y_true]
+    q = smoothed_target(y_true, 9, eps)
     mask = (y_true != 0)[..., None]
     np.testing.assert_allclose(gradient, (p - q) * mask / mask.sum(), atol=1e-6)
 
