@@ -6,7 +6,9 @@ run directory's configuration (its tokenizers, its training files, its batching,
 precision and XLA choice), then:
 
 1. times `--steps` steps of `model.fit` after `--steps` steps of warm-up (the same
-   shuffled batches in every process, so two code versions compare on equal data);
+   shuffled batches in every process, so two code versions with the same batching
+   compare on equal data) and prints ms/step and target tokens/s (what two batchings
+   compare by);
 2. with `--profile DIR`, records `--profile-steps` more steps with `tf.profiler` and
    prints the op time per step by op type and the slowest ops. `--inter-op 1` runs one
    op at a time, so that each op's time is its own: with two inter-op threads an op's
@@ -106,11 +108,13 @@ def main():
     model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
     warm_up = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
+    history = model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
+    tokens = history.history["target_tokens"][-1]
     print(
         f"{precision}, jit_compile={model.jit_compile}: warm-up {warm_up:.1f} s, then "
-        f"{1000 * seconds / args.steps:.0f} ms/step over {args.steps} steps",
+        f"{1000 * seconds / args.steps:.0f} ms/step and {tokens / seconds:.0f} target "
+        f"tokens/s over {args.steps} steps",
         flush=True,
     )
     if not args.profile:

@@ -1,8 +1,9 @@
 """make_dataset: sentence pairs -> batches the Transformer trains on.
 
     pairs ──tokenize (once, up front)──▶ filter/truncate to max_length
-          ──shuffle (seeded)──▶ add [START]/[END] ──bucket by length,
-          batch by token budget, 0-pad──▶ shuffle the epoch's batches ──▶ prefetch
+          ──shuffle (seeded)──▶ add [START]/[END] ──bucket by length, sort each
+          bucket's pools by length, batch by token budget, 0-pad──▶ shuffle the epoch's
+          batches ──▶ prefetch
 
 Each element is `((src, tgt_in), tgt_out)`, all int32 and 0-padded:
 
@@ -56,6 +57,9 @@ from keras_transformer.errors import InputError
 
 logger = logging.getLogger("keras_transformer.data")
 PREFETCH_BATCHES = 2
+# Batches' worth of pairs that each bucket sorts by length before cutting them into
+# batches (`_batch_pools`).
+POOL_BATCHES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,19 +187,15 @@ def batch_by_tokens(
 ):
     """(src ids, tgt ids) pairs -> prefetched `((src, tgt_in), tgt_out)` batches.
 
-    Adds [START] and [END] to the target, batches by `token_budget_buckets`' buckets
-    (0-padded), shuffles the batches in a buffer of `batch_shuffle_buffer` batches
-    (0: no shuffling) seeded by `seed`, and prefetches `PREFETCH_BATCHES`.
+    Adds [START] and [END] to the target and batches by `token_budget_buckets`'
+    buckets, 0-padded: each bucket gathers a pool of `POOL_BATCHES` batches' pairs (or
+    what is left at the end of the input), sorts it by (source length, target length)
+    and cuts it into batches (`_batch_pools`). Then it shuffles the batches in a buffer
+    of `batch_shuffle_buffer` batches (0: no shuffling) seeded by `seed`, and prefetches
+    `PREFETCH_BATCHES`.
     """
     dataset = dataset.map(_add_start_and_end_to_target)
-    # Batches are padded with 0, which is PAD_ID.
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=_pair_length,
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=batch_sizes,
-        pad_to_bucket_boundary=pad_to_bucket,
-        drop_remainder=drop_remainder,
-    )
+    dataset = _batch_pools(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder)
     if batch_shuffle_buffer:
         # Buckets fill at different rates and the partial ones are flushed last, in
         # length order: left as they come, every epoch would end on a run of small
@@ -211,6 +211,68 @@ def batch_by_tokens(
     options.autotune.enabled = False
     dataset = dataset.prefetch(PREFETCH_BATCHES).with_options(options)
     return dataset
+
+
+def _batch_pools(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder):
+    """Groups `((src, tgt_in), tgt_out)` examples into 0-padded batches, by bucket.
+
+    A pair's bucket is set by max(len(src), len(tgt_out)), so within a bucket one side
+    is about the bucket's length and the other anything shorter: batched as they come,
+    a batch pads every source to its longest one. Each bucket therefore collects
+
+        pool = POOL_BATCHES × batch_size
+
+    pairs, sorts them by (len(src), len(tgt_out)) (stable: pairs of equal lengths keep
+    their shuffled order) and cuts the sorted pool into batches of batch_size, each
+    padded to its own longest source and target (or, with `pad_to_bucket`, to the
+    bucket's upper length). On the gettext French corpus this cut the source padding
+    from 31 % to 11 % of the source positions, and the matmul work per real token by
+    9 % (README, "Sorted pools").
+    """
+    boundaries_t = tf.constant(boundaries, tf.int32)
+    batch_sizes_t = tf.constant(batch_sizes, tf.int64)
+    # The padded length of bucket i's batches with pad_to_bucket (its longest pair).
+    uppers_t = tf.constant([upper - 1 for upper in boundaries] + [boundaries[-1]], tf.int64)
+
+    def bucket_of(inputs, tgt_out):
+        length = _pair_length(inputs, tgt_out)
+        return tf.cast(tf.searchsorted(boundaries_t, [length], side="right")[0], tf.int64)
+
+    def batches_of_pool(bucket, pool):
+        batch_size = batch_sizes_t[bucket]
+        if pad_to_bucket:
+            shape = tf.reshape(uppers_t[bucket], [1])
+        else:
+            shape = tf.TensorShape([None])
+        shapes = ((shape, shape), shape)
+        pool = pool.padded_batch(POOL_BATCHES * batch_size, padded_shapes=shapes)
+        batches = pool.map(_sort_by_lengths).unbatch().batch(batch_size, drop_remainder)
+        return batches if pad_to_bucket else batches.map(_cut_padding)
+
+    return dataset.group_by_window(
+        key_func=bucket_of,
+        reduce_func=batches_of_pool,
+        window_size_func=lambda bucket: POOL_BATCHES * batch_sizes_t[bucket],
+    )
+
+
+def _sort_by_lengths(inputs, tgt_out):
+    """A padded pool's rows in order of (source length, target length); stable."""
+    src, tgt_in = inputs
+    src_lengths = tf.math.count_nonzero(src, axis=1, dtype=tf.int64)  # ids are never 0
+    tgt_lengths = tf.math.count_nonzero(tgt_out, axis=1, dtype=tf.int64)
+    order = tf.argsort(
+        src_lengths * (tf.shape(tgt_out, tf.int64)[1] + 1) + tgt_lengths, stable=True
+    )
+    return (tf.gather(src, order), tf.gather(tgt_in, order)), tf.gather(tgt_out, order)
+
+
+def _cut_padding(inputs, tgt_out):
+    """A batch cut from a pool, without the columns that are padding in every row."""
+    src, tgt_in = inputs
+    src_length = tf.reduce_max(tf.math.count_nonzero(src, axis=1, dtype=tf.int32))
+    tgt_length = tf.reduce_max(tf.math.count_nonzero(tgt_out, axis=1, dtype=tf.int32))
+    return (src[:, :src_length], tgt_in[:, :tgt_length]), tgt_out[:, :tgt_length]
 
 
 def _add_start_and_end_to_target(src_tokens, tgt_tokens):

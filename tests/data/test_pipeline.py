@@ -5,7 +5,7 @@ import logging
 import pytest
 import tensorflow as tf
 
-from keras_transformer.data import BatchSettings, make_dataset, numbers_corpus
+from keras_transformer.data import BatchSettings, make_dataset, numbers_corpus, pipeline
 from keras_transformer.text import WordPieceTokenizer
 
 BUDGET = 256
@@ -71,6 +71,64 @@ def test_bucketing_wastes_less_padding_than_one_batch(pairs, tokenizers):
     longest_src = max(len(s) for s, _, _ in examples)
     longest_tgt = max(len(t) for _, _, t in examples)
     assert padded - real < 0.5 * (400 * (longest_src + longest_tgt) - real)
+
+
+def _source_padding(dataset):
+    """The share of source positions that are padding, over one epoch."""
+    padded = real = 0
+    for (src, _), _ in dataset:
+        padded += int(tf.size(src))
+        real += int(tf.math.count_nonzero(src))
+    return 1 - real / padded
+
+
+def test_sorted_pools_cut_the_source_padding(pairs, tokenizers, monkeypatch):
+    """Each bucket sorts a pool of POOL_BATCHES batches by length before cutting it into
+    batches. A pool of one batch is plain bucketing: pairs share a batch as they come,
+    and the source (the side that is not the bucket's length in many pairs) pads to its
+    longest one.
+
+    Catches: the pool left unsorted, or sorted by the target only (a pair's bucket
+    already bounds its longer side); either way the source padding stays that of plain
+    bucketing."""
+
+    def padding(pool_batches):
+        monkeypatch.setattr(pipeline, "POOL_BATCHES", pool_batches)
+        return _source_padding(
+            make_dataset(pairs, *tokenizers, tokens_per_batch=BUDGET, max_length=32)
+        )
+
+    default = pipeline.POOL_BATCHES
+    plain, pooled = padding(1), padding(default)
+    # Measured: 3.9 % against 17.1 %; sorted by the target only, 8.5 %.
+    assert pooled < 0.35 * plain, (pooled, plain)
+
+
+def test_batches_cut_from_a_pool_come_in_length_order(pairs, tokenizers):
+    """Unshuffled, a bucket's batches come out of its pool in (source length, target
+    length) order, each padded to its own longest rows, not to the pool's.
+
+    Catches: a batch that keeps the pool's padded width (a column of padding in every
+    row), and a sort by the wrong key."""
+    dataset, stats = make_dataset(
+        pairs,
+        *tokenizers,
+        tokens_per_batch=BUDGET,
+        max_length=32,
+        shuffle=False,
+        return_stats=True,
+    )
+    previous_bucket, previous_last = None, None
+    for (src, _), tgt_out in dataset:
+        src_lengths = tf.math.count_nonzero(src, axis=1).numpy().tolist()
+        tgt_lengths = tf.math.count_nonzero(tgt_out, axis=1).numpy().tolist()
+        assert max(src_lengths) == src.shape[1] and max(tgt_lengths) == tgt_out.shape[1]
+        rows = list(zip(src_lengths, tgt_lengths))
+        assert rows == sorted(rows)
+        bucket = bisect.bisect_right(stats.bucket_boundaries, max(src.shape[1], tgt_out.shape[1]))
+        if bucket == previous_bucket:
+            assert previous_last <= rows[0]
+        previous_bucket, previous_last = bucket, rows[-1]
 
 
 def test_pad_to_bucket_gives_few_shapes(pairs, tokenizers):
