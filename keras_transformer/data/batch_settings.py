@@ -21,6 +21,13 @@ class BatchSettings:
         pad_to_bucket: pad every batch to its bucket's upper length instead of its
             longest pair. Batches then take one of a few shapes, so `jit_compile=True`
             compiles once per bucket, not once per length.
+        pool_batches: each bucket sorts pools of this many batches' pairs by
+            (source length, target length) before cutting them into batches, which
+            cuts the padding (the source side's above all) at the cost of batches of
+            more alike pairs. 1 (the default) batches the pairs as they come. Measured
+            on the gettext French corpus (README, "Sorted pools"): 16 cut the source
+            padding from 31 % to 11 % and raised training tokens/s by 6-20 %, but the
+            dev loss after the first epoch's 108 steps was 7.00 against 6.66.
 
     Example:
     >>> BatchSettings(tokens_per_batch=64, max_length=16).buckets()
@@ -33,11 +40,16 @@ class BatchSettings:
     seed: int = 0
     drop_remainder: bool = False
     pad_to_bucket: bool = False
+    pool_batches: int = 1
 
     def __post_init__(self):
         if not isinstance(self.max_length, int) or self.max_length < 2:
             raise InputError(
                 f"max_length must be at least 2 (one token plus [END]); got {self.max_length}"
+            )
+        if not isinstance(self.pool_batches, int) or self.pool_batches < 1:
+            raise InputError(
+                f"pool_batches must be an int of at least 1; got {self.pool_batches!r}"
             )
 
     def buckets(self) -> tuple[list[int], list[int]]:

@@ -1,8 +1,8 @@
 """make_dataset: sentence pairs -> batches the Transformer trains on.
 
     pairs ──tokenize (once, up front)──▶ filter/truncate to max_length
-          ──shuffle (seeded)──▶ add [START]/[END] ──bucket by length, sort each
-          bucket's pools by length, batch by token budget, 0-pad──▶ shuffle the epoch's
+          ──shuffle (seeded)──▶ add [START]/[END] ──bucket by length, (sort each
+          bucket's pools by length,) batch by token budget, 0-pad──▶ shuffle the epoch's
           batches ──▶ prefetch
 
 Each element is `((src, tgt_in), tgt_out)`, all int32 and 0-padded:
@@ -57,9 +57,6 @@ from keras_transformer.errors import InputError
 
 logger = logging.getLogger("keras_transformer.data")
 PREFETCH_BATCHES = 2
-# Batches' worth of pairs that each bucket sorts by length before cutting them into
-# batches (`_batch_pools`).
-POOL_BATCHES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,30 +169,25 @@ def make_dataset(
         dataset = dataset.shuffle(stats.num_pairs, seed=seed, reshuffle_each_iteration=True)
     dataset = batch_by_tokens(
         dataset,
-        boundaries,
-        batch_sizes,
-        batching.pad_to_bucket,
-        batching.drop_remainder,
+        batching,
         batch_shuffle_buffer=stats.num_pairs if batching.shuffle else 0,
         seed=seed + 1,
     )
     return (dataset, stats) if return_stats else dataset
 
 
-def batch_by_tokens(
-    dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder, batch_shuffle_buffer, seed
-):
+def batch_by_tokens(dataset, batching, batch_shuffle_buffer, seed):
     """(src ids, tgt ids) pairs -> prefetched `((src, tgt_in), tgt_out)` batches.
 
-    Adds [START] and [END] to the target and batches by `token_budget_buckets`'
-    buckets, 0-padded: each bucket gathers a pool of `POOL_BATCHES` batches' pairs (or
-    what is left at the end of the input), sorts it by (source length, target length)
-    and cuts it into batches (`_batch_pools`). Then it shuffles the batches in a buffer
-    of `batch_shuffle_buffer` batches (0: no shuffling) seeded by `seed`, and prefetches
-    `PREFETCH_BATCHES`.
+    Adds [START] and [END] to the target and batches by the buckets of `batching` (a
+    `BatchSettings`), 0-padded: each bucket gathers a pool of `batching.pool_batches`
+    batches' pairs (or what is left at the end of the input), sorts it by (source
+    length, target length) and cuts it into batches (`_batch_pools`). Then it shuffles
+    the batches in a buffer of `batch_shuffle_buffer` batches (0: no shuffling) seeded
+    by `seed`, and prefetches `PREFETCH_BATCHES`.
     """
     dataset = dataset.map(_add_start_and_end_to_target)
-    dataset = _batch_pools(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder)
+    dataset = _batch_pools(dataset, batching)
     if batch_shuffle_buffer:
         # Buckets fill at different rates and the partial ones are flushed last, in
         # length order: left as they come, every epoch would end on a run of small
@@ -213,22 +205,25 @@ def batch_by_tokens(
     return dataset
 
 
-def _batch_pools(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder):
+def _batch_pools(dataset, batching):
     """Groups `((src, tgt_in), tgt_out)` examples into 0-padded batches, by bucket.
 
     A pair's bucket is set by max(len(src), len(tgt_out)), so within a bucket one side
     is about the bucket's length and the other anything shorter: batched as they come,
-    a batch pads every source to its longest one. Each bucket therefore collects
+    a batch pads every source to its longest one. Each bucket collects
 
-        pool = POOL_BATCHES × batch_size
+        pool = batching.pool_batches × batch_size
 
     pairs, sorts them by (len(src), len(tgt_out)) (stable: pairs of equal lengths keep
     their shuffled order) and cuts the sorted pool into batches of batch_size, each
     padded to its own longest source and target (or, with `pad_to_bucket`, to the
-    bucket's upper length). On the gettext French corpus this cut the source padding
-    from 31 % to 11 % of the source positions, and the matmul work per real token by
-    9 % (README, "Sorted pools").
+    bucket's upper length). A pool of one batch is plain bucketing. On the gettext
+    French corpus a pool of 16 batches cut the source padding from 31 % to 11 % of the
+    source positions and the matmul work per real token by 9 %, but the model learned
+    less per step (README, "Sorted pools").
     """
+    boundaries, batch_sizes = batching.buckets()
+    pad_to_bucket, pool_batches = batching.pad_to_bucket, batching.pool_batches
     boundaries_t = tf.constant(boundaries, tf.int32)
     batch_sizes_t = tf.constant(batch_sizes, tf.int64)
     # The padded length of bucket i's batches with pad_to_bucket (its longest pair).
@@ -245,14 +240,14 @@ def _batch_pools(dataset, boundaries, batch_sizes, pad_to_bucket, drop_remainder
         else:
             shape = tf.TensorShape([None])
         shapes = ((shape, shape), shape)
-        pool = pool.padded_batch(POOL_BATCHES * batch_size, padded_shapes=shapes)
-        batches = pool.map(_sort_by_lengths).unbatch().batch(batch_size, drop_remainder)
+        pool = pool.padded_batch(pool_batches * batch_size, padded_shapes=shapes)
+        batches = pool.map(_sort_by_lengths).unbatch().batch(batch_size, batching.drop_remainder)
         return batches if pad_to_bucket else batches.map(_cut_padding)
 
     return dataset.group_by_window(
         key_func=bucket_of,
         reduce_func=batches_of_pool,
-        window_size_func=lambda bucket: POOL_BATCHES * batch_sizes_t[bucket],
+        window_size_func=lambda bucket: pool_batches * batch_sizes_t[bucket],
     )
 
 

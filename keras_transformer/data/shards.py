@@ -258,10 +258,7 @@ def shard_dataset(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
     dataset = batch_by_tokens(
         dataset,
-        boundaries,
-        batch_sizes,
-        batching.pad_to_bucket,
-        batching.drop_remainder,
+        batching,
         batch_shuffle_buffer=BATCH_SHUFFLE_BUFFER if shuffle else 0,
         seed=seed + 2,
     )
