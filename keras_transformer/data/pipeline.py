@@ -240,6 +240,8 @@ def _batch_pools(dataset, batching):
         else:
             shape = tf.TensorShape([None])
         shapes = ((shape, shape), shape)
+        if pool_batches == 1:  # plain bucketing: nothing to sort, already cut to size
+            return pool.padded_batch(batch_size, shapes, drop_remainder=batching.drop_remainder)
         pool = pool.padded_batch(pool_batches * batch_size, padded_shapes=shapes)
         batches = pool.map(_sort_by_lengths).unbatch().batch(batch_size, batching.drop_remainder)
         return batches if pad_to_bucket else batches.map(_cut_padding)
