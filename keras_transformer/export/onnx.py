@@ -6,14 +6,14 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | file | inputs | outputs |
 |---|---|---|
 | forward.onnx | src_ids (b, s), tgt_in_ids (b, t) int32 | logits (b, t, V) float32 |
-| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys (N, b, h, d_k, s), cross_values (N, b, h, s, d_k) |
-| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys (N, b, h, d_k, W), self_values (N, b, h, W, d_k), cross_keys, cross_values, memory_mask | logits (b, V) float32, new_self_keys, new_self_values |
+| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys_i (b, h, d_k, s) and cross_values_i (b, h, s, d_k) for each layer i < N |
+| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys_i (b, h, d_k, W), self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | logits (b, V) float32, new_self_keys_i, new_self_values_i |
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
 | beam.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 (beam Translators only) |
 | config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
 
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
-model's per-layer cache lists stacked (N first): it writes the token's keys and values
+model's per-layer cache lists as one input and one output per layer: it writes the token's keys and values
 at position `step` of the fixed-size self-attention cache (W positions, zeros to start)
 and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
 one ONNX Loop, W = the model's max_length; it is written only when the loop converts
@@ -76,24 +76,24 @@ class _OnnxModule(WeightsModule):
         config = model.config
         head_dim = config.d_model // config.num_heads
         # Keys transposed, as the model's cache keeps them (layers/decoder.py).
-        keys = tf.TensorSpec([config.num_layers, None, config.num_heads, head_dim, None])
-        values = tf.TensorSpec([config.num_layers, None, config.num_heads, None, head_dim])
+        keys = tf.TensorSpec([None, config.num_heads, head_dim, None])
+        values = tf.TensorSpec([None, config.num_heads, None, head_dim])
         mask = tf.TensorSpec([None, 1, 1, None], tf.bool, name="memory_mask")
+        layers = range(config.num_layers)
+
+        def cache_specs(kind, spec):
+            return [tf.TensorSpec(spec.shape, tf.float32, name=f"{kind}_{i}") for i in layers]
+
         self.signatures = {
             "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
             "encoder": [SRC_IDS_SPEC],
             "decoder_step": [
                 tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
                 tf.TensorSpec([], tf.int32, name="step"),
-                *[
-                    tf.TensorSpec(spec.shape, tf.float32, name=name)
-                    for name, spec in (
-                        ("self_keys", keys),
-                        ("self_values", values),
-                        ("cross_keys", keys),
-                        ("cross_values", values),
-                    )
-                ],
+                cache_specs("self_keys", keys),
+                cache_specs("self_values", values),
+                cache_specs("cross_keys", keys),
+                cache_specs("cross_values", values),
                 mask,
             ],
             "greedy": [SRC_IDS_SPEC],
@@ -115,32 +115,27 @@ class _OnnxModule(WeightsModule):
         return {
             "memory": memory,
             "memory_mask": memory_mask,
-            "cross_keys": tf.stack(cache["cross_keys"]),
-            "cross_values": tf.stack(cache["cross_values"]),
+            **_per_layer("cross_keys", cache["cross_keys"]),
+            **_per_layer("cross_values", cache["cross_values"]),
         }
 
     def decoder_step(
         self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values, memory_mask
     ):
-        # The graph's cache tensors stack the model's per-layer lists (N first); one
-        # hypothesis per sentence, so the ancestry is all zeros.
-        shape = tf.shape(self_values)
+        # One hypothesis per sentence, so the ancestry is all zeros.
         cache = {
-            name: tf.unstack(value, num=self.model.config.num_layers)
-            for name, value in (
-                ("self_keys", self_keys),
-                ("self_values", self_values),
-                ("cross_keys", cross_keys),
-                ("cross_values", cross_values),
-            )
+            "self_keys": list(self_keys),
+            "self_values": list(self_values),
+            "cross_keys": list(cross_keys),
+            "cross_values": list(cross_values),
+            "ancestry": tf.zeros([tf.shape(tgt_ids)[0], 1, tf.shape(self_values[0])[2]], tf.int32),
         }
-        cache["ancestry"] = tf.zeros([shape[1], 1, shape[3]], tf.int32)
         logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
         # Output names must differ from the input names in ONNX.
         return {
             "logits": logits[:, 0],
-            "new_self_keys": tf.stack(cache["self_keys"]),
-            "new_self_values": tf.stack(cache["self_values"]),
+            **_per_layer("new_self_keys", cache["self_keys"]),
+            **_per_layer("new_self_values", cache["self_values"]),
         }
 
     def greedy(self, src_ids):
@@ -152,6 +147,13 @@ class _OnnxModule(WeightsModule):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         ids, scores = best_hypothesis(self.model, src_ids, self._settings)
         return {"ids": ids, "score": scores}
+
+
+def _per_layer(kind, tensors):
+    """{f"{kind}_{i}": tensor of layer i}: the graphs take and give the caches one
+    tensor per layer, as the model keeps them. Stacked, every step split and re-stacked
+    the whole cache in ONNX Runtime (Split and Concat copies)."""
+    return {f"{kind}_{i}": tensor for i, tensor in enumerate(tensors)}
 
 
 @contextlib.contextmanager

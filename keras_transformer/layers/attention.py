@@ -79,8 +79,11 @@ def scaled_dot_product_attention(
     """
     d_k = ops.shape(query)[-1]
     query = query * ops.cast(1.0 / math.sqrt(d_k), query.dtype)
-    equation = "...qd,...dk->...qk" if keys_transposed else "...qd,...kd->...qk"
-    logits = ops.cast(ops.einsum(equation, query, key), "float32")
+    if keys_transposed:
+        logits = ops.matmul(query, key)
+    else:
+        logits = ops.einsum("...qd,...kd->...qk", query, key)
+    logits = ops.cast(logits, "float32")
     if mask is not None:
         logits = ops.where(mask, logits, NEG_INF)
     weights = ops.softmax(logits, axis=-1)
@@ -89,7 +92,7 @@ def scaled_dot_product_attention(
         # rows where every key was masked (softmax would spread them uniformly).
         weights = ops.where(mask, weights, 0.0)
     attended = weights if dropout is None else dropout(weights, training=training)
-    output = ops.einsum("...qk,...kd->...qd", ops.cast(attended, value.dtype), value)
+    output = ops.matmul(ops.cast(attended, value.dtype), value)
     return output, weights
 
 

@@ -27,8 +27,8 @@ CONFIG_FILE = "config.json"
 BEAM_FILE = "beam.onnx"
 GREEDY_FILE = "greedy.onnx"
 # 2: the decoder step's keys are transposed, (N, b, h, d_k, W) (layers/decoder.py).
-FORMAT_VERSION = 2
-STEP_OUTPUTS = ["logits", "new_self_keys", "new_self_values"]
+# 3: one cache input and output per layer (self_keys_0, ...), no longer stacked.
+FORMAT_VERSION = 3
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
 
@@ -83,7 +83,7 @@ class OnnxTranslator:
             raise InputError(
                 f"{config_path} has format_version {self.config.get('format_version', 1)}; "
                 f"this version of keras_transformer reads {FORMAT_VERSION} (its decoder "
-                "step keeps the keys transposed): export the model again"
+                "step takes one cache tensor per layer): export the model again"
             )
         self.directory = directory
         providers = list(providers)
@@ -174,22 +174,41 @@ class OnnxTranslator:
 
     def _greedy_steps(self, src_ids, settings):
         """Greedy search over decoder_step.onnx, one ONNX Runtime call per step, with the
-        rules of `settings` as `kt.decoding.greedy_loop` applies them."""
+        rules of `settings` as `kt.decoding.greedy_loop` applies them.
+
+        The caches stay where ONNX Runtime reads and writes them: every input and
+        output is bound to a NumPy buffer (I/O binding), the self-attention caches to
+        two sets that swap roles each step (step t reads one and writes the other), so
+        no step copies a cache in or out of the session."""
         cfg = self.config
         batch = src_ids.shape[0]
         limits = settings.limits(src_ids, cfg["max_length"])
         width = max(int(limits.max()), 1)
-
-        memory_mask, cross_keys, cross_values = self._encoder.run(
-            ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids}
+        layers = range(cfg["num_layers"])
+        encoded = self._encoder.run(
+            ["memory_mask"]
+            + [f"{kind}_{i}" for kind in ("cross_keys", "cross_values") for i in layers],
+            {"src_ids": src_ids},
         )
-        self_keys = np.zeros(
-            (cfg["num_layers"], batch, cfg["num_heads"], cfg["head_dim"], width), np.float32
-        )
-        self_values = np.zeros(
-            (cfg["num_layers"], batch, cfg["num_heads"], width, cfg["head_dim"]), np.float32
-        )
-        tokens = np.full([batch], cfg["start_id"], np.int32)
+        binding = self._step.io_binding()
+        for name, value in zip(
+            ["memory_mask"]
+            + [f"{kind}_{i}" for kind in ("cross_keys", "cross_values") for i in layers],
+            encoded,
+        ):
+            binding.bind_cpu_input(name, value)
+        shapes = {
+            "self_keys": (batch, cfg["num_heads"], cfg["head_dim"], width),
+            "self_values": (batch, cfg["num_heads"], width, cfg["head_dim"]),
+        }
+        # caches[t % 2] is read at step t, caches[(t + 1) % 2] written.
+        caches = [
+            {(kind, i): np.zeros(shape, np.float32) for kind, shape in shapes.items() for i in layers}
+            for _ in range(2)
+        ]
+        logits = np.empty((batch, cfg["tgt_vocab_size"]), np.float32)
+        _bind_output(binding, "logits", logits)
+        tokens = np.full([batch, 1], cfg["start_id"], np.int32)
         ids = np.zeros([batch, width], np.int32)
         scores = np.zeros([batch], np.float32)
         finished = np.zeros([batch], bool)
@@ -198,24 +217,19 @@ class OnnxTranslator:
             active = settings.still_decoding(finished, step, limits)
             if not active.any():
                 break
-            logits, self_keys, self_values = self._step.run(
-                STEP_OUTPUTS,
-                {
-                    "tgt_ids": tokens[:, None],
-                    "step": np.array(step, np.int32),
-                    "self_keys": self_keys,
-                    "self_values": self_values,
-                    "cross_keys": cross_keys,
-                    "cross_values": cross_values,
-                    "memory_mask": memory_mask,
-                },
-            )
+            binding.bind_cpu_input("tgt_ids", tokens)
+            binding.bind_cpu_input("step", np.array(step, np.int32))
+            for (kind, i), buffer in caches[step % 2].items():
+                binding.bind_cpu_input(f"{kind}_{i}", buffer)
+            for (kind, i), buffer in caches[(step + 1) % 2].items():
+                _bind_output(binding, f"new_{kind}_{i}", buffer)
+            self._step.run_with_iobinding(binding)
             log_probs = _log_softmax(logits)
             allowed = settings.forbid_tokens(log_probs, step)
-            tokens = np.where(active, allowed.argmax(axis=-1), PAD_ID).astype(np.int32)
-            scores += np.where(active, log_probs[rows, tokens], 0.0).astype(np.float32)
-            ids[:, step] = tokens
-            finished = settings.finished_after(finished, active, tokens)
+            tokens[:, 0] = np.where(active, allowed.argmax(axis=-1), PAD_ID)
+            scores += np.where(active, log_probs[rows, tokens[:, 0]], 0.0).astype(np.float32)
+            ids[:, step] = tokens[:, 0]
+            finished = settings.finished_after(finished, active, tokens[:, 0])
         return _trim(ids), scores
 
     def __call__(self, texts):
@@ -244,6 +258,14 @@ class OnnxTranslator:
                 )
             self._tokenizers = tuple(load_tokenizer(p) for p in paths)
         return self._tokenizers
+
+
+def _bind_output(binding, name, buffer):
+    """Binds output `name` to the C-contiguous float32 NumPy `buffer`, which ONNX
+    Runtime then writes in place."""
+    binding.bind_output(
+        name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data
+    )
 
 
 def _trim(ids):

@@ -53,34 +53,40 @@ def test_forward_logits_match(onnx_dir, trained):
 
 def test_encoder_and_decoder_step_match(onnx_dir, trained):
     model = trained.model
+    layers = range(model.config.num_layers)
+
+    def names(*kinds):
+        return [f"{kind}_{i}" for kind in kinds for i in layers]
+
     src_ids = trained.src_ids(trained.dev_sources[:3])
-    memory_mask, cross_keys, cross_values = _session(onnx_dir, "encoder.onnx").run(
-        ["memory_mask", "cross_keys", "cross_values"], {"src_ids": src_ids}
+    memory_mask, *cross = _session(onnx_dir, "encoder.onnx").run(
+        ["memory_mask", *names("cross_keys", "cross_values")], {"src_ids": src_ids}
     )
     memory, expected_mask = model.encode(src_ids, training=False)
     cache = model.init_cache(memory, 6)
     np.testing.assert_array_equal(memory_mask, expected_mask.numpy())
-    np.testing.assert_allclose(cross_keys, np.stack(cache["cross_keys"]), atol=1e-4)
+    for got, expected in zip(cross, cache["cross_keys"] + cache["cross_values"]):
+        np.testing.assert_allclose(got, expected, atol=1e-4)
 
     step_session = _session(onnx_dir, "decoder_step.onnx")
-    self_keys, self_values = np.stack(cache["self_keys"]), np.stack(cache["self_values"])
+    self_cache = [np.asarray(c) for c in cache["self_keys"] + cache["self_values"]]
     tokens = np.full([3, 1], 2, np.int32)
     for step in range(3):
-        logits, self_keys, self_values = step_session.run(
-            ["logits", "new_self_keys", "new_self_values"],
+        logits, *self_cache = step_session.run(
+            ["logits", *names("new_self_keys", "new_self_values")],
             {
                 "tgt_ids": tokens,
                 "step": np.array(step, np.int32),
-                "self_keys": self_keys,
-                "self_values": self_values,
-                "cross_keys": cross_keys,
-                "cross_values": cross_values,
+                **dict(zip(names("self_keys", "self_values"), self_cache)),
+                **dict(zip(names("cross_keys", "cross_values"), cross)),
                 "memory_mask": memory_mask,
             },
         )
         expected, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
         np.testing.assert_allclose(logits, expected.numpy()[:, 0], atol=1e-4)
-        np.testing.assert_allclose(self_keys, np.stack(cache["self_keys"]), atol=1e-4)
+        # Each layer's cache comes back as its own output, in layer order.
+        for got, want in zip(self_cache, cache["self_keys"] + cache["self_values"]):
+            np.testing.assert_allclose(got, want, atol=1e-4)
         tokens = logits.argmax(-1).astype(np.int32)[:, None]
 
 
@@ -213,8 +219,9 @@ def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, me
 
 
 def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
-    # Catches: an export whose decoder step takes the keys untransposed (format 1, before
-    # the cache kept Kᵀ) fed zeros of the new shape, failing inside ONNX Runtime.
+    # Catches: an export of an older format (1: keys untransposed; 2: the caches stacked
+    # in one tensor) fed the per-layer inputs of today's driver, failing inside ONNX
+    # Runtime with an unknown input name.
     import shutil
 
     from keras_transformer.errors import InputError
@@ -224,7 +231,11 @@ def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
     config = json.loads((copy / "config.json").read_text())
     del config["format_version"]
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="format_version 1; .* reads 2"):
+    with pytest.raises(InputError, match="format_version 1; .* reads 3"):
+        OnnxTranslator(copy, decoding="greedy")
+    config["format_version"] = 2
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="format_version 2; .* one cache tensor per layer"):
         OnnxTranslator(copy, decoding="greedy")
 
 
