@@ -13,9 +13,9 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
 
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
-model's per-layer cache lists as one input and one output per layer: it writes the token's keys and values
-at position `step` of the fixed-size self-attention cache (W positions, zeros to start)
-and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
+model's per-layer cache lists as one input and one output per layer: it writes the
+token's keys and values at position `step` of the fixed-size self-attention cache (W
+positions, zeros to start) and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
 one ONNX Loop, W = the model's max_length; it is written only when the loop converts
 to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
 (`kt.decoding.beam_loop` with its beam_size, α, max_length and min_length) as one ONNX

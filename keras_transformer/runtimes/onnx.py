@@ -203,7 +203,11 @@ class OnnxTranslator:
         }
         # caches[t % 2] is read at step t, caches[(t + 1) % 2] written.
         caches = [
-            {(kind, i): np.zeros(shape, np.float32) for kind, shape in shapes.items() for i in layers}
+            {
+                (kind, i): np.zeros(shape, np.float32)
+                for kind, shape in shapes.items()
+                for i in layers
+            }
             for _ in range(2)
         ]
         logits = np.empty((batch, cfg["tgt_vocab_size"]), np.float32)
@@ -263,9 +267,7 @@ class OnnxTranslator:
 def _bind_output(binding, name, buffer):
     """Binds output `name` to the C-contiguous float32 NumPy `buffer`, which ONNX
     Runtime then writes in place."""
-    binding.bind_output(
-        name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data
-    )
+    binding.bind_output(name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
 
 
 def _trim(ids):
