@@ -15,9 +15,9 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
 model's per-layer cache lists as one input and one output per layer: it writes the
 token's keys and values at position `step` of the fixed-size self-attention cache (W
-positions, zeros to start) and returns the cache for the next step. greedy.onnx is `kt.decoding.greedy_loop` as
-one ONNX Loop, W = the model's max_length; it is written only when the loop converts
-to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
+positions, zeros to start) and returns the cache for the next step. greedy.onnx is
+`kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length; it is written
+only when the loop converts to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
 (`kt.decoding.beam_loop` with its beam_size, α, max_length and min_length) as one ONNX
 Loop: `ids` is the best finished hypothesis of each sentence and `score` its
 length-penalised log-probability, as `kt.decoding.beam_search` returns them. It is

@@ -213,6 +213,7 @@ class OnnxTranslator:
         logits = np.empty((batch, cfg["tgt_vocab_size"]), np.float32)
         _bind_output(binding, "logits", logits)
         tokens = np.full([batch, 1], cfg["start_id"], np.int32)
+        position = np.zeros((), np.int32)
         ids = np.zeros([batch, width], np.int32)
         scores = np.zeros([batch], np.float32)
         finished = np.zeros([batch], bool)
@@ -221,8 +222,11 @@ class OnnxTranslator:
             active = settings.still_decoding(finished, step, limits)
             if not active.any():
                 break
+            # Bound every step (ONNX Runtime may copy a bound input or read it in
+            # place), from arrays that outlive the call.
+            position[...] = step
             binding.bind_cpu_input("tgt_ids", tokens)
-            binding.bind_cpu_input("step", np.array(step, np.int32))
+            binding.bind_cpu_input("step", position)
             for (kind, i), buffer in caches[step % 2].items():
                 binding.bind_cpu_input(f"{kind}_{i}", buffer)
             for (kind, i), buffer in caches[(step + 1) % 2].items():
