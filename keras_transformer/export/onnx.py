@@ -7,15 +7,18 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 |---|---|---|
 | forward.onnx | src_ids (b, s), tgt_in_ids (b, t) int32 | logits (b, t, V) float32 |
 | encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys_i (b, h, d_k, s) and cross_values_i (b, h, s, d_k) for each layer i < N |
-| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys_i (b, h, d_k, W), self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | logits (b, V) float32, new_self_keys_i, new_self_values_i |
+| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys_i (b, h, d_k, W), self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | logits (b, V) float32, step_keys_i (b, h, d_k, 1), step_values_i (b, h, 1, d_k) |
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
 | beam.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 (beam Translators only) |
 | config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
 
 The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
-model's per-layer cache lists as one input and one output per layer: it writes the
-token's keys and values at position `step` of the fixed-size self-attention cache (W
-positions, zeros to start) and returns the cache for the next step. greedy.onnx is
+model's per-layer cache lists as one input per layer. It reads the fixed-size
+self-attention cache (W positions, zeros to start) without writing it: it attends over
+positions < `step` there and over its own key and value at `step` (whose column is still
+zero), and returns that key and value, one column per layer, for the driver to write at
+`step` (`layers.attention.cache_writes("returned")`). Written inside the graph, every
+step cost a copy of each whole cache: ONNX Runtime's ScatterND copies its input. greedy.onnx is
 `kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length; it is written
 only when the loop converts to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
 (`kt.decoding.beam_loop` with its beam_size, α, max_length and min_length) as one ONNX
@@ -52,6 +55,7 @@ from keras_transformer.export.common import (
 )
 from keras_transformer.extras import import_extra
 from keras_transformer.files import atomic_path, atomic_write_text
+from keras_transformer.layers.attention import cache_writes
 from keras_transformer.runtimes.onnx import (
     BEAM_FILE,
     CONFIG_FILE,
@@ -59,6 +63,7 @@ from keras_transformer.runtimes.onnx import (
     GREEDY_FILE,
     SOURCE_TOKENIZER_DIR,
     TARGET_TOKENIZER_DIR,
+    layer_name,
 )
 from keras_transformer.translator import best_hypothesis
 
@@ -82,7 +87,7 @@ class _OnnxModule(WeightsModule):
         layers = range(config.num_layers)
 
         def cache_specs(kind, spec):
-            return [tf.TensorSpec(spec.shape, tf.float32, name=f"{kind}_{i}") for i in layers]
+            return [tf.TensorSpec(spec.shape, tf.float32, name=layer_name(kind, i)) for i in layers]
 
         self.signatures = {
             "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
@@ -130,12 +135,12 @@ class _OnnxModule(WeightsModule):
             "cross_values": list(cross_values),
             "ancestry": tf.zeros([tf.shape(tgt_ids)[0], 1, tf.shape(self_values[0])[2]], tf.int32),
         }
-        logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
-        # Output names must differ from the input names in ONNX.
+        with cache_writes("returned"):
+            logits, columns = self.model.decode_step(tgt_ids, step, cache, memory_mask)
         return {
             "logits": logits[:, 0],
-            **_per_layer("new_self_keys", cache["self_keys"]),
-            **_per_layer("new_self_values", cache["self_values"]),
+            **_per_layer("step_keys", columns["self_keys"]),
+            **_per_layer("step_values", columns["self_values"]),
         }
 
     def greedy(self, src_ids):
@@ -150,10 +155,10 @@ class _OnnxModule(WeightsModule):
 
 
 def _per_layer(kind, tensors):
-    """{f"{kind}_{i}": tensor of layer i}: the graphs take and give the caches one
+    """{layer_name(kind, i): tensor of layer i}: the graphs take and give the caches one
     tensor per layer, as the model keeps them. Stacked, every step split and re-stacked
     the whole cache in ONNX Runtime (Split and Concat copies)."""
-    return {f"{kind}_{i}": tensor for i, tensor in enumerate(tensors)}
+    return {layer_name(kind, i): tensor for i, tensor in enumerate(tensors)}
 
 
 @contextlib.contextmanager

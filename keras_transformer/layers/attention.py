@@ -20,7 +20,7 @@ from keras_transformer.errors import InputError
 from keras_transformer.layers.initializers import clone_initializer
 from keras_transformer.layers.masks import one_per_sentence, per_sentence
 
-CACHE_WRITES = ("scatter", "slices")
+CACHE_WRITES = ("scatter", "slices", "returned")
 _cache_writes = contextvars.ContextVar("cache_writes", default="scatter")
 
 
@@ -37,8 +37,17 @@ def cache_writes(mode):
       a quarter cheaper than the scatter there) and in LiteRT (DYNAMIC_UPDATE_SLICE).
       It needs XLA or LiteRT to run, and tf2onnx has no converter for it.
 
-    The compiled decoding loops trace with "slices" when XLA compiles them, and
-    `export_tflite` traces with it.
+    - "returned": the step writes nothing. For one hypothesis per sentence at a
+      scalar position t whose cache column is still zero, it attends over the cache
+      and its own key and value (`_attend_returned`) and returns them, the column
+      (Kᵀ (batch, h, d_k, 1), V (batch, h, 1, d_k)), in place of the cache, for the
+      caller to write at t. ONNX Runtime copies a whole tensor for every scatter into
+      a graph input; `OnnxTranslator`'s step loop writes the column into its own
+      buffer instead.
+
+    The compiled decoding loops trace with "slices" when XLA compiles them,
+    `export_tflite` traces with it, and `export_onnx` traces the decoder step with
+    "returned".
     """
     if mode not in CACHE_WRITES:
         raise ValueError(f"cache writes must be one of {CACHE_WRITES}; got {mode!r}")
@@ -301,6 +310,8 @@ class MultiHeadAttention(keras.layers.Layer):
         keys, values = cache
         if cache_index is None:
             query = self._project_query(query)
+        elif _cache_writes.get() == "returned":
+            return self._attend_returned(query, keys, values, attention_mask, cache_index)
         else:
             query, new_key, new_value = self._project_self(query)
             # Written in place (see `cache_writes`): rewriting the whole cache each step
@@ -312,6 +323,29 @@ class MultiHeadAttention(keras.layers.Layer):
             query, keys, values, attention_mask, training, keys_transposed=True
         )
         return output, (keys, values), weights
+
+    def _attend_returned(self, query, keys, values, mask, position):
+        """`call_cached` for the "returned" cache writes (see `cache_writes`): one query
+        per sentence (batch, 1, d_model), Kᵀ and V (see `call_cached`) whose column
+        `position` (a scalar) is still zero.
+
+            logits = q Kᵀ / √d_k, with logits[t] = q · k_t / √d_k      (the zero column's 0)
+            output = softmax(logits) V + softmax(logits)[t] v_t        (the zero row's 0)
+
+        Returns (output, (k_tᵀ (batch, h, d_k, 1), v_t (batch, h, 1, d_k)), weights)."""
+        query, new_key, new_value = self._project_self(query)
+        query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
+        # (W,) one-hot of the position, against the zero column of Kᵀ and row of V.
+        at = ops.cast(ops.equal(ops.arange(ops.shape(values)[2]), position), "float32")
+        logits = ops.cast(ops.matmul(query, keys), "float32")
+        logits = logits + at * ops.cast(ops.sum(query * new_key, axis=-1, keepdims=True), "float32")
+        logits = ops.where(mask, logits, NEG_INF)
+        weights = ops.where(mask, ops.softmax(logits, axis=-1), 0.0)
+        own = ops.sum(weights * at, axis=-1, keepdims=True)  # (batch, h, 1, 1)
+        heads = ops.matmul(ops.cast(weights, values.dtype), values)
+        heads = heads + ops.cast(own, values.dtype) * new_value
+        output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
+        return output, (ops.transpose(new_key, (0, 1, 3, 2)), new_value), weights
 
     def _write_scatter(self, keys, values, new_key, new_value, cache_index):
         """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))

@@ -28,9 +28,17 @@ BEAM_FILE = "beam.onnx"
 GREEDY_FILE = "greedy.onnx"
 # 2: the decoder step's keys are transposed, (N, b, h, d_k, W) (layers/decoder.py).
 # 3: one cache input and output per layer (self_keys_0, ...), no longer stacked.
-FORMAT_VERSION = 3
+# 4: the decoder step returns its keys and values (step_keys_i, step_values_i), one
+#    position, and leaves the cache it reads unwritten.
+FORMAT_VERSION = 4
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
+
+
+def layer_name(kind, layer):
+    """The name of layer `layer`'s tensor of `kind` ("self_keys", "cross_values",
+    "step_keys", ...) among the ONNX graphs' inputs and outputs: one tensor per layer."""
+    return f"{kind}_{layer}"
 
 
 def _log_softmax(logits):
@@ -83,7 +91,8 @@ class OnnxTranslator:
             raise InputError(
                 f"{config_path} has format_version {self.config.get('format_version', 1)}; "
                 f"this version of keras_transformer reads {FORMAT_VERSION} (its decoder "
-                "step takes one cache tensor per layer): export the model again"
+                "step returns its own keys and values for the loop to write): export the "
+                "model again"
             )
         self.directory = directory
         providers = list(providers)
@@ -176,42 +185,34 @@ class OnnxTranslator:
         """Greedy search over decoder_step.onnx, one ONNX Runtime call per step, with the
         rules of `settings` as `kt.decoding.greedy_loop` applies them.
 
-        The caches stay where ONNX Runtime reads and writes them: every input and
-        output is bound to a NumPy buffer (I/O binding), the self-attention caches to
-        two sets that swap roles each step (step t reads one and writes the other), so
-        no step copies a cache in or out of the session."""
+        The self-attention caches are NumPy buffers that the step reads without writing
+        them; it returns its own keys and values, which the loop writes at the step's
+        position. Every input and output is bound to a NumPy buffer (I/O binding), so
+        no cache is copied into or out of the session."""
         cfg = self.config
         batch = src_ids.shape[0]
         limits = settings.limits(src_ids, cfg["max_length"])
         width = max(int(limits.max()), 1)
         layers = range(cfg["num_layers"])
-        encoded = self._encoder.run(
-            ["memory_mask"]
-            + [f"{kind}_{i}" for kind in ("cross_keys", "cross_values") for i in layers],
-            {"src_ids": src_ids},
-        )
+        encoder_outputs = ["memory_mask"] + [
+            layer_name(kind, i) for kind in ("cross_keys", "cross_values") for i in layers
+        ]
         binding = self._step.io_binding()
         for name, value in zip(
-            ["memory_mask"]
-            + [f"{kind}_{i}" for kind in ("cross_keys", "cross_values") for i in layers],
-            encoded,
+            encoder_outputs, self._encoder.run(encoder_outputs, {"src_ids": src_ids})
         ):
             binding.bind_cpu_input(name, value)
-        shapes = {
-            "self_keys": (batch, cfg["num_heads"], cfg["head_dim"], width),
-            "self_values": (batch, cfg["num_heads"], width, cfg["head_dim"]),
-        }
-        # caches[t % 2] is read at step t, caches[(t + 1) % 2] written.
-        caches = [
-            {
-                (kind, i): np.zeros(shape, np.float32)
-                for kind, shape in shapes.items()
-                for i in layers
-            }
-            for _ in range(2)
-        ]
+        heads, head_dim = cfg["num_heads"], cfg["head_dim"]
+        # Kᵀ and V of each layer; column (keys) or row (values) t is written after step t.
+        keys = [np.zeros((batch, heads, head_dim, width), np.float32) for _ in layers]
+        values = [np.zeros((batch, heads, width, head_dim), np.float32) for _ in layers]
+        step_keys = [np.empty((batch, heads, head_dim, 1), np.float32) for _ in layers]
+        step_values = [np.empty((batch, heads, 1, head_dim), np.float32) for _ in layers]
         logits = np.empty((batch, cfg["tgt_vocab_size"]), np.float32)
         _bind_output(binding, "logits", logits)
+        for i in layers:
+            _bind_output(binding, layer_name("step_keys", i), step_keys[i])
+            _bind_output(binding, layer_name("step_values", i), step_values[i])
         tokens = np.full([batch, 1], cfg["start_id"], np.int32)
         position = np.zeros((), np.int32)
         ids = np.zeros([batch, width], np.int32)
@@ -227,11 +228,13 @@ class OnnxTranslator:
             position[...] = step
             binding.bind_cpu_input("tgt_ids", tokens)
             binding.bind_cpu_input("step", position)
-            for (kind, i), buffer in caches[step % 2].items():
-                binding.bind_cpu_input(f"{kind}_{i}", buffer)
-            for (kind, i), buffer in caches[(step + 1) % 2].items():
-                _bind_output(binding, f"new_{kind}_{i}", buffer)
+            for i in layers:
+                binding.bind_cpu_input(layer_name("self_keys", i), keys[i])
+                binding.bind_cpu_input(layer_name("self_values", i), values[i])
             self._step.run_with_iobinding(binding)
+            for i in layers:
+                keys[i][:, :, :, step] = step_keys[i][:, :, :, 0]
+                values[i][:, :, step] = step_values[i][:, :, 0]
             log_probs = _log_softmax(logits)
             allowed = settings.forbid_tokens(log_probs, step)
             tokens[:, 0] = np.where(active, allowed.argmax(axis=-1), PAD_ID)

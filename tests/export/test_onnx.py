@@ -69,23 +69,28 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
     step_session = _session(onnx_dir, "decoder_step.onnx")
-    self_cache = [np.asarray(c) for c in cache["self_keys"] + cache["self_values"]]
+    self_keys = [np.array(c) for c in cache["self_keys"]]
+    self_values = [np.array(c) for c in cache["self_values"]]
     tokens = np.full([3, 1], 2, np.int32)
     for step in range(3):
-        logits, *self_cache = step_session.run(
-            ["logits", *names("new_self_keys", "new_self_values")],
+        logits, *columns = step_session.run(
+            ["logits", *names("step_keys", "step_values")],
             {
                 "tgt_ids": tokens,
                 "step": np.array(step, np.int32),
-                **dict(zip(names("self_keys", "self_values"), self_cache)),
+                **dict(zip(names("self_keys", "self_values"), self_keys + self_values)),
                 **dict(zip(names("cross_keys", "cross_values"), cross)),
                 "memory_mask": memory_mask,
             },
         )
         expected, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
         np.testing.assert_allclose(logits, expected.numpy()[:, 0], atol=1e-4)
-        # Each layer's cache comes back as its own output, in layer order.
-        for got, want in zip(self_cache, cache["self_keys"] + cache["self_values"]):
+        # Each layer's key and value at `step` come back as their own outputs, in layer
+        # order; written at `step`, the caches are the model's.
+        for i in layers:
+            self_keys[i][..., step] = columns[i][..., 0]
+            self_values[i][:, :, step] = columns[len(layers) + i][:, :, 0]
+        for got, want in zip(self_keys + self_values, cache["self_keys"] + cache["self_values"]):
             np.testing.assert_allclose(got, want, atol=1e-4)
         tokens = logits.argmax(-1).astype(np.int32)[:, None]
 
@@ -220,8 +225,8 @@ def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, me
 
 def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
     # Catches: an export of an older format (1: keys untransposed; 2: the caches stacked
-    # in one tensor) fed the per-layer inputs of today's driver, failing inside ONNX
-    # Runtime with an unknown input name.
+    # in one tensor; 3: the step writes the whole cache) fed the inputs and outputs of
+    # today's driver, failing inside ONNX Runtime with an unknown name.
     import shutil
 
     from keras_transformer.errors import InputError
@@ -231,11 +236,11 @@ def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
     config = json.loads((copy / "config.json").read_text())
     del config["format_version"]
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="format_version 1; .* reads 3"):
+    with pytest.raises(InputError, match="format_version 1; .* reads 4"):
         OnnxTranslator(copy, decoding="greedy")
-    config["format_version"] = 2
+    config["format_version"] = 3
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="format_version 2; .* one cache tensor per layer"):
+    with pytest.raises(InputError, match="format_version 3; .* returns its own keys"):
         OnnxTranslator(copy, decoding="greedy")
 
 

@@ -181,3 +181,32 @@ def test_both_cache_writes_fill_the_same_cache():
     with pytest.raises(ValueError, match="one of"):
         with cache_writes("rows"):
             pass
+
+
+def test_returned_cache_writes_attend_as_the_written_cache():
+    # Catches, in the step export_onnx traces with "returned": the step's own key left
+    # out of the logits (position t then scores 0), its own value left out of the
+    # output, the one-hot at a position other than t, the returned key untransposed.
+    from keras_transformer.layers.attention import cache_writes
+
+    rng = np.random.default_rng(6)
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    mha.build((None, None, 8))
+    x = rng.normal(size=(3, 1, 8)).astype("float32")  # greedy: one hypothesis each
+    keys = rng.normal(size=(3, 2, 4, 6)).astype("float32")
+    values = rng.normal(size=(3, 2, 6, 4)).astype("float32")
+    keys[..., 3:], values[:, :, 3:] = 0.0, 0.0  # positions 3.. not written yet
+    mask = np.arange(6) <= 3  # step t = 3 attends to 0..3
+
+    def step(mode):
+        with cache_writes(mode):
+            out, (k, v), w = mha.call_cached(x, (keys, values), attention_mask=mask, cache_index=3)
+        return np.asarray(out), np.asarray(k), np.asarray(v), np.asarray(w)
+
+    out, written_keys, written_values, weights = step("scatter")
+    own_out, own_key, own_value, own_weights = step("returned")
+    np.testing.assert_allclose(own_out, out, atol=1e-5)
+    np.testing.assert_allclose(own_weights, weights, atol=1e-6)
+    assert own_key.shape == (3, 2, 4, 1) and own_value.shape == (3, 2, 1, 4)
+    np.testing.assert_allclose(own_key[..., 0], written_keys[..., 3], atol=1e-6)
+    np.testing.assert_allclose(own_value[:, :, 0], written_values[:, :, 3], atol=1e-6)
