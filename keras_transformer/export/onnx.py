@@ -18,11 +18,12 @@ self-attention cache (W positions, zeros to start) without writing it: it attend
 positions < `step` there and over its own key and value at `step` (whose column is still
 zero), and returns that key and value, one column per layer, for the driver to write at
 `step` (`layers.attention.cache_writes("returned")`). Written inside the graph, every
-step cost a copy of each whole cache: ONNX Runtime's ScatterND copies its input. greedy.onnx is
-`kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length; it is written
-only when the loop converts to a valid ONNX graph (see `export_onnx`). beam.onnx is the Translator's beam search
-(`kt.decoding.beam_loop` with its beam_size, α, max_length and min_length) as one ONNX
-Loop: `ids` is the best finished hypothesis of each sentence and `score` its
+step cost a copy of each whole cache: ONNX Runtime's ScatterND copies its input.
+
+greedy.onnx is `kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length;
+it is written only when the loop converts to a valid ONNX graph (see `export_onnx`).
+beam.onnx is the Translator's beam search (`kt.decoding.beam_loop` with its beam_size,
+α, max_length and min_length) as one ONNX Loop: `ids` is the best finished hypothesis of each sentence and `score` its
 length-penalised log-probability, as `kt.decoding.beam_search` returns them. It is
 written when the Translator's beam_size is above 1 (and decoding is not "greedy"); the
 loop converts as it runs in TensorFlow (TopK, GatherND for the gathers with batch

@@ -13,11 +13,11 @@
 See the README's "LiteRT (TFLite)" section for running it on a phone.
 
 The interpreter runs the graph through an XNNPACK delegate that `TFLiteTranslator` adds
-itself, with XNNPACK's latest operators (LiteRT's `experimental_default_delegate_latest_features`):
-it takes the encoder and the body of the decoding loop's WHILE op. The delegate LiteRT
-applies by default takes the primary subgraph only, so the whole loop ran on the builtin
-kernels, about 3× slower (FULLY_CONNECTED onto the 8,000-token vocabulary: 7.2 ms
-there, 1.3 ms in XNNPACK; README, "Beside CTranslate2").
+itself, with XNNPACK's latest operators (LiteRT's
+`experimental_default_delegate_latest_features`): it takes the encoder and the body of
+the decoding loop's WHILE op. The delegate LiteRT applies by default leaves the loop's
+body to the builtin kernels, about 3× slower (FULLY_CONNECTED onto the 8,000-token
+vocabulary: 7.2 ms there, 1.3 ms in XNNPACK; README, "Beside CTranslate2").
 """
 
 import os
