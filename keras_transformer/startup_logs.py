@@ -10,7 +10,8 @@ whatever TF_CPP_MIN_LOG_LEVEL says:
 `honour_log_level()` wraps the imports: while they run, file descriptor 2 goes to a
 temporary file; afterwards every line is written back except the log entries below the
 level (I = 0, W = 1, E = 2: level 1 drops I, level 2 drops I and W, level 3 all three)
-and absl's banner. An entry's continuation lines (those without a log prefix) go with it.
+and absl's banner. LiteRT's own lines ("INFO: ", "WARNING: ", "ERROR: ") count as I, W
+and E. An entry's continuation lines (those without a log prefix) go with it.
 Nothing is dropped while the variable is unset or 0, and a Python exception raised by
 an import still reaches stderr, after the lines are written back.
 
@@ -25,9 +26,13 @@ import re
 import sys
 import tempfile
 
-LOG_ENTRY = re.compile(r"^([IWEF])\d{4} ")
-SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+LOG_ENTRY = re.compile(r"^(?:([IWEF])\d{4} |(INFO|WARNING|ERROR): )")
+SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3, "INFO": 0, "WARNING": 1, "ERROR": 2}
 ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
+# LiteRT's Python interpreter sets this deprecated flag on the XNNPACK delegate it makes
+# for experimental_default_delegate_latest_features, then logs it as an error: a user
+# can do nothing about it (runtimes/tflite.py).
+LITERT_FLAG_NOTICE = "ERROR: Subgraph reshaping is enabled by default"
 
 
 def run_as_command():
@@ -43,24 +48,25 @@ def kept_lines(text, level):
     kept, keeping = [], True
     for line in text.splitlines(keepends=True):
         entry = LOG_ENTRY.match(line)
-        if line.startswith(ABSL_BANNER):
+        if line.startswith((ABSL_BANNER, LITERT_FLAG_NOTICE)):
             keeping = False
             continue
         if entry:
-            keeping = SEVERITY[entry.group(1)] >= level
+            keeping = SEVERITY[entry.group(1) or entry.group(2)] >= level
         if keeping:
             kept.append(line)
     return "".join(kept)
 
 
 @contextlib.contextmanager
-def honour_log_level():
-    """Filters what the wrapped imports write to stderr by TF_CPP_MIN_LOG_LEVEL."""
+def honour_log_level(always_filter=False):
+    """Filters what the wrapped imports write to stderr by TF_CPP_MIN_LOG_LEVEL; with
+    `always_filter`, drops the banner and LiteRT's flag notice even at level 0."""
     try:
         level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
         level = 0
-    if level <= 0:
+    if level <= 0 and not always_filter:
         yield
         return
     sys.stderr.flush()

@@ -27,6 +27,23 @@ def test_each_level_drops_the_entries_below_it_with_their_continuations():
     assert kept_lines("a Python warning\n", 3) == "a Python warning\n"
 
 
+def test_litert_lines_count_by_their_prefix_and_its_flag_notice_always_goes():
+    # Catches: LiteRT's "INFO: " lines kept at level 1 (they are not absl entries), its
+    # "ERROR: " lines dropped at level 2, or its notice about the deprecated flag that
+    # its own Python interpreter sets printed as an error to every TFLiteTranslator user.
+    litert = (
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        "ERROR: Subgraph reshaping is enabled by default, TFLITE_XNNPACK_DELEGATE_FLAG_"
+        "ENABLE_SUBGRAPH_RESHAPING is deprecated and will be removed in the future.\n"
+        "ERROR: a real error\n"
+    )
+    assert kept_lines(litert, 0) == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n" + (
+        "ERROR: a real error\n"
+    )
+    assert kept_lines(litert, 1) == kept_lines(litert, 2) == "ERROR: a real error\n"
+    assert kept_lines(litert, 3) == ""
+
+
 def importing(level, code="import keras_transformer"):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)

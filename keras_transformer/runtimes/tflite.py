@@ -27,6 +27,7 @@ import numpy as np
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.extras import import_extra
 from keras_transformer.runtimes.inputs import check_src_ids
+from keras_transformer.startup_logs import honour_log_level
 
 IDS_SIGNATURE = "translate_ids"
 TEXT_SIGNATURE = "translate"
@@ -65,12 +66,13 @@ class TFLiteTranslator:
             raise FileNotFoundError(f"{path} is not a file; write one with kt.export.export_tflite")
         # Registering the tensorflow-text kernels costs nothing for files without them.
         try:
-            self.interpreter = litert.InterpreterWithCustomOps(
-                model_path=os.fspath(path),
-                num_threads=num_threads,
-                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-                experimental_default_delegate_latest_features=True,
-            )
+            with honour_log_level(always_filter=True):
+                self.interpreter = litert.InterpreterWithCustomOps(
+                    model_path=os.fspath(path),
+                    num_threads=num_threads,
+                    custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+                    experimental_default_delegate_latest_features=True,
+                )
         except ValueError as error:  # LiteRT's error for a file that is not a model
             raise InputError(
                 f"{path} is not a readable .tflite model ({first_line(error)}); "

@@ -86,6 +86,17 @@ def test_float32_ids_match_tensorflow(trained, float32_path):
     )
 
 
+def test_the_translator_prints_no_litert_flag_notice(trained, float32_path, capfd, monkeypatch):
+    # Catches: TFLiteTranslator's interpreter made outside the stderr filter, or filtered
+    # only when TF_CPP_MIN_LOG_LEVEL is set, so that LiteRT's "ERROR: Subgraph reshaping
+    # is enabled by default" (about a flag its own wrapper sets for the XNNPACK
+    # delegate) reaches every user as an error.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    runner = TFLiteTranslator(float32_path)
+    runner.translate_ids(trained.src_ids(trained.dev_sources[:2]))
+    assert "Subgraph reshaping" not in capfd.readouterr().err
+
+
 def test_float32_beam_ids_and_scores_equal_beam_search(trained, beam_float32_path):
     """Catches: an export that decodes greedily (or with another α, beam size or length
     limit) for a beam translator; a beam loop that the converter or interpreter changes
