@@ -12,8 +12,9 @@ temporary file; afterwards every line is written back except the log entries bel
 level (I = 0, W = 1, E = 2: level 1 drops I, level 2 drops I and W, level 3 all three)
 and absl's banner. LiteRT's own lines ("INFO: ", "WARNING: ", "ERROR: ") count as I, W
 and E. An entry's continuation lines (those without a log prefix) go with it.
-Nothing is dropped while the variable is unset or 0, and a Python exception raised by
-an import still reaches stderr, after the lines are written back.
+Nothing is dropped while the variable is unset or 0 (but for the banner and one known
+LiteRT line with `always_filter`), and a Python exception raised by an import still
+reaches stderr, after the lines are written back.
 
 The command line sets the level to 3 unless the user set it (at 2, TensorFlow built for
 CUDA still logs "failed call to cuInit" as an error on every machine without a GPU), so

@@ -23,11 +23,12 @@ step cost a copy of each whole cache: ONNX Runtime's ScatterND copies its input.
 greedy.onnx is `kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length;
 it is written only when the loop converts to a valid ONNX graph (see `export_onnx`).
 beam.onnx is the Translator's beam search (`kt.decoding.beam_loop` with its beam_size,
-α, max_length and min_length) as one ONNX Loop: `ids` is the best finished hypothesis of each sentence and `score` its
-length-penalised log-probability, as `kt.decoding.beam_search` returns them. It is
-written when the Translator's beam_size is above 1 (and decoding is not "greedy"); the
-loop converts as it runs in TensorFlow (TopK, GatherND for the gathers with batch
-dimensions, inside one Loop): no op needed replacing.
+α, max_length and min_length) as one ONNX Loop: `ids` is the best finished hypothesis
+of each sentence and `score` its length-penalised log-probability, as
+`kt.decoding.beam_search` returns them. It is written when the Translator's beam_size
+is above 1 (and decoding is not "greedy"); the loop converts as it runs in TensorFlow
+(TopK, GatherND for the gathers with batch dimensions, inside one Loop): no op needed
+replacing.
 
 `kt.runtimes.OnnxTranslator(directory)` decodes as the export does: with beam.onnx when
 the directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows

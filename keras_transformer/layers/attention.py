@@ -333,6 +333,12 @@ class MultiHeadAttention(keras.layers.Layer):
             output = softmax(logits) V + softmax(logits)[t] v_t        (the zero row's 0)
 
         Returns (output, (k_tᵀ (batch, h, d_k, 1), v_t (batch, h, 1, d_k)), weights)."""
+        if query.shape[1] != 1 or one_per_sentence(position):
+            raise ValueError(
+                'cache_writes("returned") decodes one hypothesis per sentence at one '
+                f"scalar position; got {query.shape[1]} queries per sentence and a position "
+                f"of shape {tuple(getattr(position, 'shape', ()))}"
+            )
         query, new_key, new_value = self._project_self(query)
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
         # (W,) one-hot of the position, against the zero column of Kᵀ and row of V.

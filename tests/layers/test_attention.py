@@ -186,7 +186,8 @@ def test_both_cache_writes_fill_the_same_cache():
 def test_returned_cache_writes_attend_as_the_written_cache():
     # Catches, in the step export_onnx traces with "returned": the step's own key left
     # out of the logits (position t then scores 0), its own value left out of the
-    # output, the one-hot at a position other than t, the returned key untransposed.
+    # output, the one-hot at a position other than t, the returned key untransposed, a
+    # beam's k hypotheses let through.
     from keras_transformer.layers.attention import cache_writes
 
     rng = np.random.default_rng(6)
@@ -210,3 +211,6 @@ def test_returned_cache_writes_attend_as_the_written_cache():
     assert own_key.shape == (3, 2, 4, 1) and own_value.shape == (3, 2, 1, 4)
     np.testing.assert_allclose(own_key[..., 0], written_keys[..., 3], atol=1e-6)
     np.testing.assert_allclose(own_value[:, :, 0], written_values[:, :, 3], atol=1e-6)
+    with pytest.raises(ValueError, match="one hypothesis per sentence"):
+        with cache_writes("returned"):  # two hypotheses would share one returned column
+            mha.call_cached(np.concatenate([x, x], 1), (keys, values), cache_index=3)
