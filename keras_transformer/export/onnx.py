@@ -30,6 +30,9 @@ is above 1 (and decoding is not "greedy"); the loop converts as it runs in Tenso
 (TopK, GatherND for the gathers with batch dimensions, inside one Loop): no op needed
 replacing.
 
+Every layer normalisation is one ONNX LayerNormalization node (`onnx_layer_norm.py`):
+tf2onnx writes thirteen, which ONNX Runtime runs one by one.
+
 `kt.runtimes.OnnxTranslator(directory)` decodes as the export does: with beam.onnx when
 the directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows
 `kt.decoding.greedy_search` step for step, so both give the same ids.
@@ -55,6 +58,7 @@ from keras_transformer.export.common import (
     refused_by_gather,
     tokenizers_of,
 )
+from keras_transformer.export.onnx_layer_norm import fuse_layer_norms
 from keras_transformer.extras import import_extra
 from keras_transformer.files import atomic_path, atomic_write_text
 from keras_transformer.layers.attention import cache_writes
@@ -186,6 +190,7 @@ def _convert(module, name, path):
     function = tf.function(getattr(module, name), input_signature=specs)
     with _quiet_tf2onnx():
         model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET)
+    fuse_layer_norms(model_proto)
     try:
         # tf2onnx copies ops it cannot convert into the graph instead of failing.
         onnx.checker.check_model(model_proto)

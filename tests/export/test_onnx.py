@@ -40,6 +40,40 @@ def test_files_and_config(onnx_dir, trained):
         export_onnx(trained.greedy_translator, onnx_dir, overwrite=True, decoding="beam")
 
 
+def test_every_layer_norm_is_one_node(onnx_dir, trained):
+    # Catches: the fusion of tf2onnx's thirteen-node layer norms not applied (to a graph,
+    # or inside beam.onnx's Loop body), or a group half replaced (a GlobalAveragePool
+    # left). The graphs' outputs matching TensorFlow (the tests below) catch a wrong
+    # epsilon, γ and β swapped, or the normalised axis.
+    import collections
+
+    import keras
+    import onnx
+
+    def ops(graph, counts):
+        for node in graph.node:
+            counts[node.op_type] += 1
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    ops(attribute.g, counts)
+        return counts
+
+    def norms(layer):
+        return sum(isinstance(x, keras.layers.LayerNormalization) for x in layer._flatten_layers())
+
+    encoder, decoder = norms(trained.model.encoder), norms(trained.model.decoder)
+    assert encoder >= 4 and decoder >= 6
+    expected = {
+        "encoder.onnx": encoder,
+        "decoder_step.onnx": decoder,
+        "forward.onnx": encoder + decoder,
+        "beam.onnx": encoder + decoder,
+    }
+    for file, count in expected.items():
+        counts = ops(onnx.load(str(onnx_dir / file)).graph, collections.Counter())
+        assert counts["LayerNormalization"] == count and counts["GlobalAveragePool"] == 0, file
+
+
 def test_forward_logits_match(onnx_dir, trained):
     src_ids = trained.src_ids(trained.dev_sources[:5])
     tgt_ids = trained.src_ids(trained.dev_references[:5])
