@@ -89,7 +89,9 @@ def _fuse_graph(graph, outer_initializers, unread):
     removed, fused_at, made = set(), {}, {}
     for mean in [n for n in graph.node if n.op_type == "GlobalAveragePool"]:
         group = _match(mean, mean.input[0], consumers, only)
-        if group is None or group["epsilon"] not in initializers:
+        if group is None or None in (group["gamma"], group["beta"]):
+            continue
+        if group["epsilon"] not in initializers:
             continue
         epsilon = numpy_helper.to_array(initializers[group["epsilon"]])
         inner = [out for n in group["nodes"][:-1] for out in n.output]
@@ -185,6 +187,7 @@ def _match(mean, x, consumers, only):
         return None
 
     def other(node, name):
+        """The input of `node` besides `name`; None when it reads `name` twice."""
         rest = [i for i in node.input if i != name]
         return rest[0] if len(rest) == 1 else None
 
