@@ -264,8 +264,11 @@ class MultiHeadAttention(keras.layers.Layer):
             training=training,
             keys_transposed=keys_transposed,
         )
-        output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
-        return output, weights
+        return self._combine_heads(heads), weights
+
+    def _combine_heads(self, heads):
+        """Concat(head_1, …, head_h) W^O + b^O: (batch, h, len, d_k) -> (batch, len, d_model)."""
+        return ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
 
     def call(
         self,
@@ -350,7 +353,7 @@ class MultiHeadAttention(keras.layers.Layer):
         own = ops.sum(weights * at, axis=-1, keepdims=True)  # (batch, h, 1, 1)
         heads = ops.matmul(ops.cast(weights, values.dtype), values)
         heads = heads + ops.cast(own, values.dtype) * new_value
-        output = ops.einsum("bhlk,hkd->bld", heads, self.output_kernel) + self.output_bias
+        output = self._combine_heads(heads)
         return output, (ops.transpose(new_key, (0, 1, 3, 2)), new_value), weights
 
     def _write_scatter(self, keys, values, new_key, new_value, cache_index):
