@@ -591,12 +591,9 @@ def _cache_compiled_decoders(run_dir):
     """Keeps the XLA programs of the decoding loops in `run_dir`/xla_cache, so that a
     later evaluate or translate of the run loads them instead of compiling again
     (TensorFlow's persistent XLA cache, whose flags are read at the first compilation,
-    so after the import but before any decoding). The programs
-    hold no weights: they stay valid when the checkpoint changes. A program is found
-    again only if it was traced under the same names, which TensorFlow numbers from a
-    process-wide counter: programs that `compiled.CompileAhead` traces beside the
-    decoding get other numbers from run to run and are compiled again (README,
-    "Where a cold test-set decoding goes")."""
+    so after the import but before any decoding). The programs hold no weights: they
+    stay valid when the checkpoint changes. A program is found again because it is
+    traced under names of its own, the same in every process (`compiled._trace`)."""
     flag = "--tf_xla_persistent_cache_directory"
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if flag not in flags:

@@ -24,13 +24,23 @@ per batch, and `CompileAhead` compiles them on a helper thread while the first b
 decode. The functions are traced without autograph (the loops use tf.while_loop
 themselves), which takes a third off the cost of a trace. Inside a traced function (a SavedModel
 signature, a TFLite conversion) the loop is called directly and joins that graph.
+
+Each program is traced under names of its own (`_trace`), the same in every process, so
+that TensorFlow's persistent XLA cache finds it again: the cache keys a program by the
+traced function's name and a hash of its HLO, and TensorFlow numbers both the function
+and the while loops inside it from one process-wide counter (`ops.uid()`), which every
+eager tensor also advances. Traced as they come, a program got other numbers in every
+process (decoding beside it moves the counter), and a later process compiled it again.
 """
 
+import hashlib
+import itertools
 import threading
 import weakref
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from keras_transformer.constants import PAD_ID
 from keras_transformer.errors import InputError
@@ -42,6 +52,13 @@ BATCH_BUCKET = 64
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()  # guards _FUNCTIONS for CompileAhead's thread
+
+# The numbers `_trace` names a program's functions from: 2**16 of them per program, far
+# above any count TensorFlow's own counter reaches.
+_NAMES_BASE = 1 << 60
+_NAMES_PER_PROGRAM = 1 << 16
+_TRACE_LOCK = threading.Lock()  # one trace at a time, while `ops.uid` is replaced
+_NAMED = {}  # description of a program -> the first of its numbers, in this process
 
 
 def source_bucket(src_len, max_length):
@@ -134,6 +151,48 @@ def _function(model, key):
     return functions[key]
 
 
+def _first_name_number(description):
+    """The first of the numbers a program's functions are named with, taken from a hash
+    of its `description` (so the same in every process); None if this process already
+    named a program so (the same program of another model), or a different one from the
+    same numbers (a hash collision): TensorFlow's own numbers then keep names unique."""
+    digest = hashlib.blake2b(description.encode(), digest_size=5).digest()
+    first = _NAMES_BASE + int.from_bytes(digest, "big") * _NAMES_PER_PROGRAM
+    if description in _NAMED or first in _NAMED.values():
+        return None
+    _NAMED[description] = first
+    return first
+
+
+def _trace(model, key, function):
+    """Traces `function`, the program of `key` for `model`, unless it is traced: the
+    names TensorFlow gives its functions (`__inference_function_N`, the while loops'
+    bodies and conditions) numbered from `_first_name_number` instead of the
+    process-wide counter, so that the persistent XLA cache finds the program in a later
+    process whatever ran before it. (`ops.uid` is TensorFlow's private counter, which
+    those names are read from; it is replaced only during the trace, under a lock. A
+    number another thread takes from it meanwhile is still unique.)"""
+    if function.experimental_get_tracing_count():
+        return
+    loop, args, jit_compile, shape, capped = key
+    description = repr(
+        (loop.__module__, loop.__qualname__, args, jit_compile, shape, capped, model.config)
+    )
+    with _TRACE_LOCK:
+        if function.experimental_get_tracing_count():  # traced while this thread waited
+            return
+        first = _first_name_number(description)
+        if first is None:
+            function.get_concrete_function()
+            return
+        numbers, counter = itertools.count(first), tf_ops.uid
+        tf_ops.uid = lambda: next(numbers)
+        try:
+            function.get_concrete_function()
+        finally:
+            tf_ops.uid = counter
+
+
 def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=None, fill_up_to=0):
     """`loop(model, src_ids, *args)` on the source padded to its bucket shape, compiled
     once per bucket and cached when called eagerly; the answer cut back to the batch.
@@ -174,6 +233,7 @@ def decode_in_buckets(loop, model, src_ids, args, jit_compile=True, max_steps=No
     with _LOCK:
         key = _key(loop, model, tuple(src_ids.shape), args, jit_compile, capped, fill_up_to)
         function = _function(model, key)
+    _trace(model, key, function)
     src_ids = _fill_batch(src_ids, key[3][0])
     outputs = function(src_ids, steps) if capped else function(src_ids)
     return tf.nest.map_structure(lambda t: t[:batch], outputs)
@@ -245,6 +305,7 @@ class CompileAhead:
             seen.add(key)
             empty = tf.zeros(key[3], tf.int32)
             try:
+                _trace(model, key, function)
                 function(empty, tf.constant(0)) if self._capped else function(empty)
             except Exception:  # noqa: BLE001 - the stream meets and reports it
                 continue

@@ -1,5 +1,10 @@
 """Shape buckets of the compiled loops, and translating a test set in length order."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from helpers import strip
@@ -188,3 +193,59 @@ def test_compile_ahead_compiles_the_programs_the_stream_then_runs(tiny_model, so
         )
     assert len(functions) == 2
     assert all(f.experimental_get_tracing_count() == 1 for f in functions.values())
+
+
+# Decodes two queues (widths 16 and 32, one program each, the second compiled ahead) with
+# a seeded untrained model and prints the ids; "busy" first runs a traced while loop and
+# some eager ops, which move TensorFlow's process-wide name counter.
+CACHE_WORKER = """
+import json, sys
+import keras, numpy as np, tensorflow as tf
+import keras_transformer as kt
+from keras_transformer import decoding
+from keras_transformer.decoding import continuous
+
+if sys.argv[1] == "busy":
+    tf.function(lambda x: tf.while_loop(lambda i: i < 3, lambda i: i + 1, [x]))(tf.constant(0))
+    for _ in range(50):
+        tf.constant(1) + 1
+keras.utils.set_random_seed(1)
+model = kt.Transformer(num_layers=1, d_model=16, num_heads=2, d_ff=32, src_vocab_size=20,
+                       tgt_vocab_size=20, dropout=0.0, max_length=64)
+model.build()
+sources = [np.arange(n, dtype=np.int32) % 16 + 4 for n in (2, 3, 4, 5, 17, 18, 19, 20)]
+settings = decoding.DecodingSettings(beam_size=2, max_length=6)
+ids, _ = continuous.decode_queue(model, sources, settings, slots=1)
+print(json.dumps([row.tolist() for row in ids]))
+"""
+
+
+@pytest.mark.slow
+def test_a_later_process_finds_every_decoding_program_in_the_xla_cache(tmp_path):
+    # Catches: programs traced under TensorFlow's own name numbering (the busier second
+    # process then names them otherwise, misses the cache and writes both again), and
+    # stable names that leave out the program's shape (the two programs would share
+    # names and the second one would not trace under its own).
+    cache = tmp_path / "xla_cache"
+    env = dict(
+        os.environ,
+        TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={cache}",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+
+    def decode(mode):
+        out = subprocess.run(
+            [sys.executable, "-c", CACHE_WORKER, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    first = decode("quiet")
+    programs = sorted(os.listdir(cache))
+    assert len(programs) == 2
+    second = decode("busy")
+    assert sorted(os.listdir(cache)) == programs
+    assert second == first
