@@ -37,17 +37,19 @@ def cache_writes(mode):
       a quarter cheaper than the scatter there) and in LiteRT (DYNAMIC_UPDATE_SLICE).
       It needs XLA or LiteRT to run, and tf2onnx has no converter for it.
 
-    - "returned": the step writes nothing. For one hypothesis per sentence at a
-      scalar position t whose cache column is still zero, it attends over the cache
-      and its own key and value (`_attend_returned`) and returns them, the column
-      (Kᵀ (batch, h, d_k, 1), V (batch, h, 1, d_k)), in place of the cache, for the
-      caller to write at t. ONNX Runtime copies a whole tensor for every scatter into
-      a graph input; `OnnxTranslator`'s step loop writes the column into its own
-      buffer instead.
+    - "returned": the step writes nothing. The self-attention cache holds K
+      untransposed, (batch, h, k·W, d_k) like V, and for k hypotheses per sentence at
+      a scalar position t, rows j·W + t are still zero. Each hypothesis attends over
+      the cache and its own key and value (`_attend_returned`), and the step returns
+      the k new rows (K and V, each (batch, h, k, d_k)) in place of the cache, for the
+      caller to write at j·W + t. LiteRT's WHILE and ONNX Runtime copy a whole tensor
+      for every write into a loop-carried or input tensor; the step loops of
+      `kt.runtimes` write the rows into their own buffers instead (and a row of K is
+      contiguous where a column of Kᵀ is not).
 
     The compiled decoding loops trace with "slices" when XLA compiles them,
-    `export_tflite` traces with it, and `export_onnx` traces the decoder step with
-    "returned".
+    `export_tflite` traces its WHILE loop with it, and the step graphs of both exports
+    (`kt.export.steps`) trace with "returned".
     """
     if mode not in CACHE_WRITES:
         raise ValueError(f"cache writes must be one of {CACHE_WRITES}; got {mode!r}")
@@ -328,33 +330,37 @@ class MultiHeadAttention(keras.layers.Layer):
         return output, (keys, values), weights
 
     def _attend_returned(self, query, keys, values, mask, position):
-        """`call_cached` for the "returned" cache writes (see `cache_writes`): one query
-        per sentence (batch, 1, d_model), Kᵀ and V (see `call_cached`) whose column
-        `position` (a scalar) is still zero.
+        """`call_cached` for the "returned" cache writes (see `cache_writes`): k queries
+        per sentence (batch, k, d_model), hypothesis j's at position j·W + t (t a scalar)
+        of K and V (batch, h, k·W, d_k), rows that are still zero.
 
-            logits = q Kᵀ / √d_k, with logits[t] = q · k_t / √d_k      (the zero column's 0)
-            output = softmax(logits) V + softmax(logits)[t] v_t        (the zero row's 0)
+            logits = q_j Kᵀ / √d_k, and logits[j·W + t] = q_j · k_j / √d_k   (the zero row's 0)
+            output = softmax(logits) V + softmax(logits)[j·W + t] v_j          (the zero row's 0)
 
-        Returns (output, (k_tᵀ (batch, h, d_k, 1), v_t (batch, h, 1, d_k)), weights)."""
-        if query.shape[1] != 1 or one_per_sentence(position):
+        Returns (output, (k_j, v_j) each (batch, h, k, d_k), weights)."""
+        if one_per_sentence(position):
             raise ValueError(
-                'cache_writes("returned") decodes one hypothesis per sentence at one '
-                f"scalar position; got {query.shape[1]} queries per sentence and a position "
-                f"of shape {tuple(getattr(position, 'shape', ()))}"
+                'cache_writes("returned") decodes every sentence at one scalar position; '
+                f"got a position of shape {tuple(position.shape)}"
             )
+        hypotheses = query.shape[1]  # static: the beam size the cache was made for
         query, new_key, new_value = self._project_self(query)
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
-        # (W,) one-hot of the position, against the zero column of Kᵀ and row of V.
-        at = ops.cast(ops.equal(ops.arange(ops.shape(values)[2]), position), "float32")
-        logits = ops.cast(ops.matmul(query, keys), "float32")
+        # (k, k·W) one-hot of each hypothesis's own row, against the cache's zero rows.
+        rows = ops.shape(values)[2]
+        own_row = ops.arange(hypotheses) * (rows // hypotheses) + position
+        at = ops.cast(ops.equal(ops.arange(rows)[None, :], own_row[:, None]), "float32")
+        # A transposed operand, not an einsum: ONNX Runtime and LiteRT fold the
+        # transpose into their matmul kernels, and run Einsum as a slow generic op.
+        logits = ops.cast(ops.matmul(query, ops.transpose(keys, (0, 1, 3, 2))), "float32")
         logits = logits + at * ops.cast(ops.sum(query * new_key, axis=-1, keepdims=True), "float32")
         logits = ops.where(mask, logits, NEG_INF)
         weights = ops.where(mask, ops.softmax(logits, axis=-1), 0.0)
-        own = ops.sum(weights * at, axis=-1, keepdims=True)  # (batch, h, 1, 1)
+        own = ops.sum(weights * at, axis=-1, keepdims=True)  # (batch, h, k, 1)
         heads = ops.matmul(ops.cast(weights, values.dtype), values)
         heads = heads + ops.cast(own, values.dtype) * new_value
         output = self._combine_heads(heads)
-        return output, (ops.transpose(new_key, (0, 1, 3, 2)), new_value), weights
+        return output, (new_key, new_value), weights
 
     def _write_scatter(self, keys, values, new_key, new_value, cache_index):
         """Writes hypothesis j's key and value (new_key, new_value (batch, h, k, d_k))

@@ -183,34 +183,43 @@ def test_both_cache_writes_fill_the_same_cache():
             pass
 
 
-def test_returned_cache_writes_attend_as_the_written_cache():
-    # Catches, in the step export_onnx traces with "returned": the step's own key left
-    # out of the logits (position t then scores 0), its own value left out of the
-    # output, the one-hot at a position other than t, the returned key untransposed, a
-    # beam's k hypotheses let through.
+@pytest.mark.parametrize("hypotheses", [1, 3])
+def test_returned_cache_writes_attend_as_the_written_cache(hypotheses):
+    # Catches, in the step graphs the exports trace with "returned": the step's own key
+    # left out of the logits (its row then scores 0), its own value left out of the
+    # output, the one-hot at t for every hypothesis instead of j·W + t (k = 3 fails),
+    # the returned key transposed, a position per sentence let through.
     from keras_transformer.layers.attention import cache_writes
 
     rng = np.random.default_rng(6)
     mha = MultiHeadAttention(num_heads=2, d_model=8)
     mha.build((None, None, 8))
-    x = rng.normal(size=(3, 1, 8)).astype("float32")  # greedy: one hypothesis each
-    keys = rng.normal(size=(3, 2, 4, 6)).astype("float32")
-    values = rng.normal(size=(3, 2, 6, 4)).astype("float32")
-    keys[..., 3:], values[:, :, 3:] = 0.0, 0.0  # positions 3.. not written yet
-    mask = np.arange(6) <= 3  # step t = 3 attends to 0..3
+    k, width, t = hypotheses, 6, 3
+    x = rng.normal(size=(3, k, 8)).astype("float32")
+    keys = rng.normal(size=(3, 2, 4, k * width)).astype("float32")  # Kᵀ, as the model keeps it
+    values = rng.normal(size=(3, 2, k * width, 4)).astype("float32")
+    for j in range(k):  # positions t.. of every block not written yet
+        keys[..., j * width + t : (j + 1) * width] = 0.0
+        values[:, :, j * width + t : (j + 1) * width] = 0.0
+    # Hypothesis j attends to its own position t and to random earlier ones of any block.
+    mask = rng.random((3, 1, k, k * width)) < 0.5
+    mask &= np.tile(np.arange(width) < t, k)
+    mask[:, :, np.arange(k), np.arange(k) * width + t] = True
 
-    def step(mode):
-        with cache_writes(mode):
-            out, (k, v), w = mha.call_cached(x, (keys, values), attention_mask=mask, cache_index=3)
-        return np.asarray(out), np.asarray(k), np.asarray(v), np.asarray(w)
-
-    out, written_keys, written_values, weights = step("scatter")
-    own_out, own_key, own_value, own_weights = step("returned")
+    with cache_writes("scatter"):
+        out, (written_keys, written_values), weights = mha.call_cached(
+            x, (keys, values), attention_mask=mask, cache_index=t
+        )
+    with cache_writes("returned"):
+        own_out, (own_key, own_value), own_weights = mha.call_cached(
+            x, (keys.transpose(0, 1, 3, 2), values), attention_mask=mask, cache_index=t
+        )
     np.testing.assert_allclose(own_out, out, atol=1e-5)
     np.testing.assert_allclose(own_weights, weights, atol=1e-6)
-    assert own_key.shape == (3, 2, 4, 1) and own_value.shape == (3, 2, 1, 4)
-    np.testing.assert_allclose(own_key[..., 0], written_keys[..., 3], atol=1e-6)
-    np.testing.assert_allclose(own_value[:, :, 0], written_values[:, :, 3], atol=1e-6)
-    with pytest.raises(ValueError, match="one hypothesis per sentence"):
-        with cache_writes("returned"):  # two hypotheses would share one returned column
-            mha.call_cached(np.concatenate([x, x], 1), (keys, values), cache_index=3)
+    assert own_key.shape == own_value.shape == (3, 2, k, 4)
+    rows = np.arange(k) * width + t
+    np.testing.assert_allclose(own_key, np.asarray(written_keys)[..., rows].transpose(0, 1, 3, 2))
+    np.testing.assert_allclose(own_value, np.asarray(written_values)[:, :, rows], atol=1e-6)
+    with pytest.raises(ValueError, match="one scalar position"):
+        with cache_writes("returned"):
+            mha.call_cached(x, (keys, values), cache_index=np.full([3], t, np.int32))
