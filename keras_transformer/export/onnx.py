@@ -6,36 +6,29 @@ tf2onnx has no converter for tensorflow-text's FastWordpiece ops):
 | file | inputs | outputs |
 |---|---|---|
 | forward.onnx | src_ids (b, s), tgt_in_ids (b, t) int32 | logits (b, t, V) float32 |
-| encoder.onnx | src_ids (b, s) int32 | memory (b, s, d_model), memory_mask (b, 1, 1, s) bool, cross_keys_i (b, h, d_k, s) and cross_values_i (b, h, s, d_k) for each layer i < N |
-| decoder_step.onnx | tgt_ids (b, 1) int32, step () int32, self_keys_i (b, h, d_k, W), self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | logits (b, V) float32, step_keys_i (b, h, d_k, 1), step_values_i (b, h, 1, d_k) |
+| encoder.onnx, decoder_step.onnx, beam_step.onnx | the step graphs of `kt.export.steps` (beam_step.onnx for beam Translators only) | |
 | greedy.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 |
 | beam.onnx | src_ids (b, s) int32 | ids (b, W) int32, score (b,) float32 (beam Translators only) |
-| config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam.onnx |
+| config.json | format_version, the sizes a driver needs (N, h, d_k, max_length, reserved ids), and "beam": the beam settings of beam_step.onnx and beam.onnx |
 
-The decoder step is `Transformer.decode_step` for one hypothesis per sentence, with the
-model's per-layer cache lists as one input per layer. It reads the fixed-size
-self-attention cache (W positions, zeros to start) without writing it: it attends over
-positions < `step` there and over its own key and value at `step` (whose column is still
-zero), and returns that key and value, one column per layer, for the driver to write at
-`step` (`layers.attention.cache_writes("returned")`). Written inside the graph, every
-step cost a copy of each whole cache: ONNX Runtime's ScatterND copies its input.
+`kt.runtimes.OnnxTranslator(directory)` decodes with a NumPy loop over the step graphs
+(`kt.runtimes.step_loops`): beam_step.onnx when the directory holds it, else
+decoder_step.onnx, greedily. The steps read the self-attention caches without writing
+them and return their rows, which the loop writes into buffers bound to ONNX Runtime
+(I/O binding): written inside a graph, every step cost a copy of each whole cache
+(ONNX Runtime's ScatterND copies its input).
 
 greedy.onnx is `kt.decoding.greedy_loop` as one ONNX Loop, W = the model's max_length;
 it is written only when the loop converts to a valid ONNX graph (see `export_onnx`).
 beam.onnx is the Translator's beam search (`kt.decoding.beam_loop` with its beam_size,
 α, max_length and min_length) as one ONNX Loop: `ids` is the best finished hypothesis
 of each sentence and `score` its length-penalised log-probability, as
-`kt.decoding.beam_search` returns them. It is written when the Translator's beam_size
-is above 1 (and decoding is not "greedy"); the loop converts as it runs in TensorFlow
-(TopK, GatherND for the gathers with batch dimensions, inside one Loop): no op needed
-replacing.
+`kt.decoding.beam_search` returns them. Both run with `OnnxTranslator(use_loop=True)`,
+where one call per batch matters more than speed (the step loops are faster:
+README, "Beside CTranslate2").
 
 Every layer normalisation is one ONNX LayerNormalization node (`onnx_layer_norm.py`):
 tf2onnx writes thirteen, which ONNX Runtime runs one by one.
-
-`kt.runtimes.OnnxTranslator(directory)` decodes as the export does: with beam.onnx when
-the directory holds it, else greedily, a NumPy loop over decoder_step.onnx that follows
-`kt.decoding.greedy_search` step for step, so both give the same ids.
 """
 
 import contextlib
@@ -51,7 +44,6 @@ from keras_transformer.decoding import greedy_loop
 from keras_transformer.decoding.rules import EXTRA_LENGTH
 from keras_transformer.export.common import (
     SRC_IDS_SPEC,
-    WeightsModule,
     check_new_path,
     decoding_settings,
     model_of,
@@ -59,112 +51,53 @@ from keras_transformer.export.common import (
     tokenizers_of,
 )
 from keras_transformer.export.onnx_layer_norm import fuse_layer_norms
+from keras_transformer.export.steps import BEAM_STEP, GREEDY_STEP, StepGraphs
 from keras_transformer.extras import import_extra
 from keras_transformer.files import atomic_path, atomic_write_text
-from keras_transformer.layers.attention import cache_writes
 from keras_transformer.runtimes.onnx import (
     BEAM_FILE,
+    BEAM_STEP_FILE,
     CONFIG_FILE,
     FORMAT_VERSION,
     GREEDY_FILE,
     SOURCE_TOKENIZER_DIR,
     TARGET_TOKENIZER_DIR,
-    layer_name,
 )
 from keras_transformer.translator import best_hypothesis
 
 OPSET = 17
-FILES = ("forward.onnx", "encoder.onnx", "decoder_step.onnx", GREEDY_FILE)
+FILES = ("forward.onnx", "encoder.onnx", f"{GREEDY_STEP}.onnx", GREEDY_FILE)
+BEAM_FILES = (BEAM_STEP_FILE, BEAM_FILE)
 
 
-class _OnnxModule(WeightsModule):
-    """The functions converted to ONNX, one file each (see the module docstring);
-    `settings`: the `DecodingSettings` of beam.onnx (see `decoding_settings`)."""
+class _OnnxModule(StepGraphs):
+    """The functions converted to ONNX, one file each (see the module docstring): the
+    step graphs, and the whole model and decoding loops; `settings`: the
+    `DecodingSettings` of beam_step.onnx and beam.onnx (see `decoding_settings`)."""
 
     def __init__(self, model, settings):
-        super().__init__(model, name="translator_onnx")
-        self._settings = settings
-        config = model.config
-        head_dim = config.d_model // config.num_heads
-        # Keys transposed, as the model's cache keeps them (layers/decoder.py).
-        keys = tf.TensorSpec([None, config.num_heads, head_dim, None])
-        values = tf.TensorSpec([None, config.num_heads, None, head_dim])
-        mask = tf.TensorSpec([None, 1, 1, None], tf.bool, name="memory_mask")
-        layers = range(config.num_layers)
+        super().__init__(model, settings, name="translator_onnx")
+        self.input_signatures.update(
+            forward=[SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
+            greedy=[SRC_IDS_SPEC],
+            beam=[SRC_IDS_SPEC],
+        )
 
-        def cache_specs(kind, spec):
-            return [tf.TensorSpec(spec.shape, tf.float32, name=layer_name(kind, i)) for i in layers]
-
-        self.signatures = {
-            "forward": [SRC_IDS_SPEC, tf.TensorSpec([None, None], tf.int32, name="tgt_in_ids")],
-            "encoder": [SRC_IDS_SPEC],
-            "decoder_step": [
-                tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
-                tf.TensorSpec([], tf.int32, name="step"),
-                cache_specs("self_keys", keys),
-                cache_specs("self_values", values),
-                cache_specs("cross_keys", keys),
-                cache_specs("cross_values", values),
-                mask,
-            ],
-            "greedy": [SRC_IDS_SPEC],
-            "beam": [SRC_IDS_SPEC],
-        }
-
-    def forward(self, src_ids, tgt_in_ids):
+    def _forward(self, src_ids, tgt_in_ids):
         config = self.model.config
         src_ids = refused_by_gather(src_ids, config.src_vocab_size)
         tgt_in_ids = refused_by_gather(tgt_in_ids, config.tgt_vocab_size)
         return {"logits": self.model((src_ids, tgt_in_ids), training=False)}
 
-    def encoder(self, src_ids):
-        src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
-        memory, memory_mask = self.model.encode(src_ids, training=False)
-        # The self-attention part of the cache is the driver's zeros; only the
-        # cross-attention keys and values depend on the source.
-        cache = self.model.init_cache(memory, 1)
-        return {
-            "memory": memory,
-            "memory_mask": memory_mask,
-            **_per_layer("cross_keys", cache["cross_keys"]),
-            **_per_layer("cross_values", cache["cross_values"]),
-        }
-
-    def decoder_step(
-        self, tgt_ids, step, self_keys, self_values, cross_keys, cross_values, memory_mask
-    ):
-        # One hypothesis per sentence, so the ancestry is all zeros.
-        cache = {
-            "self_keys": list(self_keys),
-            "self_values": list(self_values),
-            "cross_keys": list(cross_keys),
-            "cross_values": list(cross_values),
-            "ancestry": tf.zeros([tf.shape(tgt_ids)[0], 1, tf.shape(self_values[0])[2]], tf.int32),
-        }
-        with cache_writes("returned"):
-            logits, columns = self.model.decode_step(tgt_ids, step, cache, memory_mask)
-        return {
-            "logits": logits[:, 0],
-            **_per_layer("step_keys", columns["self_keys"]),
-            **_per_layer("step_values", columns["self_values"]),
-        }
-
-    def greedy(self, src_ids):
+    def _greedy(self, src_ids):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         ids, scores = greedy_loop(self.model, src_ids)
         return {"ids": ids, "score": scores}
 
-    def beam(self, src_ids):
+    def _beam(self, src_ids):
         src_ids = refused_by_gather(src_ids, self.model.config.src_vocab_size)
         ids, scores = best_hypothesis(self.model, src_ids, self._settings)
         return {"ids": ids, "score": scores}
-
-
-def _per_layer(kind, tensors):
-    """{layer_name(kind, i): tensor of layer i}: the graphs take and give the caches one
-    tensor per layer, as the model keeps them. Stacked, every step split and re-stacked
-    the whole cache in ONNX Runtime (Split and Concat copies)."""
-    return {layer_name(kind, i): tensor for i, tensor in enumerate(tensors)}
 
 
 @contextlib.contextmanager
@@ -186,8 +119,8 @@ def _convert(module, name, path):
     onnx = import_extra("onnx", "export")
     tf2onnx = import_extra("tf2onnx", "export")
 
-    specs = module.signatures[name]
-    function = tf.function(getattr(module, name), input_signature=specs)
+    specs = module.input_signatures[name]
+    function = module.function(name)
     with _quiet_tf2onnx():
         model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET)
     fuse_layer_norms(model_proto)
@@ -208,8 +141,9 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
         translator: a `kt.Translator`, or a bare `Transformer`.
         directory: created; must not exist unless `overwrite`.
         overwrite: replace the files of an earlier export in `directory`.
-        decoding: None also writes beam.onnx, the Translator's beam search, when its
-            beam_size is above 1; "greedy" writes the greedy graphs only.
+        decoding: None also writes beam_step.onnx and beam.onnx, the Translator's beam
+            search, when its beam_size is above 1; "greedy" writes the greedy graphs
+            only.
 
     Returns:
         The list of paths written: the .onnx files, config.json and, for a
@@ -230,8 +164,8 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
     >>> translator = kt.Translator(model, tok, tok)
     >>> paths = kt.export.export_onnx(translator, "saved_models/en_de_onnx")
     >>> sorted(os.path.basename(p) for p in paths)
-    ['beam.onnx', 'config.json', 'decoder_step.onnx', 'encoder.onnx', 'forward.onnx',
-     'greedy.onnx', 'source_tokenizer', 'target_tokenizer']
+    ['beam.onnx', 'beam_step.onnx', 'config.json', 'decoder_step.onnx', 'encoder.onnx',
+     'forward.onnx', 'greedy.onnx', 'source_tokenizer', 'target_tokenizer']
     >>> onnx_translator = kt.runtimes.OnnxTranslator("saved_models/en_de_onnx")
     >>> ids, scores = onnx_translator.translate_ids(np.array([[5, 6, 7]], np.int32))
     >>> translations, scores = onnx_translator(["a dog ran"])   # with the saved tokenizers
@@ -245,10 +179,11 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
     module = _OnnxModule(model, settings)
     beam = settings.beam_size > 1
     os.makedirs(directory, exist_ok=True)
-    if not beam and os.path.exists(os.path.join(directory, BEAM_FILE)):
-        os.remove(os.path.join(directory, BEAM_FILE))  # from an earlier, overwritten export
+    for file in BEAM_FILES if not beam else ():
+        if os.path.exists(os.path.join(directory, file)):
+            os.remove(os.path.join(directory, file))  # from an earlier, overwritten export
     written = []
-    for file in FILES + ((BEAM_FILE,) if beam else ()):
+    for file in FILES + (BEAM_FILES if beam else ()):
         name = file[: -len(".onnx")]
         path = os.path.join(directory, file)
         error = _convert(module, name, path)
@@ -263,9 +198,9 @@ def export_onnx(translator, directory, overwrite=False, decoding=None):
                 "OnnxTranslator over decoder_step.onnx instead",
                 stacklevel=2,
             )
-        elif name == "beam":
+        elif name in ("beam", BEAM_STEP):
             raise RuntimeError(
-                f"beam.onnx did not convert to valid ONNX: {error}. Export "
+                f"{file} did not convert to valid ONNX: {error}. Export "
                 "with decoding='greedy' for the greedy graphs only"
             )
         else:

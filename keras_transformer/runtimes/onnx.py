@@ -1,14 +1,16 @@
 """Running an `export_onnx` directory with ONNX Runtime.
 
-The directory (see `kt.export.export_onnx`) holds encoder.onnx and decoder_step.onnx,
-greedy.onnx (the greedy loop as one ONNX Loop, when it converted), beam.onnx (beam
-search as one Loop, for beam Translators), config.json (the sizes and reserved ids a
-driver needs, and "beam": the beam settings of beam.onnx) and the tokenizers.
+The directory (see `kt.export.export_onnx`) holds the step graphs encoder.onnx,
+decoder_step.onnx and, for beam Translators, beam_step.onnx (`kt.export.steps`);
+greedy.onnx and beam.onnx (the decoding loops as one ONNX Loop each); config.json (the
+sizes and reserved ids a driver needs, and "beam": the export's beam settings) and the
+tokenizers.
 
-`OnnxTranslator` decodes with beam.onnx when the directory holds it; otherwise greedily,
-with a NumPy loop over decoder_step.onnx that follows `kt.decoding.greedy_search` step
-for step: it applies the same `DecodingSettings` rules (`decoding/rules.py`) to NumPy
-arrays, so both give the same ids.
+`OnnxTranslator` decodes with a NumPy loop over the step graphs
+(`kt.runtimes.step_loops`), beam search with beam_step.onnx when the directory holds it,
+greedy search otherwise; both follow `kt.decoding` step for step, so they give the same
+ids. The caches are NumPy buffers bound to the session (I/O binding): the step reads
+them in place and returns its rows, which the loop writes.
 """
 
 import json
@@ -16,53 +18,52 @@ import os
 
 import numpy as np
 
-from keras_transformer.constants import PAD_ID
 from keras_transformer.decoding.rules import DecodingSettings
 from keras_transformer.errors import InputError, first_line
 from keras_transformer.extras import import_extra
 from keras_transformer.runtimes.inputs import DECODINGS, check_src_ids
+from keras_transformer.runtimes.step_loops import (
+    beam_steps,
+    cache_rows,
+    greedy_steps,
+    layer_name,
+    trim,
+)
 from keras_transformer.text.source_ids import padded_ids
 
 CONFIG_FILE = "config.json"
 BEAM_FILE = "beam.onnx"
+BEAM_STEP_FILE = "beam_step.onnx"
 GREEDY_FILE = "greedy.onnx"
 # 2: the decoder step's keys are transposed, (N, b, h, d_k, W) (layers/decoder.py).
 # 3: one cache input and output per layer (self_keys_0, ...), no longer stacked.
 # 4: the decoder step returns its keys and values (step_keys_i, step_values_i), one
 #    position, and leaves the cache it reads unwritten.
-FORMAT_VERSION = 4
+# 5: the step graphs of kt.export.steps: self-attention keys untransposed, (b, h, W, d_k),
+#    decoder_step returns log-probabilities, beam_step.onnx for beam Translators.
+FORMAT_VERSION = 5
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
-
-
-def layer_name(kind, layer):
-    """The name of layer `layer`'s tensor of `kind` ("self_keys", "cross_values",
-    "step_keys", ...) among the ONNX graphs' inputs and outputs: one tensor per layer."""
-    return f"{kind}_{layer}"
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class OnnxTranslator:
     """Decoding with ONNX Runtime over an `export_onnx` directory.
 
-    A directory with beam.onnx decodes with it, the Translator's beam search as one
-    ONNX Runtime call (settings in config.json's "beam"), unless decoding="greedy".
-    Otherwise greedy decoding follows `kt.decoding.greedy_search` step for step: per-row
-    output limits (source length + 50, capped at the model's max_length, 0 for an empty
-    source), [PAD] and [START] never chosen, finished rows padded, scores the sums of the
-    emitted tokens' log-probabilities.
+    A directory with beam_step.onnx decodes with the Translator's beam search (settings
+    in config.json's "beam"), unless decoding="greedy". Both decodings run a NumPy loop
+    over the step graphs that follows `kt.decoding.beam_search` or `greedy_search` step
+    for step: per-row output limits (source length + 50, capped at the model's
+    max_length, 0 for an empty source), [PAD] and [START] never chosen, finished rows
+    padded; greedy scores are the sums of the emitted tokens' log-probabilities, beam
+    scores length-penalised.
 
     Args:
         directory: written by `export_onnx`.
         providers: ONNX Runtime execution providers.
-        use_loop: decode greedily with greedy.onnx, the whole loop in one ONNX Runtime
-            call, instead of one call per step (needs greedy.onnx in `directory`).
-        decoding: None decodes as exported (beam.onnx when present); "greedy" decodes
-            greedily even when beam.onnx is there.
+        use_loop: decode with the loop as one ONNX Runtime call per batch, beam.onnx
+            (beam search) or greedy.onnx (greedy), instead of one call per step.
+        decoding: None decodes as exported (beam search when the export has it);
+            "greedy" decodes greedily even then.
 
     Example: see `kt.export.export_onnx`, which writes the directory and then translates
     with it.
@@ -90,9 +91,9 @@ class OnnxTranslator:
         if self.config.get("format_version", 1) != FORMAT_VERSION:
             raise InputError(
                 f"{config_path} has format_version {self.config.get('format_version', 1)}; "
-                f"this version of keras_transformer reads {FORMAT_VERSION} (its decoder "
-                "step returns its own keys and values for the loop to write): export the "
-                "model again"
+                f"this version of keras_transformer reads {FORMAT_VERSION} (the step "
+                "graphs take untransposed keys, and beam search runs beam_step.onnx): "
+                "export the model again"
             )
         self.directory = directory
         providers = list(providers)
@@ -113,27 +114,23 @@ class OnnxTranslator:
             )
         self.beam = (
             self.config.get("beam")
-            if decoding is None and BEAM_FILE in self.config["files"]
+            if decoding is None and BEAM_STEP_FILE in self.config["files"]
             else None
         )
-        if self.beam is not None:
-            if use_loop:
-                raise InputError(
-                    f"{directory} decodes with beam search (beam.onnx); "
-                    "use_loop=True is greedy.onnx: pass decoding='greedy' too"
-                )
-            self._beam = session(BEAM_FILE)
-        if use_loop and GREEDY_FILE not in self.config["files"]:
+        loop_file = GREEDY_FILE if self.beam is None else BEAM_FILE
+        if use_loop and loop_file not in self.config["files"]:
             raise FileNotFoundError(
-                f"use_loop=True needs greedy.onnx, which export_onnx did not write in "
+                f"use_loop=True needs {loop_file}, which export_onnx did not write in "
                 f"{directory}; decode with use_loop=False"
             )
         self.use_loop = use_loop
         if use_loop:
-            self._greedy = session(GREEDY_FILE)
-        elif self.beam is None:
-            self._encoder = session("encoder.onnx")
-            self._step = session("decoder_step.onnx")
+            self._loop = session(loop_file)
+        else:
+            step_file = "decoder_step.onnx" if self.beam is None else BEAM_STEP_FILE
+            self._steps = _OnnxSteps(
+                self.config, session("encoder.onnx"), step_file[: -len(".onnx")], session(step_file)
+            )
         self._tokenizers = None
 
     def translate_ids(self, src_ids, max_length=None, min_length=0):
@@ -141,10 +138,10 @@ class OnnxTranslator:
 
         Args:
             src_ids: int array (batch, src_len).
-            max_length: greedy decoding over decoder_step.onnx only: None for source
-                length + 50 per row, or an int limit.
-            min_length: greedy decoding over decoder_step.onnx only: [END] is
-                forbidden before this many output tokens.
+            max_length: greedy step loop only: None for source length + 50 per row, or
+                an int limit.
+            min_length: greedy step loop only: [END] is forbidden before this many
+                output tokens.
 
         Returns:
             ids (batch, t) int32 without [START], ending with [END] then padding;
@@ -156,10 +153,14 @@ class OnnxTranslator:
             raise InputError(
                 f"max_length must be None or an int in [1, {cfg['max_length']}]; got {max_length!r}"
             )
+        exported = self.use_loop or self.beam is not None
+        if exported and (max_length is not None or min_length != 0):
+            raise InputError(
+                "beam search and the loop graphs (use_loop=True) decode with the "
+                "max_length they were exported with (and its min_length) only"
+            )
         settings = DecodingSettings(
-            beam_size=1,
-            max_length=max_length,
-            min_length=min_length,
+            **(self.beam or {"beam_size": 1, "max_length": max_length, "min_length": min_length}),
             start_id=cfg["start_id"],
             end_id=cfg["end_id"],
         ).check_sizes(cfg["max_length"], cfg["tgt_vocab_size"])
@@ -168,80 +169,11 @@ class OnnxTranslator:
             return np.zeros((0, 0), np.int32), np.zeros((0,), np.float32)
         if src_ids.shape[1] == 0:  # only empty sources: one padding column, as in TF
             src_ids = np.zeros((batch, 1), np.int32)
-        if self.use_loop or self.beam is not None:
-            if max_length is not None or min_length != 0:
-                raise InputError(
-                    "the loop graphs (use_loop=True, beam.onnx) decode with the "
-                    "max_length they were exported with (and its min_length) "
-                    "only"
-                )
-            graph = self._greedy if self.use_loop else self._beam
-            ids, scores = graph.run(["ids", "score"], {"src_ids": src_ids})
-            return _trim(ids), scores
-
-        return self._greedy_steps(src_ids, settings)
-
-    def _greedy_steps(self, src_ids, settings):
-        """Greedy search over decoder_step.onnx, one ONNX Runtime call per step, with the
-        rules of `settings` as `kt.decoding.greedy_loop` applies them.
-
-        The self-attention caches are NumPy buffers that the step reads without writing
-        them; it returns its own keys and values, which the loop writes at the step's
-        position. Every input and output is bound to a NumPy buffer (I/O binding), so
-        no cache is copied into or out of the session."""
-        cfg = self.config
-        batch = src_ids.shape[0]
-        limits = settings.limits(src_ids, cfg["max_length"])
-        width = max(int(limits.max()), 1)
-        layers = range(cfg["num_layers"])
-        encoder_outputs = ["memory_mask"] + [
-            layer_name(kind, i) for kind in ("cross_keys", "cross_values") for i in layers
-        ]
-        binding = self._step.io_binding()
-        for name, value in zip(
-            encoder_outputs, self._encoder.run(encoder_outputs, {"src_ids": src_ids})
-        ):
-            binding.bind_cpu_input(name, value)
-        heads, head_dim = cfg["num_heads"], cfg["head_dim"]
-        # Kᵀ and V of each layer; column (keys) or row (values) t is written after step t.
-        keys = [np.zeros((batch, heads, head_dim, width), np.float32) for _ in layers]
-        values = [np.zeros((batch, heads, width, head_dim), np.float32) for _ in layers]
-        step_keys = [np.empty((batch, heads, head_dim, 1), np.float32) for _ in layers]
-        step_values = [np.empty((batch, heads, 1, head_dim), np.float32) for _ in layers]
-        logits = np.empty((batch, cfg["tgt_vocab_size"]), np.float32)
-        _bind_output(binding, "logits", logits)
-        for i in layers:
-            _bind_output(binding, layer_name("step_keys", i), step_keys[i])
-            _bind_output(binding, layer_name("step_values", i), step_values[i])
-        tokens = np.full([batch, 1], cfg["start_id"], np.int32)
-        position = np.zeros((), np.int32)
-        ids = np.zeros([batch, width], np.int32)
-        scores = np.zeros([batch], np.float32)
-        finished = np.zeros([batch], bool)
-        rows = np.arange(batch)
-        for step in range(width):
-            active = settings.still_decoding(finished, step, limits)
-            if not active.any():
-                break
-            # Bound every step (ONNX Runtime may copy a bound input or read it in
-            # place), from arrays that outlive the call.
-            position[...] = step
-            binding.bind_cpu_input("tgt_ids", tokens)
-            binding.bind_cpu_input("step", position)
-            for i in layers:
-                binding.bind_cpu_input(layer_name("self_keys", i), keys[i])
-                binding.bind_cpu_input(layer_name("self_values", i), values[i])
-            self._step.run_with_iobinding(binding)
-            for i in layers:
-                keys[i][:, :, :, step] = step_keys[i][:, :, :, 0]
-                values[i][:, :, step] = step_values[i][:, :, 0]
-            log_probs = _log_softmax(logits)
-            allowed = settings.forbid_tokens(log_probs, step)
-            tokens[:, 0] = np.where(active, allowed.argmax(axis=-1), PAD_ID)
-            scores += np.where(active, log_probs[rows, tokens[:, 0]], 0.0).astype(np.float32)
-            ids[:, step] = tokens[:, 0]
-            finished = settings.finished_after(finished, active, tokens[:, 0])
-        return _trim(ids), scores
+        if self.use_loop:
+            ids, scores = self._loop.run(["ids", "score"], {"src_ids": src_ids})
+            return trim(ids), scores
+        loop = greedy_steps if self.beam is None else beam_steps
+        return loop(self._steps, src_ids, settings, cfg["max_length"])
 
     def __call__(self, texts):
         """list of str -> (list of str, scores); needs the tokenizers export_onnx saved."""
@@ -271,13 +203,54 @@ class OnnxTranslator:
         return self._tokenizers
 
 
-def _bind_output(binding, name, buffer):
-    """Binds output `name` to the C-contiguous float32 NumPy `buffer`, which ONNX
-    Runtime then writes in place."""
-    binding.bind_output(name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
+class _OnnxSteps:
+    """The `Steps` of `kt.runtimes.step_loops` over encoder.onnx and one step graph.
 
+    The caches are NumPy buffers bound to the step's session once per decoding; ONNX
+    Runtime reads bound CPU arrays in place, so the rows the loop writes between steps
+    are what the next step reads."""
 
-def _trim(ids):
-    """Drops the trailing columns that are padding in every row."""
-    used = (ids != PAD_ID).any(axis=0)
-    return ids[:, : (np.flatnonzero(used)[-1] + 1 if used.any() else 0)]
+    def __init__(self, config, encoder, graph, step):
+        self._config, self._encoder, self._graph, self._step = config, encoder, graph, step
+        layers = range(config["num_layers"])
+        self._encoded = ["memory_mask"] + [
+            layer_name(kind, i) for kind in ("cross_keys", "cross_values") for i in layers
+        ]
+        self._caches = [
+            layer_name(kind, i) for kind in ("self_keys", "self_values") for i in layers
+        ]
+        self._rows = [layer_name(kind, i) for kind in ("step_keys", "step_values") for i in layers]
+        self._outputs = [
+            output.name for output in step.get_outputs() if output.name not in self._rows
+        ]
+
+    def start(self, src_ids, width, hypotheses):
+        cfg = self._config
+        self._width, self._hypotheses = width, hypotheses
+        self._binding = binding = self._step.io_binding()
+        encoded = self._encoder.run(self._encoded, {"src_ids": src_ids})
+        self._inputs = dict(zip(self._encoded, encoded))
+        shape = (src_ids.shape[0], cfg["num_heads"], hypotheses * width, cfg["head_dim"])
+        self._inputs.update((name, np.zeros(shape, np.float32)) for name in self._caches)
+        for name, value in self._inputs.items():
+            binding.bind_cpu_input(name, value)
+        for name in self._outputs + self._rows:
+            binding.bind_output(name, "cpu")
+        self._position = np.zeros((), np.int32)
+
+    def run(self, graph, step, inputs):
+        if graph != self._graph:
+            raise ValueError(f"this translator runs {self._graph}.onnx, not {graph}.onnx")
+        binding = self._binding
+        # Bound from arrays that outlive the call: ONNX Runtime reads them in place.
+        self._position[...] = step
+        binding.bind_cpu_input("step", self._position)
+        for name, value in inputs.items():
+            binding.bind_cpu_input(name, value)
+        self._step.run_with_iobinding(binding)
+        outputs = dict(zip(self._outputs + self._rows, binding.copy_outputs_to_cpu()))
+        for cache, row in zip(self._caches, self._rows):
+            cache_rows(self._inputs[cache], self._hypotheses, self._width, step)[...] = outputs.pop(
+                row
+            )
+        return outputs

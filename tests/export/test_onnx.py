@@ -29,7 +29,7 @@ def _session(directory, file):
 
 
 def test_files_and_config(onnx_dir, trained):
-    for file in ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "config.json"):
+    for file in ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "beam_step.onnx"):
         assert os.path.exists(onnx_dir / file), file
     config = json.loads((onnx_dir / "config.json").read_text())
     assert config["max_length"] == trained.model.config.max_length
@@ -66,6 +66,7 @@ def test_every_layer_norm_is_one_node(onnx_dir, trained):
     expected = {
         "encoder.onnx": encoder,
         "decoder_step.onnx": decoder,
+        "beam_step.onnx": decoder,
         "forward.onnx": encoder + decoder,
         "beam.onnx": encoder + decoder,
     }
@@ -86,6 +87,9 @@ def test_forward_logits_match(onnx_dir, trained):
 
 
 def test_encoder_and_decoder_step_match(onnx_dir, trained):
+    # Catches: a step whose keys go in or come out transposed (the caches below are the
+    # model's, Kᵀ, turned), a row written elsewhere than at `step`, logits returned
+    # unnormalised (log-probabilities sum to 1 in probability), a cache input left out.
     model = trained.model
     layers = range(model.config.num_layers)
 
@@ -103,12 +107,12 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
     step_session = _session(onnx_dir, "decoder_step.onnx")
-    self_keys = [np.array(c) for c in cache["self_keys"]]
+    self_keys = [np.array(c).transpose(0, 1, 3, 2) for c in cache["self_keys"]]
     self_values = [np.array(c) for c in cache["self_values"]]
     tokens = np.full([3, 1], 2, np.int32)
     for step in range(3):
-        logits, *columns = step_session.run(
-            ["logits", *names("step_keys", "step_values")],
+        log_probs, *rows = step_session.run(
+            ["log_probs", *names("step_keys", "step_values")],
             {
                 "tgt_ids": tokens,
                 "step": np.array(step, np.int32),
@@ -117,16 +121,19 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
                 "memory_mask": memory_mask,
             },
         )
-        expected, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
-        np.testing.assert_allclose(logits, expected.numpy()[:, 0], atol=1e-4)
+        logits, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
+        expected = tf.nn.log_softmax(logits[:, 0]).numpy()
+        np.testing.assert_allclose(log_probs, expected, atol=1e-4)
         # Each layer's key and value at `step` come back as their own outputs, in layer
         # order; written at `step`, the caches are the model's.
         for i in layers:
-            self_keys[i][..., step] = columns[i][..., 0]
-            self_values[i][:, :, step] = columns[len(layers) + i][:, :, 0]
-        for got, want in zip(self_keys + self_values, cache["self_keys"] + cache["self_values"]):
+            self_keys[i][:, :, step] = rows[i][:, :, 0]
+            self_values[i][:, :, step] = rows[len(layers) + i][:, :, 0]
+        for got, want in zip(self_keys, cache["self_keys"]):
+            np.testing.assert_allclose(got, np.transpose(want, (0, 1, 3, 2)), atol=1e-4)
+        for got, want in zip(self_values, cache["self_values"]):
             np.testing.assert_allclose(got, want, atol=1e-4)
-        tokens = logits.argmax(-1).astype(np.int32)[:, None]
+        tokens = log_probs.argmax(-1).astype(np.int32)[:, None]
 
 
 def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
@@ -175,13 +182,18 @@ def test_greedy_loop_graph(onnx_dir, trained):
     )
 
 
-def test_beam_graph_matches_beam_search(onnx_dir, trained):
-    """Catches: an ONNX export or OnnxTranslator that decodes greedily (or with another
-    α or beam size) for a beam translator; a beam Loop that tf2onnx mis-converts."""
+@pytest.mark.parametrize("use_loop", [False, True])
+def test_beam_export_decodes_as_beam_search(onnx_dir, trained, use_loop):
+    """Both beam drivers, the NumPy loop over beam_step.onnx and beam.onnx's one Loop,
+    give beam_search's ids and scores, empty sources included. Catches: a decoding
+    that is greedy (or of another α or beam size) for a beam translator; in the step
+    loop, a row written into the wrong block or position, a wrong first state (every
+    beam alive), a loop that stops early, an empty source's score; a beam Loop that
+    tf2onnx mis-converts."""
     config = json.loads((onnx_dir / "config.json").read_text())
-    assert "beam.onnx" in config["files"]
+    assert {"beam_step.onnx", "beam.onnx"} <= set(config["files"])
     assert config["beam"] == {"beam_size": 4, "alpha": 0.6, "max_length": None, "min_length": 0}
-    onnx_translator = OnnxTranslator(onnx_dir)
+    onnx_translator = OnnxTranslator(onnx_dir, use_loop=use_loop)
     trained.assert_decodes_as_beam_search(
         onnx_translator.translate_ids,
         (trained.dev_sources[:8], trained.dev_sources[8:11] + [""], ["zzz", ""]),
@@ -194,10 +206,19 @@ def test_beam_graph_matches_beam_search(onnx_dir, trained):
         onnx_translator.translate_ids(trained.src_ids(["one"]), max_length=5)
 
 
-def test_beam_export_refuses_use_loop_without_greedy(onnx_dir):
-    """use_loop=True runs greedy.onnx: on a beam export it needs decoding="greedy"."""
-    with pytest.raises(ValueError, match="decoding='greedy'"):
-        OnnxTranslator(onnx_dir, use_loop=True)
+def test_use_loop_needs_the_loop_graph(onnx_dir, tmp_path):
+    """use_loop=True runs beam.onnx, or greedy.onnx with decoding="greedy": an export
+    without that file is refused by name, before anything runs."""
+    import shutil
+
+    copy = tmp_path / "numbers"
+    shutil.copytree(onnx_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["files"].remove("greedy.onnx")
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FileNotFoundError, match="use_loop=True needs greedy.onnx"):
+        OnnxTranslator(copy, use_loop=True, decoding="greedy")
+    assert OnnxTranslator(copy, use_loop=True).beam is not None
     with pytest.raises(ValueError, match="decoding must be one of"):
         OnnxTranslator(onnx_dir, decoding="beam")
 
@@ -258,9 +279,10 @@ def test_a_damaged_export_is_reported_in_one_line(onnx_dir, tmp_path, damage, me
 
 
 def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
-    # Catches: an export of an older format (1: keys untransposed; 2: the caches stacked
-    # in one tensor; 3: the step writes the whole cache) fed the inputs and outputs of
-    # today's driver, failing inside ONNX Runtime with an unknown name.
+    # Catches: an export of an older format (1: keys untransposed and stacked; 4: the
+    # step takes Kᵀ and gives logits, no beam_step.onnx) fed the inputs and outputs of
+    # today's driver, failing inside ONNX Runtime with a shape error or, worse, decoding
+    # with keys read transposed.
     import shutil
 
     from keras_transformer.errors import InputError
@@ -270,12 +292,12 @@ def test_an_export_of_another_format_version_is_refused(onnx_dir, tmp_path):
     config = json.loads((copy / "config.json").read_text())
     del config["format_version"]
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="format_version 1; .* reads 4"):
+    with pytest.raises(InputError, match="format_version 1; .* reads 5"):
         OnnxTranslator(copy, decoding="greedy")
-    config["format_version"] = 3
+    config["format_version"] = 4
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="format_version 3; .* returns its own keys"):
-        OnnxTranslator(copy, decoding="greedy")
+    with pytest.raises(InputError, match="format_version 4; .* beam_step.onnx"):
+        OnnxTranslator(copy)
 
 
 def test_only_empty_sources_translate_to_empty_strings(onnx_dir):
