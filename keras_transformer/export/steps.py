@@ -26,10 +26,13 @@ import tensorflow as tf
 from keras_transformer.decoding.beam import BeamState, beam_step
 from keras_transformer.export.common import SRC_IDS_SPEC, WeightsModule, refused_by_gather
 from keras_transformer.layers.attention import cache_writes
-from keras_transformer.runtimes.step_loops import BEAM_STATE, layer_name
-
-GREEDY_STEP = "decoder_step"
-BEAM_STEP = "beam_step"
+from keras_transformer.runtimes.step_loops import (
+    BEAM_STATE,
+    BEAM_STEP,
+    ENCODER,
+    GREEDY_STEP,
+    layer_name,
+)
 
 
 def _per_layer(kind, tensors):
@@ -72,7 +75,7 @@ class StepGraphs(WeightsModule):
             "ancestry": tf.TensorSpec([None, k, None], tf.int32),
         }
         self.input_signatures = {
-            "encoder": [SRC_IDS_SPEC],
+            ENCODER: [SRC_IDS_SPEC],
             GREEDY_STEP: [tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"), step, *caches],
             BEAM_STEP: [
                 step,

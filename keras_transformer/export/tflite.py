@@ -56,18 +56,20 @@ from keras_transformer.decoding.buffers import trim_padding
 from keras_transformer.errors import InputError
 from keras_transformer.export.common import (
     SRC_IDS_SPEC,
-    WeightsModule,
     check_new_path,
     decoding_settings,
     model_of,
     refused_by_gather,
     tokenizers_of,
 )
+from keras_transformer.export.steps import BEAM_STEP, GREEDY_STEP, StepGraphs
 from keras_transformer.files import atomic_path
 from keras_transformer.layers.attention import cache_writes
 from keras_transformer.runtimes.tflite import (
+    ENCODER_SIGNATURE,
     IDS_SIGNATURE,
     LIMITS_SIGNATURE,
+    SETTINGS_SIGNATURE,
     TEXT_SIGNATURE,
 )
 from keras_transformer.text.source_ids import padded_ids
@@ -76,13 +78,12 @@ from keras_transformer.translator import best_hypothesis
 QUANTIZATIONS = (None, "float16", "int8")
 
 
-class _TFLiteModule(WeightsModule):
-    """The ids-level function converted to TFLite (see the module docstring); `settings`:
-    the `DecodingSettings` it decodes with (see `decoding_settings`)."""
+class _TFLiteModule(StepGraphs):
+    """The ids-level functions converted to TFLite (see the module docstring); `settings`:
+    the `DecodingSettings` they decode with (see `decoding_settings`)."""
 
     def __init__(self, model, settings):
-        super().__init__(model, name="translator_tflite")
-        self._settings = settings
+        super().__init__(model, settings, name="translator_tflite")
 
     def _decode(self, src_ids):
         """src_ids (batch, src_len) -> ids (batch, W), scores (batch,)."""
@@ -100,6 +101,23 @@ class _TFLiteModule(WeightsModule):
         return {
             "src_vocab_size": tf.constant(config.src_vocab_size, tf.int32),
             "max_length": tf.constant(config.max_length, tf.int32),
+        }
+
+    @tf.function(input_signature=[])
+    def decoding_settings(self):
+        config, settings = self.model.config, self._settings
+        values = {
+            "beam_size": settings.beam_size,
+            "max_length": settings.max_length or 0,
+            "min_length": settings.min_length,
+            "start_id": settings.start_id,
+            "end_id": settings.end_id,
+            "num_layers": config.num_layers,
+            "num_heads": config.num_heads,
+            "head_dim": config.d_model // config.num_heads,
+        }
+        return {name: tf.constant(value, tf.int32) for name, value in values.items()} | {
+            "alpha": tf.constant(settings.alpha, tf.float32)
         }
 
 
@@ -190,9 +208,13 @@ def export_tflite(translator, path, quantization=None, text=False, overwrite=Fal
         module = _TFLiteModule(model, settings)
     # LiteRT updates the decoding cache in place only through DYNAMIC_UPDATE_SLICE.
     with cache_writes("slices"):
+        step = BEAM_STEP if settings.beam_size > 1 else GREEDY_STEP
         signatures = {
             IDS_SIGNATURE: module.translate_ids.get_concrete_function(),
             LIMITS_SIGNATURE: module.input_limits.get_concrete_function(),
+            SETTINGS_SIGNATURE: module.decoding_settings.get_concrete_function(),
+            ENCODER_SIGNATURE: module.function(ENCODER_SIGNATURE).get_concrete_function(),
+            step: module.function(step).get_concrete_function(),
         }
         if text:
             signatures[TEXT_SIGNATURE] = module.translate.get_concrete_function()

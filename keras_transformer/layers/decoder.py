@@ -278,7 +278,9 @@ class Decoder(SettingsLayer):
         batch, hypotheses, width = ops.shape(ancestry)
         block = ops.arange(hypotheses)[None, None, :, None]
         seen = ops.less_equal(ops.arange(width), per_sentence(step, rank=4))
-        mask = ops.equal(ancestry[:, :, None, :], block) & seen
+        # expand_dims, not [:, :, None, :]: LiteRT's converter has no builtin for that
+        # strided slice where both batch and width are unknown (the step graphs).
+        mask = ops.equal(ops.expand_dims(ancestry, 2), block) & seen
         return ops.reshape(mask, (batch, 1, hypotheses, hypotheses * width))
 
     def call_cached(self, x, cache, step, memory_mask, training=None):

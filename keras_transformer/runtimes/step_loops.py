@@ -20,6 +20,11 @@ import numpy as np
 
 from keras_transformer.constants import NEG_INF, PAD_ID
 
+# The step graphs' names: the ONNX files (without ".onnx") and the LiteRT signatures.
+ENCODER = "encoder"
+GREEDY_STEP = "decoder_step"
+BEAM_STEP = "beam_step"
+
 # The beam-search state that beam_step takes and returns ("next_" + name): the fields
 # of `kt.decoding.BeamState` but the step and the caches, with the ancestry of the
 # cache (layers/decoder.py) beside them.
@@ -77,7 +82,7 @@ def greedy_steps(steps, src_ids, settings, model_max_length):
         active = settings.still_decoding(finished, step, limits)
         if not active.any():
             break
-        log_probs = steps.run("decoder_step", step, {"tgt_ids": tokens})["log_probs"]
+        log_probs = steps.run(GREEDY_STEP, step, {"tgt_ids": tokens})["log_probs"]
         chosen = settings.forbid_tokens(log_probs, step).argmax(axis=-1)
         tokens = np.where(active, chosen, PAD_ID).astype(np.int32)[:, None]
         scores += np.where(active, log_probs[rows, tokens[:, 0]], 0.0).astype(np.float32)
@@ -113,7 +118,7 @@ def beam_steps(steps, src_ids, settings, model_max_length):
     }
     step = 0
     while not state["done"].all():
-        outputs = steps.run("beam_step", step, {**state, "limits": limits})
+        outputs = steps.run(BEAM_STEP, step, {**state, "limits": limits})
         state = {name: outputs["next_" + name] for name in BEAM_STATE}
         step += 1
     scores = np.where(limits == 0, 0.0, state["finished_scores"][:, 0]).astype(np.float32)
