@@ -5,12 +5,17 @@ Config (the decode benchmark of benchmarks/decode_latency.py): 2+2 layers, d_mod
 64 tokens, 64 output tokens forced ([END] forbidden before 64 tokens, at most 64), so
 every engine does the same number of steps whatever the weights. Rows, greedy and beam 4:
 
-    TF XLA            kt.decoding.greedy_search / beam_search: the reference ids
-    TFLite float32    export_tflite, LiteRT interpreter (the loop as one WHILE op)
-    TFLite int8       the same, dynamic-range int8 weights
-    ONNX Runtime      export_onnx, OnnxTranslator (greedy: its step loop; beam.onnx)
-    CTranslate2 f32   our weights converted by benchmarks/ctranslate2_model.py
-    CTranslate2 int8  the same model loaded with compute_type="int8"
+    tf-xla                kt.decoding.greedy_search / beam_search: the reference ids
+    tflite-float32        export_tflite, TFLiteTranslator: the step loop over the
+                          file's decoder_step / beam_step signatures
+    tflite-int8           the same, dynamic-range int8 weights
+    tflite-float32-while  the float32 file's translate_ids: the loop as one WHILE op
+    onnx                  export_onnx, OnnxTranslator: the step loop over
+                          decoder_step.onnx / beam_step.onnx
+    onnx-loop             beam.onnx, the beam loop as one ONNX Loop (beam only:
+                          greedy.onnx has no min_length to force the 64 tokens)
+    ctranslate2-float32   our weights converted by benchmarks/ctranslate2_model.py
+    ctranslate2-int8      the same model loaded with compute_type="int8"
 
 Each row runs in a fresh process with 2 threads: it loads its artifact, decodes once (a
 warm-up, which also gives the ids), then times --repeats decodings. The rows run in turns
@@ -33,6 +38,7 @@ import tempfile
 import time
 
 import numpy as np
+from real_data import measure_peak
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH, SOURCE_LENGTH, OUTPUT_LENGTH, VOCAB_SIZE = 32, 64, 64, 8000
@@ -41,10 +47,14 @@ ENGINES = (
     "tf-xla",
     "tflite-float32",
     "tflite-int8",
+    "tflite-float32-while",
     "onnx",
+    "onnx-loop",
     "ctranslate2-float32",
     "ctranslate2-int8",
 )
+# The rows an engine has no decoding for.
+NOT_RUN = {("onnx-loop", "greedy")}
 DECODINGS = ("greedy", "beam4")
 
 
@@ -54,6 +64,7 @@ def _paths(work):
         "src": os.path.join(work, "src_ids.npy"),
         "tflite-float32": os.path.join(work, "{decoding}_float32.tflite"),
         "tflite-int8": os.path.join(work, "{decoding}_int8.tflite"),
+        "tflite-float32-while": os.path.join(work, "{decoding}_float32.tflite"),
         "onnx": os.path.join(work, "onnx"),
         "ctranslate2": os.path.join(work, "ctranslate2"),
     }
@@ -124,9 +135,13 @@ def _decoder(engine, decoding, work):
     if engine.startswith("tflite"):
         from keras_transformer.runtimes import TFLiteTranslator
 
-        runner = TFLiteTranslator(paths[engine].format(decoding=decoding), num_threads=THREADS)
+        runner = TFLiteTranslator(
+            paths[engine].format(decoding=decoding),
+            num_threads=THREADS,
+            use_loop=engine.endswith("-while"),
+        )
         return lambda: runner.translate_ids(src_ids)[0]
-    if engine == "onnx":
+    if engine.startswith("onnx"):
         from keras_transformer.runtimes import OnnxTranslator
 
         if beam_size == 1:
@@ -134,7 +149,7 @@ def _decoder(engine, decoding, work):
             return lambda: runner.translate_ids(
                 src_ids, max_length=OUTPUT_LENGTH, min_length=OUTPUT_LENGTH
             )[0]
-        runner = OnnxTranslator(paths["onnx"])
+        runner = OnnxTranslator(paths["onnx"], use_loop=engine == "onnx-loop")
         return lambda: runner.translate_ids(src_ids)[0]
     import ctranslate2
     from ctranslate2_model import ids_to_tokens, tokens_to_ids
@@ -191,7 +206,13 @@ def main():
         return
     os.makedirs(work, exist_ok=True)
     prepare(work)
-    rows = [(engine, decoding) for decoding in DECODINGS for engine in args.engines]
+    peaks = [measure_peak()]
+    rows = [
+        (engine, decoding)
+        for decoding in DECODINGS
+        for engine in args.engines
+        if (engine, decoding) not in NOT_RUN
+    ]
     times = {row: [] for row in rows}
     environment = dict(
         os.environ,
@@ -219,21 +240,25 @@ def main():
                 env=environment,
             ).stdout
             times[engine, decoding] += json.loads(output.strip().splitlines()[-1])["times"]
+    peaks.append(measure_peak())
     print(
         f"{BATCH} sources of {SOURCE_LENGTH} tokens, {OUTPUT_LENGTH} output tokens forced, "
-        f"{THREADS} threads; median of {args.rounds} x {args.repeats} runs per row"
+        f"{THREADS} threads; median of {args.rounds} x {args.repeats} runs per row; "
+        f"float32 matmul peak {peaks[0]:.0f} GFLOP/s before, {peaks[1]:.0f} after "
+        "(a loaded machine shows here)"
     )
     print(f"{'row':<28} {'ms':>8} {'vs CT2 f32':>11} {'same ids':>9}")
     for decoding in DECODINGS:
         reference = np.load(os.path.join(work, f"ids_tf-xla_{decoding}.npy"))
-        medians = {e: 1000 * statistics.median(times[e, decoding]) for e in args.engines}
+        engines = [e for e in args.engines if (e, decoding) in times]
+        medians = {e: 1000 * statistics.median(times[e, decoding]) for e in engines}
         baseline = medians.get("ctranslate2-float32")
-        for engine in args.engines:
+        for engine in engines:
             ids = np.load(os.path.join(work, f"ids_{engine}_{decoding}.npy"))
             same = float(np.mean(ids == reference)) if ids.shape == reference.shape else 0.0
             ratio = f"{medians[engine] / baseline:10.2f}x" if baseline else f"{'-':>11}"
             print(f"{engine + ' ' + decoding:<28} {medians[engine]:8.1f} {ratio} {same:9.1%}")
-            if engine.endswith("float32") and same < 1.0:
+            if "int8" not in engine and same < 1.0:
                 print(
                     f"  {engine} {decoding} does not give the reference ids: not the same "
                     "computation, its time is not comparable"

@@ -24,6 +24,7 @@ from keras_transformer.extras import import_extra
 from keras_transformer.runtimes.inputs import DECODINGS, check_src_ids
 from keras_transformer.runtimes.step_loops import (
     beam_steps,
+    cache_names,
     cache_rows,
     greedy_steps,
     layer_name,
@@ -216,13 +217,9 @@ class _OnnxSteps:
         self._encoded = ["memory_mask"] + [
             layer_name(kind, i) for kind in ("cross_keys", "cross_values") for i in layers
         ]
-        self._caches = [
-            layer_name(kind, i) for kind in ("self_keys", "self_values") for i in layers
-        ]
-        self._rows = [layer_name(kind, i) for kind in ("step_keys", "step_values") for i in layers]
-        self._outputs = [
-            output.name for output in step.get_outputs() if output.name not in self._rows
-        ]
+        self._caches = cache_names(config["num_layers"])
+        rows = [row for _, row in self._caches]
+        self._outputs = [output.name for output in step.get_outputs() if output.name not in rows]
 
     def start(self, src_ids, width, hypotheses):
         cfg = self._config
@@ -231,10 +228,10 @@ class _OnnxSteps:
         encoded = self._encoder.run(self._encoded, {"src_ids": src_ids})
         self._inputs = dict(zip(self._encoded, encoded))
         shape = (src_ids.shape[0], cfg["num_heads"], hypotheses * width, cfg["head_dim"])
-        self._inputs.update((name, np.zeros(shape, np.float32)) for name in self._caches)
+        self._inputs.update((name, np.zeros(shape, np.float32)) for name, _ in self._caches)
         for name, value in self._inputs.items():
             binding.bind_cpu_input(name, value)
-        for name in self._outputs + self._rows:
+        for name in self._outputs + [row for _, row in self._caches]:
             binding.bind_output(name, "cpu")
         self._position = np.zeros((), np.int32)
 
@@ -248,9 +245,7 @@ class _OnnxSteps:
         for name, value in inputs.items():
             binding.bind_cpu_input(name, value)
         self._step.run_with_iobinding(binding)
-        outputs = dict(zip(self._outputs + self._rows, binding.copy_outputs_to_cpu()))
-        for cache, row in zip(self._caches, self._rows):
-            cache_rows(self._inputs[cache], self._hypotheses, self._width, step)[...] = outputs.pop(
-                row
-            )
-        return outputs
+        outputs = binding.copy_outputs_to_cpu()
+        for (cache, _), rows in zip(self._caches, outputs[len(self._outputs) :]):
+            cache_rows(self._inputs[cache], self._hypotheses, self._width, step)[...] = rows
+        return dict(zip(self._outputs, outputs))

@@ -45,6 +45,16 @@ def layer_name(kind, layer):
     return f"{kind}_{layer}"
 
 
+def cache_names(num_layers):
+    """[(cache, rows)]: the name of each self-attention cache input of a step graph and
+    of the output whose rows are written into it."""
+    return [
+        (layer_name(cache, i), layer_name(rows, i))
+        for cache, rows in (("self_keys", "step_keys"), ("self_values", "step_values"))
+        for i in range(num_layers)
+    ]
+
+
 def trim(ids):
     """Drops the trailing columns that are padding in every row."""
     used = (ids != PAD_ID).any(axis=0)

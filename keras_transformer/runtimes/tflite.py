@@ -41,9 +41,9 @@ from keras_transformer.runtimes.step_loops import (
     ENCODER,
     GREEDY_STEP,
     beam_steps,
+    cache_names,
     cache_rows,
     greedy_steps,
-    layer_name,
 )
 from keras_transformer.startup_logs import honour_log_level
 
@@ -189,9 +189,7 @@ class _TFLiteSteps:
         self._outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
         self._subgraph = self._wrapper.GetSubgraphIndexFromSignature(signature)
         self._graph = signature
-        layers = range(config["num_layers"])
-        self._caches = [layer_name(kind, i) for kind in ("self_keys", "self_values") for i in layers]
-        self._rows = [layer_name(kind, i) for kind in ("step_keys", "step_values") for i in layers]
+        self._caches = cache_names(config["num_layers"])
         self._heads, self._head_dim = config["num_heads"], config["head_dim"]
 
     def start(self, src_ids, width, hypotheses):
@@ -204,7 +202,7 @@ class _TFLiteSteps:
         """Sizes every input for this decoding, sets the encoder's outputs once and zeroes
         the caches."""
         shapes = {name: value.shape for name, value in {**self._encoded, **step_inputs}.items()}
-        shapes.update((name, self._cache_shape) for name in self._caches)
+        shapes.update((name, self._cache_shape) for name, _ in self._caches)
         for name, shape in shapes.items():
             self._wrapper.ResizeInputTensor(
                 self._inputs[name], np.array(shape, np.int32), False, self._subgraph
@@ -212,7 +210,7 @@ class _TFLiteSteps:
         self._wrapper.AllocateTensors(self._subgraph)
         for name, value in self._encoded.items():
             self._wrapper.SetTensor(self._inputs[name], value, self._subgraph)
-        for name in self._caches:
+        for name, _ in self._caches:
             self._view(name)[...] = 0.0
         self._allocated = True
 
@@ -232,8 +230,8 @@ class _TFLiteSteps:
             name: self._wrapper.GetTensor(index, self._subgraph)
             for name, index in self._outputs.items()
         }
-        for cache, row in zip(self._caches, self._rows):
+        for cache, rows in self._caches:
             cache_rows(self._view(cache), self._hypotheses, self._width, step)[...] = outputs.pop(
-                row
+                rows
             )
         return outputs
