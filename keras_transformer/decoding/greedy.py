@@ -29,6 +29,29 @@ def argmax_choice(logits):
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
+def greedy_choice(settings, logits, step, choose=None):
+    """The token a row emits at output position `step`, and its log-probability.
+
+    [PAD], [START] and, before `settings.min_length`, [END] are forbidden
+    (`DecodingSettings.forbid_tokens`), then `choose` picks among the rest (None:
+    argmax). log p(token) = logit - logsumexp(logits): the (batch, vocab) log-softmax
+    is never formed.
+
+    Args:
+        settings: `DecodingSettings`.
+        logits: (batch, vocab) float32, unnormalised.
+        step: scalar int32.
+        choose: as `greedy_loop`'s.
+
+    Returns:
+        token (batch,) int32, log p(token) (batch,) float32.
+    """
+    allowed = settings.forbid_tokens(logits, step)
+    token = argmax_choice(allowed) if choose is None else choose(allowed, step)
+    log_prob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
+    return token, log_prob
+
+
 def greedy_loop(model, src_ids, settings=PAPER_SETTINGS, choose=None, max_steps=None):
     """Decodes `src_ids` one token at a time with `choose` picking each token.
 
@@ -71,14 +94,10 @@ def greedy_loop(model, src_ids, settings=PAPER_SETTINGS, choose=None, max_steps=
 
     def body(step, tokens, cache, ids, scores, finished):
         logits, cache = model.decode_step(tokens[:, None], step, cache, memory_mask)
-        logits = logits[:, 0]
-        allowed = settings.forbid_tokens(logits, step)
-        token = argmax_choice(allowed) if choose is None else choose(allowed, step)
+        token, log_prob = greedy_choice(settings, logits[:, 0], step, choose)
         active = settings.still_decoding(finished, step, limits)
         token = tf.where(active, token, PAD_ID)
-        # log p(token) = logit - logsumexp: the (batch, vocab) log-softmax is not formed.
-        chosen = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
-        scores = scores + tf.where(active, chosen, 0.0)
+        scores = scores + tf.where(active, log_prob, 0.0)
         ids = write_column(ids, step, token)
         finished = settings.finished_after(finished, active, token)
         return step + 1, token, cache, ids, scores, finished

@@ -48,7 +48,9 @@ class DecodingSettings:
         alpha: α of beam search's length penalty (the paper: 0.6).
         max_length: None for source length + 50 per row (capped at the model's
             max_length), or an int limit for every row.
-        min_length: [END] is forbidden before this many output tokens.
+        min_length: [END] is forbidden before this many output tokens (inside the greedy
+            step graph of an export, `kt.export.steps`, a scalar int32 tensor: there
+            the caller gives it at every step).
         start_id, end_id: the [START] fed first and the [END] that stops a row.
     """
 
@@ -138,7 +140,7 @@ class DecodingSettings:
         xp = _array_module(log_probs)
         token = np.arange(log_probs.shape[-1])
         banned = (token == PAD_ID) | (token == self.start_id)
-        if self.min_length > 0:
+        if tf.is_tensor(self.min_length) or self.min_length > 0:
             banned = xp.logical_or(
                 banned, xp.logical_and(token == self.end_id, step < self.min_length)
             )

@@ -4,13 +4,18 @@ runs outside the graph (`kt.runtimes.step_loops`).
 | graph | inputs | outputs |
 |---|---|---|
 | encoder | src_ids (b, s) int32 | memory_mask (b, 1, 1, s) bool, cross_keys_i Kᵀ (b, h, d_k, s) and cross_values_i (b, h, s, d_k) for each layer i < N |
-| decoder_step | tgt_ids (b, 1) int32, step () int32, self_keys_i and self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | log_probs (b, V) float32, step_keys_i and step_values_i (b, h, 1, d_k) |
+| decoder_step | tgt_ids (b, 1) int32, step () int32, min_length () int32, self_keys_i and self_values_i (b, h, W, d_k), cross_keys_i, cross_values_i, memory_mask | token (b,) int32, log_prob (b,) float32, step_keys_i and step_values_i (b, h, 1, d_k) |
 | beam_step | step, the state (see below), limits (b,) int32, self_keys_i and self_values_i (b, h, k·W, d_k), cross_keys_i, cross_values_i, memory_mask | next_<state>, step_keys_i and step_values_i (b, h, k, d_k) |
 
 The beam state (`kt.runtimes.step_loops.BEAM_STATE`): tokens (b, k) int32, alive_ids
 (b, k, W) int32, alive_log_probs (b, k) float32, finished_ids (b, k, W) int32,
 finished_scores (b, k) float32, done (b,) bool and the cache's ancestry (b, k, W) int32;
 beam_step is `kt.decoding.beam_step` with the export's beam size, α and min_length.
+decoder_step chooses as `kt.decoding.greedy_loop` does (`greedy_choice`): `token` is
+the argmax once [PAD], [START] and, before `min_length`, [END] are forbidden, and
+`log_prob` its log-probability; the loop pads the rows that are done. Only two (b,)
+tensors leave the graph per step, where the (b, V) log-probabilities cost a copy and a
+NumPy pass over them.
 
 A step reads the self-attention caches without writing them (`cache_writes("returned")`):
 rows j·W + step are still zero, it attends over them and its own keys and values, and
@@ -21,9 +26,12 @@ into their matmul. The inputs and outputs are flat, one tensor per layer, named
 cost ONNX Runtime a Split and a Concat copy per step.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from keras_transformer.decoding.beam import BeamState, beam_step
+from keras_transformer.decoding.greedy import greedy_choice
 from keras_transformer.export.common import SRC_IDS_SPEC, WeightsModule, refused_by_gather
 from keras_transformer.layers.attention import cache_writes
 from keras_transformer.runtimes.step_loops import (
@@ -76,7 +84,12 @@ class StepGraphs(WeightsModule):
         }
         self.input_signatures = {
             ENCODER: [SRC_IDS_SPEC],
-            GREEDY_STEP: [tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"), step, *caches],
+            GREEDY_STEP: [
+                tf.TensorSpec([None, 1], tf.int32, name="tgt_ids"),
+                step,
+                tf.TensorSpec([], tf.int32, name="min_length"),
+                *caches,
+            ],
             BEAM_STEP: [
                 step,
                 *(tf.TensorSpec(beam_state[n].shape, beam_state[n].dtype, n) for n in BEAM_STATE),
@@ -122,13 +135,15 @@ class StepGraphs(WeightsModule):
             **_per_layer("cross_values", [values for _, values in cross]),
         }
 
-    def _decoder_step(self, tgt_ids, step, memory_mask, **inputs):
+    def _decoder_step(self, tgt_ids, step, min_length, memory_mask, **inputs):
         # One hypothesis per sentence: its ancestry is all zeros.
         width = tf.shape(inputs[layer_name("self_values", 0)])[2]
         cache = self._cache(inputs, tf.zeros([tf.shape(tgt_ids)[0], 1, width], tf.int32))
         with cache_writes("returned"):
             logits, cache = self.model.decode_step(tgt_ids, step, cache, memory_mask)
-        return {"log_probs": tf.nn.log_softmax(logits[:, 0]), **self._rows(cache)}
+        settings = dataclasses.replace(self._settings, min_length=min_length)
+        token, log_prob = greedy_choice(settings, logits[:, 0], step)
+        return {"token": token, "log_prob": log_prob, **self._rows(cache)}
 
     def _beam_step(self, step, limits, memory_mask, **inputs):
         state = BeamState(

@@ -87,15 +87,14 @@ def greedy_steps(steps, src_ids, settings, model_max_length):
     ids = np.zeros([batch, width], np.int32)
     scores = np.zeros([batch], np.float32)
     finished = np.zeros([batch], bool)
-    rows = np.arange(batch)
+    min_length = np.array(settings.min_length, np.int32)
     for step in range(width):
         active = settings.still_decoding(finished, step, limits)
         if not active.any():
             break
-        log_probs = steps.run(GREEDY_STEP, step, {"tgt_ids": tokens})["log_probs"]
-        chosen = settings.forbid_tokens(log_probs, step).argmax(axis=-1)
-        tokens = np.where(active, chosen, PAD_ID).astype(np.int32)[:, None]
-        scores += np.where(active, log_probs[rows, tokens[:, 0]], 0.0).astype(np.float32)
+        chosen = steps.run(GREEDY_STEP, step, {"tgt_ids": tokens, "min_length": min_length})
+        tokens = np.where(active, chosen["token"], PAD_ID).astype(np.int32)[:, None]
+        scores += np.where(active, chosen["log_prob"], 0.0).astype(np.float32)
         ids[:, step] = tokens[:, 0]
         finished = settings.finished_after(finished, active, tokens[:, 0])
     return trim(ids), scores

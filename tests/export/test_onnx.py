@@ -88,8 +88,10 @@ def test_forward_logits_match(onnx_dir, trained):
 
 def test_encoder_and_decoder_step_match(onnx_dir, trained):
     # Catches: a step whose keys go in or come out transposed (the caches below are the
-    # model's, Kᵀ, turned), a row written elsewhere than at `step`, logits returned
-    # unnormalised (log-probabilities sum to 1 in probability), a cache input left out.
+    # model's, Kᵀ, turned), a row written elsewhere than at `step`, a log-probability
+    # left unnormalised, min_length ignored (the fixture model ends these short sources
+    # before their third token: a step without the ban chooses [END] there, seen by
+    # mutation), [PAD] or [START] chosen.
     model = trained.model
     layers = range(model.config.num_layers)
 
@@ -101,7 +103,7 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
         ["memory_mask", *names("cross_keys", "cross_values")], {"src_ids": src_ids}
     )
     memory, expected_mask = model.encode(src_ids, training=False)
-    cache = model.init_cache(memory, 6)
+    cache = model.init_cache(memory, 8)
     np.testing.assert_array_equal(memory_mask, expected_mask.numpy())
     for got, expected in zip(cross, cache["cross_keys"] + cache["cross_values"]):
         np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -110,20 +112,27 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
     self_keys = [np.array(c).transpose(0, 1, 3, 2) for c in cache["self_keys"]]
     self_values = [np.array(c) for c in cache["self_values"]]
     tokens = np.full([3, 1], 2, np.int32)
-    for step in range(3):
-        log_probs, *rows = step_session.run(
-            ["log_probs", *names("step_keys", "step_values")],
+    min_length, end_id = 3, trained.tokenizer.end_id
+    ended = False
+    for step in range(5):
+        token, log_prob, *rows = step_session.run(
+            ["token", "log_prob", *names("step_keys", "step_values")],
             {
                 "tgt_ids": tokens,
                 "step": np.array(step, np.int32),
+                "min_length": np.array(min_length, np.int32),
                 **dict(zip(names("self_keys", "self_values"), self_keys + self_values)),
                 **dict(zip(names("cross_keys", "cross_values"), cross)),
                 "memory_mask": memory_mask,
             },
         )
         logits, cache = model.decode_step(tf.constant(tokens), step, cache, expected_mask)
-        expected = tf.nn.log_softmax(logits[:, 0]).numpy()
-        np.testing.assert_allclose(log_probs, expected, atol=1e-4)
+        log_probs = tf.nn.log_softmax(logits[:, 0]).numpy()
+        allowed = log_probs.copy()
+        allowed[:, [0, 2] + ([end_id] if step < min_length else [])] = -np.inf
+        np.testing.assert_array_equal(token, allowed.argmax(-1))
+        np.testing.assert_allclose(log_prob, log_probs[np.arange(3), token], atol=1e-4)
+        ended |= step >= min_length and (token == end_id).any()
         # Each layer's key and value at `step` come back as their own outputs, in layer
         # order; written at `step`, the caches are the model's.
         for i in layers:
@@ -133,7 +142,8 @@ def test_encoder_and_decoder_step_match(onnx_dir, trained):
             np.testing.assert_allclose(got, np.transpose(want, (0, 1, 3, 2)), atol=1e-4)
         for got, want in zip(self_values, cache["self_values"]):
             np.testing.assert_allclose(got, want, atol=1e-4)
-        tokens = log_probs.argmax(-1).astype(np.int32)[:, None]
+        tokens = token.astype(np.int32)[:, None]
+    assert ended, "no row chose [END] once allowed: the min_length check proves nothing"
 
 
 def test_greedy_driver_matches_greedy_search(onnx_dir, trained):
