@@ -12,6 +12,7 @@ every engine does the same number of steps whatever the weights. Rows, greedy an
     tflite-float32-while  the float32 file's translate_ids: the loop as one WHILE op
     onnx                  export_onnx, OnnxTranslator: the step loop over
                           decoder_step.onnx / beam_step.onnx
+    onnx-int8             the same, export_onnx(quantization="int8")
     onnx-loop             beam.onnx, the beam loop as one ONNX Loop (beam only:
                           greedy.onnx has no min_length to force the 64 tokens)
     ctranslate2-float32   our weights converted by benchmarks/ctranslate2_model.py
@@ -49,6 +50,7 @@ ENGINES = (
     "tflite-int8",
     "tflite-float32-while",
     "onnx",
+    "onnx-int8",
     "onnx-loop",
     "ctranslate2-float32",
     "ctranslate2-int8",
@@ -66,6 +68,8 @@ def _paths(work):
         "tflite-int8": os.path.join(work, "{decoding}_int8.tflite"),
         "tflite-float32-while": os.path.join(work, "{decoding}_float32.tflite"),
         "onnx": os.path.join(work, "onnx"),
+        "onnx-int8": os.path.join(work, "onnx_int8"),
+        "onnx-loop": os.path.join(work, "onnx"),
         "ctranslate2": os.path.join(work, "ctranslate2"),
     }
 
@@ -113,6 +117,7 @@ def prepare(work):
                 overwrite=True,
             )
     export_onnx(beam, paths["onnx"], overwrite=True)
+    export_onnx(beam, paths["onnx-int8"], overwrite=True, quantization="int8")
     convert(model, paths["ctranslate2"])
 
 
@@ -145,11 +150,11 @@ def _decoder(engine, decoding, work):
         from keras_transformer.runtimes import OnnxTranslator
 
         if beam_size == 1:
-            runner = OnnxTranslator(paths["onnx"], decoding="greedy")
+            runner = OnnxTranslator(paths[engine], decoding="greedy")
             return lambda: runner.translate_ids(
                 src_ids, max_length=OUTPUT_LENGTH, min_length=OUTPUT_LENGTH
             )[0]
-        runner = OnnxTranslator(paths["onnx"], use_loop=engine == "onnx-loop")
+        runner = OnnxTranslator(paths[engine], use_loop=engine == "onnx-loop")
         return lambda: runner.translate_ids(src_ids)[0]
     import ctranslate2
     from ctranslate2_model import ids_to_tokens, tokens_to_ids
@@ -263,6 +268,12 @@ def main():
                     f"  {engine} {decoding} does not give the reference ids: not the same "
                     "computation, its time is not comparable"
                 )
+        # What int8 weights buy each engine: its float32 time over its int8 time.
+        for int8 in (e for e in engines if e.endswith("-int8")):
+            float32 = int8.replace("-int8", "-float32" if int8 != "onnx-int8" else "")
+            if float32 in medians:
+                speedup = medians[float32] / medians[int8]
+                print(f"  {int8} {decoding}: {speedup:.2f}x faster than {float32}")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@ import functools
 
 import numpy as np
 import pytest
+import sacrebleu
 from numbers_model import train_numbers_model
 
 from keras_transformer.decoding import beam_search, greedy_search
 from keras_transformer.translator import Translator
 
 EPOCHS = 6
+# What an int8 export must keep of TensorFlow's greedy or beam decoding on the 100 dev
+# sentences (the fixture model translates them all exactly): it may change a few
+# translations, at most 5 %, and cost at most 1 BLEU.
+INT8_MIN_IDENTICAL = 0.95
+INT8_MAX_BLEU_LOSS = 1.0
 
 
 class Trained:
@@ -68,6 +74,29 @@ class Trained:
             (np.array([good[:-1] + [2**32 + 6]], np.int64), 2**32 + 6, (0, 5)),
             (np.full([1, max_length + 1], 9, np.int32), max_length + 1, None),
         ]
+
+    def dev_ids(self, translate_ids, expected_ids=None):
+        """`translate_ids`'s (ids, scores) for every dev sentence, the ids padded to
+        TensorFlow's width (that of `expected_ids`, greedy's by default)."""
+        ids, scores = translate_ids(self.src_ids(self.dev_sources))
+        width = (self.dev_greedy[0] if expected_ids is None else expected_ids).shape[1]
+        assert ids.shape[1] <= width
+        return np.pad(ids, ((0, 0), (0, width - ids.shape[1]))), scores
+
+    def bleu(self, ids):
+        """Corpus BLEU of the dev translations `ids` against the references."""
+        hypotheses = [t.decode() for t in self.tokenizer.detokenize(ids).numpy()]
+        return sacrebleu.corpus_bleu(hypotheses, [self.dev_references]).score
+
+    def assert_int8_keeps(self, translate_ids, expected_ids):
+        """An int8 export's dev translations: at least INT8_MIN_IDENTICAL of them those
+        of TensorFlow (`expected_ids`), at most INT8_MAX_BLEU_LOSS BLEU lost."""
+        ids, _ = self.dev_ids(translate_ids, expected_ids)
+        identical = (ids == expected_ids).all(axis=1).mean()
+        tensorflow_bleu = self.bleu(expected_ids)
+        assert tensorflow_bleu > 50, "the fixture model should have learned the task"
+        assert identical >= INT8_MIN_IDENTICAL, identical
+        assert self.bleu(ids) >= tensorflow_bleu - INT8_MAX_BLEU_LOSS
 
     def assert_runtime_refuses_bad_ids(self, translate_ids):
         """A runtime wrapper (TFLiteTranslator, OnnxTranslator) raises ValueError naming

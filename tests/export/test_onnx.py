@@ -177,6 +177,43 @@ def test_greedy_driver_follows_min_length_and_max_length(onnx_dir, trained):
         onnx_translator.translate_ids(src_ids, min_length=-1)
 
 
+def test_int8_export_translates_as_float32_within_the_int8_bounds(trained, onnx_dir, tmp_path):
+    """quantization="int8": the graphs with int8 weights, both decodings of the beam
+    export within conftest's int8 bounds of TensorFlow's. Catches: a product by a weight
+    left in float32 (a Gemm or an Einsum the rewrites of export/onnx_int8.py missed,
+    which quantize_dynamic skips), quantization not applied (size), an int8 graph that
+    changes more than 5 % of the dev translations or costs more than 1 BLEU, the
+    float32 one-Loop graphs written beside int8 steps."""
+    import onnx
+
+    directory = tmp_path / "int8"
+    paths = export_onnx(trained.beam_translator, directory, quantization="int8")
+    config = json.loads((directory / "config.json").read_text())
+    assert config["quantization"] == "int8"
+    assert not {"greedy.onnx", "beam.onnx"} & {os.path.basename(p) for p in paths}
+    for file in ("forward.onnx", "encoder.onnx", "decoder_step.onnx", "beam_step.onnx"):
+        graph = onnx.load(str(directory / file)).graph
+        weights = {tensor.name for tensor in graph.initializer}
+        float_products = [
+            node.name
+            for node in graph.node
+            if node.op_type in ("MatMul", "Gemm", "Einsum") and set(node.input) & weights
+        ]
+        assert not float_products, (file, float_products)
+        assert any(node.op_type == "MatMulInteger" for node in graph.node), file
+    # The decoder's weights are mostly matrices (the encoder's, the source embedding).
+    for file in ("decoder_step.onnx", "beam_step.onnx"):
+        int8, float32 = (os.path.getsize(d / file) for d in (directory, onnx_dir))
+        assert int8 < 0.6 * float32, (file, int8, float32)
+    trained.assert_int8_keeps(OnnxTranslator(directory).translate_ids, trained.dev_beam[0])
+    greedy = OnnxTranslator(directory, decoding="greedy")
+    trained.assert_int8_keeps(greedy.translate_ids, trained.dev_greedy[0])
+    with pytest.raises(FileNotFoundError, match="use_loop=True needs beam.onnx"):
+        OnnxTranslator(directory, use_loop=True)
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        export_onnx(trained.beam_translator, directory, overwrite=True, quantization="int4")
+
+
 def test_text_through_saved_tokenizers(onnx_dir, trained):
     onnx_translator = OnnxTranslator(onnx_dir, decoding="greedy")
     translations, _ = onnx_translator(trained.dev_sources[:5] + [""])

@@ -5,20 +5,16 @@ import os
 
 import numpy as np
 import pytest
-import sacrebleu
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_transformer as kt
 from keras_transformer.export import export_tflite
 from keras_transformer.runtimes import TFLiteTranslator
 
-# What a quantized export must keep of TensorFlow's greedy or beam decoding on the 100
-# dev sentences (the fixture model translates them all exactly): float16 weights give
-# the same ids, scores within 5e-3 (measured: 1e-3); int8 weights may change a few
-# translations (measured: none), at most 5 %, and cost at most 1 BLEU.
+# What a float16 export must keep of TensorFlow's greedy or beam decoding on the 100
+# dev sentences: the same ids, scores within 5e-3 (measured: 1e-3). int8: see
+# conftest.py's INT8_MIN_IDENTICAL and INT8_MAX_BLEU_LOSS.
 FLOAT16_SCORE_TOLERANCE = 5e-3
-INT8_MIN_IDENTICAL = 0.95
-INT8_MAX_BLEU_LOSS = 1.0
 OVERLONG = " ".join(["one"] * 80)  # 80 tokens, more than max_length=48
 # int8 weights take a quarter of float32's bytes; the graphs (the WHILE loop and the
 # step signatures) are not quantized, and in the tiny fixture model they are about a
@@ -48,20 +44,6 @@ def text_path(trained, tflite_dir):
     return export_tflite(
         trained.greedy_translator, tflite_dir / "text.tflite", quantization="float16", text=True
     )
-
-
-def _dev_ids(runner, trained, expected_ids=None):
-    """The runner's ids for every dev sentence, padded to TensorFlow's width (that of
-    `expected_ids`, greedy's by default)."""
-    ids, scores = runner.translate_ids(trained.src_ids(trained.dev_sources))
-    width = (trained.dev_greedy[0] if expected_ids is None else expected_ids).shape[1]
-    assert ids.shape[1] <= width
-    return np.pad(ids, ((0, 0), (0, width - ids.shape[1]))), scores
-
-
-def _bleu(ids, trained):
-    hypotheses = [t.decode() for t in trained.tokenizer.detokenize(ids).numpy()]
-    return sacrebleu.corpus_bleu(hypotheses, [trained.dev_references]).score
 
 
 def _wordpiece_join(ids, vocabulary):
@@ -129,7 +111,7 @@ def test_float16_beam_ids_equal_beam_search(trained, beam_float32_path, tflite_d
     )
     assert 0.45 < os.path.getsize(path) / os.path.getsize(beam_float32_path) < 0.7
     expected_ids, expected_scores = trained.dev_beam
-    ids, scores = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
+    ids, scores = trained.dev_ids(TFLiteTranslator(path).translate_ids, expected_ids)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
 
@@ -143,13 +125,7 @@ def test_int8_beam_translations_and_bleu_against_beam_search(
         trained.beam_translator, tflite_dir / "beam_int8.tflite", quantization="int8"
     )
     assert os.path.getsize(path) < INT8_MAX_SIZE_RATIO * os.path.getsize(beam_float32_path)
-    expected_ids, _ = trained.dev_beam
-    ids, _ = _dev_ids(TFLiteTranslator(path), trained, expected_ids)
-    identical = (ids == expected_ids).all(axis=1).mean()
-    tensorflow_bleu = _bleu(expected_ids, trained)
-    assert tensorflow_bleu > 50, "the fixture model should have learned the task"
-    assert identical >= INT8_MIN_IDENTICAL, identical
-    assert _bleu(ids, trained) >= tensorflow_bleu - INT8_MAX_BLEU_LOSS
+    trained.assert_int8_keeps(TFLiteTranslator(path).translate_ids, trained.dev_beam[0])
 
 
 def test_bad_arguments(trained, float32_path, tflite_dir):
@@ -171,7 +147,7 @@ def test_float16_ids_equal_tensorflow(trained, float32_path, tflite_dir):
     )
     # Half the weight bytes: neither the float32 file (no quantization) nor int8's.
     assert 0.45 < os.path.getsize(path) / os.path.getsize(float32_path) < 0.7
-    ids, scores = _dev_ids(TFLiteTranslator(path), trained)
+    ids, scores = trained.dev_ids(TFLiteTranslator(path).translate_ids)
     expected_ids, expected_scores = trained.dev_greedy
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, atol=FLOAT16_SCORE_TOLERANCE)
@@ -181,13 +157,7 @@ def test_float16_ids_equal_tensorflow(trained, float32_path, tflite_dir):
 def test_int8_translations_and_bleu_against_tensorflow(trained, float32_path, tflite_dir):
     path = export_tflite(trained.greedy_translator, tflite_dir / "int8.tflite", quantization="int8")
     assert os.path.getsize(path) < INT8_MAX_SIZE_RATIO * os.path.getsize(float32_path)
-    ids, _ = _dev_ids(TFLiteTranslator(path), trained)
-    expected_ids, _ = trained.dev_greedy
-    identical = (ids == expected_ids).all(axis=1).mean()
-    tensorflow_bleu = _bleu(expected_ids, trained)
-    assert tensorflow_bleu > 50, "the fixture model should have learned the task"
-    assert identical >= INT8_MIN_IDENTICAL, identical
-    assert _bleu(ids, trained) >= tensorflow_bleu - INT8_MAX_BLEU_LOSS
+    trained.assert_int8_keeps(TFLiteTranslator(path).translate_ids, trained.dev_greedy[0])
 
 
 @pytest.mark.slow
