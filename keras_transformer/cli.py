@@ -290,10 +290,13 @@ def cmd_prepare(args):
 def cmd_export(args):
     from keras_transformer import export
 
-    if args.quantization and args.format != "tflite":
-        raise UsageError("--quantization applies to --format tflite only")
+    if args.format == "saved_model" and args.quantization:
+        raise UsageError("--quantization applies to --format tflite and onnx only")
+    if args.format == "onnx" and args.quantization == "float16":
+        raise UsageError("--quantization float16 applies to --format tflite only")
     translator = _translator(args)
     name = args.name or os.path.basename(os.path.normpath(args.run_dir))
+    suffix = f"_{args.quantization}" if args.quantization else ""
     if args.format == "saved_model":
         path = export.export_saved_model(
             translator,
@@ -302,7 +305,6 @@ def cmd_export(args):
             overwrite=args.overwrite,
         )
     elif args.format == "tflite":
-        suffix = f"_{args.quantization}" if args.quantization else ""
         path = export.export_tflite(
             translator,
             os.path.join(args.output, f"{name}{suffix}.tflite"),
@@ -311,7 +313,10 @@ def cmd_export(args):
         )
     else:
         path = export.export_onnx(
-            translator, os.path.join(args.output, f"{name}_onnx"), overwrite=args.overwrite
+            translator,
+            os.path.join(args.output, f"{name}_onnx{suffix}"),
+            overwrite=args.overwrite,
+            quantization=args.quantization,
         )[0]
         path = os.path.dirname(path)
     print(path)
@@ -528,7 +533,11 @@ def _add_export(commands):
     export.add_argument("--name", help="export name (default: the run directory's name)")
     export.add_argument("--version", type=positive_int, default=1, help="SavedModel version folder")
     export.add_argument("--overwrite", action="store_true")
-    export.add_argument("--quantization", choices=("float16", "int8"), help="TFLite only")
+    export.add_argument(
+        "--quantization",
+        choices=("float16", "int8"),
+        help="TFLite: float16 or int8; ONNX: int8 (dynamic-range int8 weights)",
+    )
     export.set_defaults(handler=cmd_export)
 
 

@@ -388,8 +388,16 @@ def test_evaluate_translate_and_export_a_trained_run(tmp_path):
         assert exported.returncode == 0, exported.stderr[-2000:]
     assert exported.stdout.strip().endswith("run_int8.tflite")
     assert os.path.getsize(exported.stdout.strip()) > 1000
-    refused = cli("export", "--run-dir", run_dir, "--format", "onnx", "--quantization", "int8")
-    assert refused.returncode == 2 and "applies to --format tflite only" in refused.stderr
+    exported = cli(
+        "export", "--run-dir", run_dir, "--format", "onnx", "--output", output, "--quantization",
+        "int8",
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert exported.stdout.strip().endswith("run_onnx_int8")
+    with open(os.path.join(exported.stdout.strip(), "config.json")) as f:
+        assert json.load(f)["quantization"] == "int8"
+    refused = cli("export", "--run-dir", run_dir, "--format", "onnx", "--quantization", "float16")
+    assert refused.returncode == 2 and "float16 applies to --format tflite only" in refused.stderr
 
 
 @pytest.mark.slow
