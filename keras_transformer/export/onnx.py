@@ -53,7 +53,7 @@ from keras_transformer.export.common import (
 )
 from keras_transformer.export.onnx_int8 import quantize_int8
 from keras_transformer.export.onnx_layer_norm import fuse_layer_norms
-from keras_transformer.export.steps import BEAM_STEP, GREEDY_STEP, StepGraphs
+from keras_transformer.export.steps import StepGraphs
 from keras_transformer.extras import import_extra
 from keras_transformer.files import atomic_path, atomic_write_text
 from keras_transformer.runtimes.onnx import (
@@ -65,10 +65,11 @@ from keras_transformer.runtimes.onnx import (
     SOURCE_TOKENIZER_DIR,
     TARGET_TOKENIZER_DIR,
 )
+from keras_transformer.runtimes.step_loops import BEAM_STEP, ENCODER, GREEDY_STEP
 from keras_transformer.translator import best_hypothesis
 
 OPSET = 17
-GREEDY_FILES = ("forward.onnx", "encoder.onnx", f"{GREEDY_STEP}.onnx", GREEDY_FILE)
+GREEDY_FILES = ("forward.onnx", f"{ENCODER}.onnx", f"{GREEDY_STEP}.onnx", GREEDY_FILE)
 BEAM_FILES = (BEAM_STEP_FILE, BEAM_FILE)
 # The one-Loop graphs are not quantized: an int8 export is for the step loops.
 LOOP_FILES = (GREEDY_FILE, BEAM_FILE)

@@ -1,4 +1,5 @@
-"""TFLite / LiteRT export: the Translator's whole decode as one signature, ids in, ids out.
+"""TFLite / LiteRT export: the Translator's decoding, ids in, ids out: as one signature,
+and as the step graphs of a loop outside the graph.
 
     export_tflite(translator, "translator.tflite")                       # float32
     export_tflite(translator, "translator_int8.tflite", quantization="int8")
@@ -23,6 +24,13 @@ Batch and source length may change from one call to the next. The beam loop conv
 as it runs in TensorFlow (TOPK_V2, GATHER with batch dimensions, SELECT_V2 on the
 loop state, all builtins): no op needed replacing.
 
+The same file holds the step graphs of `kt.export.steps`, sharing the weights: the
+signatures `encoder`, `decoder_step` (greedy) or `beam_step` (beam search), and
+`decoding_settings` (() -> the settings and cache sizes a loop needs).
+`kt.runtimes.TFLiteTranslator` decodes with them, a loop outside the graph that writes
+the caches in place (`kt.runtimes.step_loops`): the WHILE op copies every loop-carried
+cache at every iteration. Both decode to the same ids.
+
 TFLite has no assert op, so the graph cannot name a bad id: it maps every id outside
 [0, V) to V, which GATHER refuses ("index out of bounds"; without that, GATHER would
 read a negative id as counted from the end of the table), and a row longer than the
@@ -32,7 +40,7 @@ model's max_length fails inside a SLICE kernel. The signature `input_limits` (no
 
 Quantization: "float16" stores the weights as float16 (computation stays float32 on
 CPU, half the file); "int8" is dynamic-range quantization: int8 weights, activations
-quantized on the fly, about a quarter of the file.
+quantized on the fly, about a quarter of the weights' bytes.
 
 `text=True` adds a signature `translate` (text string (batch,) -> translation string
 (batch,), score float32 (batch,)) that tokenizes and detokenizes with tensorflow-text's
@@ -62,9 +70,10 @@ from keras_transformer.export.common import (
     refused_by_gather,
     tokenizers_of,
 )
-from keras_transformer.export.steps import BEAM_STEP, GREEDY_STEP, StepGraphs
+from keras_transformer.export.steps import StepGraphs
 from keras_transformer.files import atomic_path
 from keras_transformer.layers.attention import cache_writes
+from keras_transformer.runtimes.step_loops import BEAM_STEP, GREEDY_STEP
 from keras_transformer.runtimes.tflite import (
     ENCODER_SIGNATURE,
     IDS_SIGNATURE,

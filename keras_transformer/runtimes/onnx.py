@@ -23,6 +23,9 @@ from keras_transformer.errors import InputError, first_line
 from keras_transformer.extras import import_extra
 from keras_transformer.runtimes.inputs import DECODINGS, check_src_ids
 from keras_transformer.runtimes.step_loops import (
+    BEAM_STEP,
+    ENCODER,
+    GREEDY_STEP,
     beam_steps,
     cache_names,
     cache_rows,
@@ -34,14 +37,15 @@ from keras_transformer.text.source_ids import padded_ids
 
 CONFIG_FILE = "config.json"
 BEAM_FILE = "beam.onnx"
-BEAM_STEP_FILE = "beam_step.onnx"
+BEAM_STEP_FILE = f"{BEAM_STEP}.onnx"
 GREEDY_FILE = "greedy.onnx"
 # 2: the decoder step's keys are transposed, (N, b, h, d_k, W) (layers/decoder.py).
 # 3: one cache input and output per layer (self_keys_0, ...), no longer stacked.
 # 4: the decoder step returns its keys and values (step_keys_i, step_values_i), one
 #    position, and leaves the cache it reads unwritten.
 # 5: the step graphs of kt.export.steps: self-attention keys untransposed, (b, h, W, d_k),
-#    decoder_step returns log-probabilities, beam_step.onnx for beam Translators.
+#    decoder_step returns its token and log-probability, beam_step.onnx for beam
+#    Translators.
 FORMAT_VERSION = 5
 SOURCE_TOKENIZER_DIR = "source_tokenizer"
 TARGET_TOKENIZER_DIR = "target_tokenizer"
@@ -128,9 +132,9 @@ class OnnxTranslator:
         if use_loop:
             self._loop = session(loop_file)
         else:
-            step_file = "decoder_step.onnx" if self.beam is None else BEAM_STEP_FILE
+            graph = GREEDY_STEP if self.beam is None else BEAM_STEP
             self._steps = _OnnxSteps(
-                self.config, session("encoder.onnx"), step_file[: -len(".onnx")], session(step_file)
+                self.config, session(f"{ENCODER}.onnx"), graph, session(f"{graph}.onnx")
             )
         self._tokenizers = None
 
