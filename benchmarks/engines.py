@@ -273,7 +273,7 @@ def main():
             float32 = int8.replace("-int8", "-float32" if int8 != "onnx-int8" else "")
             if float32 in medians:
                 speedup = medians[float32] / medians[int8]
-                print(f"  {int8} {decoding}: {speedup:.2f}x faster than {float32}")
+                print(f"  {int8} {decoding}: {speedup:.2f}x the speed of {float32}")
 
 
 if __name__ == "__main__":
