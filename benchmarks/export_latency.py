@@ -7,20 +7,23 @@ runtime:
 
     TF eager Translator      translator(list of str), greedy, XLA-compiled loop
     SavedModel (loaded)      tf.saved_model.load(...).signatures["serving_default"]
-    TFLite float32 / int8    LiteRT interpreter over translate_ids (tokenized outside)
-    TFLite text (float32)    LiteRT interpreter, FastWordpiece custom ops inside
+    TFLite float32 / int8    TFLiteTranslator, a NumPy loop over the file's step
+                             signatures (tokenized outside)
+    TFLite text (float32)    LiteRT interpreter, FastWordpiece custom ops inside (the
+                             loop as one WHILE op)
     ONNX Runtime greedy      OnnxTranslator, a NumPy loop over decoder_step.onnx
 
 then the same runtimes with beam search (beam 4, α = 0.6, from a beam_size=4
-Translator): TF eager, SavedModel, TFLite float32 / int8 (the beam loop as the WHILE
-op) and ONNX Runtime (beam.onnx, one call).
+Translator): TF eager, SavedModel, TFLite float32 / int8 and ONNX Runtime (their loops
+over the beam_step signature and beam_step.onnx).
 
 Greedy rows decode greedily (the exports from a beam_size=1 Translator) and beam rows
 with beam 4, so the rows of a group do the same work. Prints, per runtime, the median
 over --repeats runs after one warm-up call of text -> text (rows without tokenizers
 inside tokenize with the TF tokenizer around them) and of ids -> ids alone, the ratios
 to the TF eager row of its group, the size of the artifact (SavedModel: all its files;
-ONNX greedy: all the .onnx files; ONNX beam: beam.onnx, all it runs) and how many
+ONNX greedy: all the .onnx files; ONNX beam: encoder.onnx and beam_step.onnx, all it
+runs) and how many
 translations equal the TF Translator's of the same decoding.
 
     python benchmarks/export_latency.py [--batch 16] [--repeats 20] [--epochs 4]
@@ -198,7 +201,9 @@ def main():
             "ONNX Runtime beam 4",
             ids_runtime(beam_onnx_runner.translate_ids),
             lambda: beam_onnx_runner.translate_ids(src_ids),
-            size_of(os.path.join(beam_onnx_dir, "beam.onnx")),
+            sum(
+                size_of(os.path.join(beam_onnx_dir, f)) for f in ("encoder.onnx", "beam_step.onnx")
+            ),
         ),
     ]
 
