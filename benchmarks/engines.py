@@ -23,8 +23,9 @@ warm-up, which also gives the ids), then times --repeats decodings. The rows run
 (every row once, then again) so that a change in the machine's load falls on all of them.
 A float32 engine must give the reference's ids (CTranslate2's length penalty differs from
 ours, but with the length forced every hypothesis has the same one); int8 rows report the
-share of ids they agree on. Prints the median per row and its ratio to CTranslate2
-float32 of the same decoding.
+share of ids they agree on. Prints the median per row, its ratio to CTranslate2
+float32 of the same decoding and the range of its runs, then what int8 weights buy each
+engine (its float32 median over its int8 one).
 
     python benchmarks/engines.py [--repeats 5] [--rounds 2] [--work DIR]
 """
@@ -252,7 +253,7 @@ def main():
         f"float32 matmul peak {peaks[0]:.0f} GFLOP/s before, {peaks[1]:.0f} after "
         "(a loaded machine shows here)"
     )
-    print(f"{'row':<28} {'ms':>8} {'vs CT2 f32':>11} {'same ids':>9}")
+    print(f"{'row':<28} {'ms':>8} {'vs CT2 f32':>11} {'same ids':>9} {'range ms':>14}")
     for decoding in DECODINGS:
         reference = np.load(os.path.join(work, f"ids_tf-xla_{decoding}.npy"))
         engines = [e for e in args.engines if (e, decoding) in times]
@@ -262,7 +263,12 @@ def main():
             ids = np.load(os.path.join(work, f"ids_{engine}_{decoding}.npy"))
             same = float(np.mean(ids == reference)) if ids.shape == reference.shape else 0.0
             ratio = f"{medians[engine] / baseline:10.2f}x" if baseline else f"{'-':>11}"
-            print(f"{engine + ' ' + decoding:<28} {medians[engine]:8.1f} {ratio} {same:9.1%}")
+            runs = times[engine, decoding]
+            spread = f"{1000 * min(runs):.0f}-{1000 * max(runs):.0f}"
+            print(
+                f"{engine + ' ' + decoding:<28} {medians[engine]:8.1f} {ratio} {same:9.1%} "
+                f"{spread:>14}"
+            )
             if "int8" not in engine and same < 1.0:
                 print(
                     f"  {engine} {decoding} does not give the reference ids: not the same "
