@@ -124,10 +124,18 @@ class TFLiteTranslator:
         self._steps = None
         self.step_signature = IDS_SIGNATURE
         if not use_loop and SETTINGS_SIGNATURE in signatures:
-            settings = self.interpreter.get_signature_runner(SETTINGS_SIGNATURE)()
-            self._config = {name: value.item() for name, value in settings.items()}
-            self.step_signature = BEAM_STEP if self._config["beam_size"] > 1 else GREEDY_STEP
-            self._steps = _TFLiteSteps(self.interpreter, self.step_signature, self._config)
+            outputs = self.interpreter.get_signature_runner(SETTINGS_SIGNATURE)()
+            config = {name: value.item() for name, value in outputs.items()}
+            self._settings = DecodingSettings(
+                beam_size=config["beam_size"],
+                alpha=config["alpha"],
+                max_length=config["max_length"] or None,
+                min_length=config["min_length"],
+                start_id=config["start_id"],
+                end_id=config["end_id"],
+            )
+            self.step_signature = BEAM_STEP if self._settings.beam_size > 1 else GREEDY_STEP
+            self._steps = _TFLiteSteps(self.interpreter, self.step_signature, config)
         self._text_runner = (
             self.interpreter.get_signature_runner(TEXT_SIGNATURE) if self.has_text else None
         )
@@ -143,17 +151,8 @@ class TFLiteTranslator:
             return out["ids"], out["score"]
         if src_ids.shape[1] == 0:  # only empty sources: one padding column, as in TF
             src_ids = np.zeros((batch, 1), np.int32)
-        cfg = self._config
-        settings = DecodingSettings(
-            beam_size=cfg["beam_size"],
-            alpha=cfg["alpha"],
-            max_length=cfg["max_length"] or None,
-            min_length=cfg["min_length"],
-            start_id=cfg["start_id"],
-            end_id=cfg["end_id"],
-        )
-        loop = greedy_steps if settings.beam_size == 1 else beam_steps
-        return loop(self._steps, src_ids, settings, self.max_length)
+        loop = greedy_steps if self._settings.beam_size == 1 else beam_steps
+        return loop(self._steps, src_ids, self._settings, self.max_length)
 
     def __call__(self, texts):
         """list of str -> (list of str, scores (batch,) float32); text=True exports only."""
